@@ -1,0 +1,231 @@
+"""The genetic algorithm of SFT-GA: selection, crossover, mutation, environmental selection, path sampling.
+
+Pure Python, no torch. Every random choice comes from a `random.Random` passed in, so a seed fixes the run.
+An individual is a `Genotype`; the GA works on its 8 canonical nodes (`Genotype.nodes()`: 4 normal-cell
+nodes, then 4 reduction-cell nodes), each a pair of (op, input) edges with the smaller input first.
+
+Fitness is "higher is better" (validation accuracy); a NaN fitness ranks below every number.
+None of these functions changes its arguments: `seen` sets are read, never written, so the caller adds the
+keys of what it evaluates.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from nasviz.space import CANDIDATE_OPS, NODES, Edge, Genotype, sample_genotype
+
+Node = tuple[Edge, Edge]
+T = TypeVar("T")
+
+__all__ = [
+    "Region",
+    "balanced_rounds",
+    "binary_tournament",
+    "crossover",
+    "environmental_selection",
+    "make_offspring",
+    "mutate",
+    "random_population",
+    "region_frequencies",
+    "sample_from_region",
+]
+
+
+def _score(f: float) -> float:
+    """Fitness for comparisons: NaN becomes -inf so it never wins."""
+    return -math.inf if math.isnan(f) else f
+
+
+def _node_index(k: int) -> int:
+    """Node position within its cell (0..3) for canonical node k (0..7)."""
+    return k % NODES
+
+
+# --- selection --------------------------------------------------------------------------------------------
+
+
+def binary_tournament(fitness: Sequence[float], rng: random.Random, params: Sequence[int] | None = None) -> int:
+    """Draw two distinct indices and return the fitter one (ties: fewer params, then the first drawn)."""
+    if len(fitness) == 0:
+        raise ValueError("binary_tournament needs at least one individual")
+    if len(fitness) == 1:
+        return 0
+    i, j = rng.sample(range(len(fitness)), 2)
+    fi, fj = _score(fitness[i]), _score(fitness[j])
+    if fi != fj:
+        return i if fi > fj else j
+    if params is not None and params[i] != params[j]:
+        return i if params[i] < params[j] else j
+    return i
+
+
+def environmental_selection(fitness: Sequence[float], params: Sequence[int], n: int) -> list[int]:
+    """(mu + lambda) survival: indices of the best `n`, by fitness descending, then fewer params, then index."""
+    if len(params) != len(fitness):
+        raise ValueError(f"fitness has {len(fitness)} values but params has {len(params)}")
+    if not 0 <= n <= len(fitness):
+        raise ValueError(f"cannot keep {n} of {len(fitness)} individuals")
+    order = sorted(range(len(fitness)), key=lambda i: (-_score(fitness[i]), params[i], i))
+    return order[:n]
+
+
+# --- variation --------------------------------------------------------------------------------------------
+
+
+def crossover(a: Genotype, b: Genotype, rng: random.Random, p_c: float) -> Genotype:
+    """With probability `p_c`, node-level uniform crossover (each node whole from `a` or `b`); else a copy of `a`."""
+    if rng.random() >= p_c:
+        return a
+    nodes = [na if rng.random() < 0.5 else nb for na, nb in zip(a.nodes(), b.nodes())]
+    return Genotype.from_nodes(nodes)
+
+
+def _mutate_node(node: Node, j: int, rng: random.Random) -> Node:
+    """Replace one of the node's two edges by a different valid edge, drawn uniformly among all of them.
+
+    `j` is the node's position in its cell, so its inputs lie in 0..j+1. The new edge keeps an input different
+    from the other edge's input; its op, its input or both may change.
+    """
+    side = rng.randrange(2)
+    old, other = node[side], node[1 - side]
+    choices = [(op, inp) for inp in range(j + 2) if inp != other[1] for op in CANDIDATE_OPS if (op, inp) != old]
+    new = rng.choice(choices)
+    return (new, other) if new[1] < other[1] else (other, new)
+
+
+def mutate(g: Genotype, rng: random.Random, p_m: float) -> Genotype:
+    """Each node, with probability `p_m`, changes exactly one of its two (op, input) edges (see `_mutate_node`)."""
+    nodes = [
+        _mutate_node(node, _node_index(k), rng) if rng.random() < p_m else node for k, node in enumerate(g.nodes())
+    ]
+    return Genotype.from_nodes(nodes)
+
+
+def _fresh(rng: random.Random, taken: set[str], seen: set[str], max_tries: int) -> Genotype:
+    """A random genotype whose key is in neither `taken` nor `seen`."""
+    for _ in range(max_tries):
+        g = sample_genotype(rng)
+        if g.key() not in seen and g.key() not in taken:
+            return g
+    raise RuntimeError(f"no unseen genotype found in {max_tries} random draws")
+
+
+def make_offspring(
+    parents: Sequence[Genotype],
+    fitness: Sequence[float],
+    rng: random.Random,
+    *,
+    n: int,
+    p_c: float,
+    p_m: float,
+    seen: set[str],
+    params: Sequence[int] | None = None,
+    max_tries: int = 1000,
+) -> list[Genotype]:
+    """`n` new children: two binary tournaments pick the parents, then crossover, then mutation.
+
+    A child whose key is in `seen` (everything evaluated so far) or was already produced in this batch is
+    re-drawn; after `max_tries` failed draws for one child, a fresh unseen random genotype takes its place.
+    `seen` is not modified: add the children's keys yourself once they are evaluated.
+    """
+    if len(parents) == 0:
+        raise ValueError("make_offspring needs at least one parent")
+    if len(fitness) != len(parents):
+        raise ValueError(f"{len(parents)} parents but {len(fitness)} fitness values")
+    if params is not None and len(params) != len(parents):
+        raise ValueError(f"{len(parents)} parents but {len(params)} params values")
+    children: list[Genotype] = []
+    taken: set[str] = set()
+    for _ in range(n):
+        child = None
+        for _ in range(max_tries):
+            a = parents[binary_tournament(fitness, rng, params)]
+            b = parents[binary_tournament(fitness, rng, params)]
+            candidate = mutate(crossover(a, b, rng, p_c), rng, p_m)
+            if candidate.key() not in seen and candidate.key() not in taken:
+                child = candidate
+                break
+        if child is None:
+            child = _fresh(rng, taken, seen, max_tries)
+        taken.add(child.key())
+        children.append(child)
+    return children
+
+
+def random_population(n: int, rng: random.Random, seen: set[str]) -> list[Genotype]:
+    """`n` distinct random genotypes, none of whose keys is in `seen` (which is not modified)."""
+    population: list[Genotype] = []
+    taken: set[str] = set()
+    for _ in range(n):
+        g = _fresh(rng, taken, seen, max_tries=10_000)
+        taken.add(g.key())
+        population.append(g)
+    return population
+
+
+# --- path sampling in the search region -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Region:
+    """Gene counts of a set of genotypes, per canonical node k (0..7).
+
+    `pairs[k]` counts the node's (input_a, input_b) pairs; `ops[k][inp]` counts the ops used on the node's
+    edge from input `inp`.
+    """
+
+    pairs: tuple[Counter[tuple[int, int]], ...]
+    ops: tuple[dict[int, Counter[str]], ...]
+    size: int
+
+
+def region_frequencies(genotypes: Iterable[Genotype]) -> Region:
+    """Count, for every node, its input pairs and, for every (node, input) edge, its ops, over `genotypes`."""
+    pairs: list[Counter[tuple[int, int]]] = [Counter() for _ in range(2 * NODES)]
+    ops: list[dict[int, Counter[str]]] = [{} for _ in range(2 * NODES)]
+    size = 0
+    for g in genotypes:
+        size += 1
+        for k, (ea, eb) in enumerate(g.nodes()):
+            pairs[k][(ea[1], eb[1])] += 1
+            for op, inp in (ea, eb):
+                ops[k].setdefault(inp, Counter())[op] += 1
+    if size == 0:
+        raise ValueError("region_frequencies needs at least one genotype")
+    return Region(pairs=tuple(pairs), ops=tuple(ops), size=size)
+
+
+def _weighted(counts: Counter[T], rng: random.Random) -> T:
+    """Draw a key of `counts` with probability proportional to its count (keys sorted, so seeds reproduce)."""
+    keys = sorted(counts)
+    return rng.choices(keys, weights=[counts[k] for k in keys])[0]
+
+
+def sample_from_region(region: Region, rng: random.Random) -> Genotype:
+    """Draw a path gene by gene: each node's input pair from the region's pair counts, then each edge's op
+    from the region's op counts for that (node, input) edge. Always valid, since every gene was seen."""
+    nodes = []
+    for k in range(2 * NODES):
+        a, b = _weighted(region.pairs[k], rng)
+        nodes.append(((_weighted(region.ops[k][a], rng), a), (_weighted(region.ops[k][b], rng), b)))
+    return Genotype.from_nodes(nodes)
+
+
+def balanced_rounds(members: Sequence[T], steps: int, rng: random.Random) -> list[T]:
+    """`steps` members in shuffled rounds over all of `members`: each appears steps // len or one more time."""
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if steps and not members:
+        raise ValueError("balanced_rounds needs at least one member")
+    out: list[T] = []
+    while len(out) < steps:
+        round_ = list(members)
+        rng.shuffle(round_)
+        out.extend(round_[: steps - len(out)])
+    return out
