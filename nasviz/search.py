@@ -145,8 +145,10 @@ class Search:
         return self._params_cache[key]
 
     # --- the steps --------------------------------------------------------------------------------------
-    def warmup(self) -> None:
-        """Finish the warm-up (uniform path sampling), then draw and evaluate the initial population."""
+    def warmup(self) -> dict | None:
+        """Finish the warm-up (uniform path sampling), then draw and evaluate the initial population.
+
+        Returns generation 0's history row, or None if stopped early or already past it."""
         c = self.config
         start = time.perf_counter()
         if self.generation < 0 and self.warmup_done < c.warmup_steps:
@@ -164,7 +166,7 @@ class Search:
                 self._checkpoint()
             bar.close()
             if self.warmup_done < c.warmup_steps:
-                return
+                return None
         if self.generation < 0:
             self.emit("phase", phase="initial", generation=0)
             self.population = ga.random_population(c.population, self.rng_ga, self.seen)
@@ -180,15 +182,16 @@ class Search:
             self._select(order)
             self.generation = 0
             self.wall_time_s += time.perf_counter() - start
-            self._finish_generation(individuals, self.warmup_log, previous_best=None)
+            row = self._finish_generation(individuals, self.warmup_log, previous_best=None)
             self.warmup_log = {"paths": [], "loss": [], "accuracy": []}
+            return row
+        return None
 
     def step(self) -> dict | None:
-        """Run one generation (warming up first if needed); returns its history row, or None when done."""
+        """Run the next unit of work: the warm-up and initial population (generation 0) if not yet done,
+        else one generation. Returns that generation's history row, or None when done or stopped."""
         if self.generation < 0:
-            self.warmup()
-            if self.generation < 0:
-                return None
+            return self.warmup()
         if self.done:
             return None
         c = self.config
