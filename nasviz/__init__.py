@@ -5,4 +5,20 @@ from nasviz.space import CANDIDATE_OPS, FIXTURES, OPS, Genotype, sample_genotype
 
 __version__ = "0.1.0"
 
-__all__ = ["CANDIDATE_OPS", "FIXTURES", "OPS", "Genotype", "NasvizError", "sample_genotype", "__version__"]
+__all__ = [
+    "CANDIDATE_OPS", "FIXTURES", "OPS", "Genotype", "NasvizError", "Search", "SearchConfig", "sample_genotype",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    """Import the torch-heavy engine lazily: `from nasviz import Search, SearchConfig`."""
+    if name == "Search":
+        from nasviz.search import Search
+
+        return Search
+    if name == "SearchConfig":
+        from nasviz.config import SearchConfig
+
+        return SearchConfig
+    raise AttributeError(f"module 'nasviz' has no attribute {name!r}")

@@ -204,7 +204,8 @@ def _literal(node: ast.AST, field: str) -> object:
         and 1 <= len(node.args) <= 2
     ):
         bounds = [_literal(a, field) for a in node.args]
-        if all(isinstance(b, int) for b in bounds):
+        # a length cap: untrusted text like range(0, 10000000000) must not be materialized
+        if all(isinstance(b, int) for b in bounds) and len(range(*bounds)) <= 64:
             return tuple(range(*bounds))
     raise GenotypeError(
         f"{field} contains {_short(ast.unparse(node))}, which is not allowed; genotype text may hold only "
