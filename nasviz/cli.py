@@ -40,7 +40,11 @@ def _resolve_genotype(text: str):
     from nasviz.space import Genotype
 
     path = Path(text)
-    if len(text) < 4096 and path.is_dir() and (path / "result.json").is_file():
+    try:
+        is_run_dir = len(text) < 4096 and path.is_dir() and (path / "result.json").is_file()
+    except OSError:  # genotype text is longer than a file name may be (ENAMETOOLONG): not a path
+        is_run_dir = False
+    if is_run_dir:
         from nasviz.rundir import read_json
 
         best = read_json(path / "result.json").get("best_genotype")
