@@ -205,13 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    from nasviz.viz.cli import add_commands as add_viz_commands  # render, report
+
+    add_viz_commands(sub)
     return parser
-
-
-_EXTRA_COMMANDS: list = []
-"""Functions adding subcommands from other modules (render, batch, demo)."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,66 @@
+"""`python -m nasviz render ...` and `python -m nasviz report ...`: subcommands registered by nasviz.cli."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nasviz.errors import ConfigError
+
+RENDER_FORMATS = ("svg", "png", "pdf", "dot")
+
+
+def add_render_command(sub) -> None:
+    """Add `render --genotype TEXT|FIXTURE|RUN_DIR --out FILE.svg|.png|.pdf|.dot [--cell normal|reduce|both]`."""
+    p = sub.add_parser("render", help="draw a genotype's cells (Graphviz): SVG, PNG, PDF or DOT text")
+    p.add_argument("--genotype", required=True,
+                   help="DARTS genotype text, a fixture name (DARTS_V2) or a run directory (its best genotype)")
+    p.add_argument("--out", required=True, help="output file; its suffix picks the format: .svg, .png, .pdf, .dot")
+    p.add_argument("--cell", choices=("normal", "reduce", "both"), default="both",
+                   help="which cell to draw (default: both, side by side)")
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from nasviz.cli import _resolve_genotype
+    from nasviz.rundir import atomic_write_bytes
+    from nasviz.viz.cells import dot_text, render
+
+    genotype = _resolve_genotype(args.genotype)
+    out = Path(args.out)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in RENDER_FORMATS:
+        raise ConfigError(f"--out {out}: unknown format {out.suffix or '(no suffix)'!r}; "
+                          f"allowed: {', '.join('.' + f for f in RENDER_FORMATS)}")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name such as {out / 'cells.svg'}")
+    cell = None if args.cell == "both" else args.cell
+    data = dot_text(genotype, cell).encode() if fmt == "dot" else render(genotype, fmt, cell)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, data)
+    print(out)
+    return 0
+
+
+def add_report_command(sub) -> None:
+    """Add `report RUN_DIR`: every figure as HTML, report.html and the best cells, into the run directory."""
+    p = sub.add_parser("report", help="write a run's figures (HTML), report.html and best cells (SVG)")
+    p.add_argument("run_dir", help="a run directory (running or finished)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nasviz.viz.report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "history.jsonl").is_file():
+        raise ConfigError(f"{run_dir} is not a run directory with a history.jsonl")
+    for path in write_report(run_dir):
+        print(path)
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Add every viz subcommand (render, report)."""
+    add_render_command(sub)
+    add_report_command(sub)

@@ -1,0 +1,163 @@
+"""Helpers shared by the figures, the dashboard and the replay: genotype parsing, short names, colours, tables."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from nasviz.space import CANDIDATE_OPS, CELL_TYPES, NODES, Genotype
+
+Row = dict[str, Any]
+"""One history row (history.jsonl line): see `nasviz.search`."""
+
+GenotypeLike = Genotype | str
+"""A Genotype, its DARTS text, or a fixture name such as 'DARTS_V2'."""
+
+OP_SHORT: dict[str, str] = {
+    "max_pool_3x3": "max3",
+    "avg_pool_3x3": "avg3",
+    "skip_connect": "skip",
+    "sep_conv_3x3": "sep3",
+    "sep_conv_5x5": "sep5",
+    "dil_conv_3x3": "dil3",
+    "dil_conv_5x5": "dil5",
+}
+"""Short operation names for tables and hover text."""
+
+OP_COLORS: dict[str, str] = {
+    "max_pool_3x3": "#8c564b",
+    "avg_pool_3x3": "#bcbd22",
+    "skip_connect": "#7f7f7f",
+    "sep_conv_3x3": "#1f77b4",
+    "sep_conv_5x5": "#17becf",
+    "dil_conv_3x3": "#d62728",
+    "dil_conv_5x5": "#ff7f0e",
+}
+"""One colour per candidate operation, used by the cell drawings."""
+
+ROLE_COLORS = {"initial": "#636efa", "parent": "#636efa", "offspring": "#ef553b"}
+CELL_TITLES = {"normal": "normal cell", "reduce": "reduction cell"}
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Genotype:
+    return Genotype.parse(text)
+
+
+def as_genotype(genotype: GenotypeLike) -> Genotype:
+    """A Genotype from a Genotype, DARTS text or fixture name (parsed once per text, cached)."""
+    return genotype if isinstance(genotype, Genotype) else _parse_text(str(genotype))
+
+
+def node_labels() -> list[str]:
+    """Row labels of the per-node matrices: 'normal · node 0' ... 'reduce · node 3'."""
+    return [f"{cell} · node {j}" for cell in CELL_TYPES for j in range(NODES)]
+
+
+def op_counts(paths: Iterable[GenotypeLike]) -> list[list[int]]:
+    """How often each operation is used on each node's two edges: 8 rows (normal nodes, reduce nodes) x 7 ops."""
+    counts = [[0] * len(CANDIDATE_OPS) for _ in range(2 * NODES)]
+    index = {op: k for k, op in enumerate(CANDIDATE_OPS)}
+    for path in paths:
+        g = as_genotype(path)
+        for c, cell in enumerate(CELL_TYPES):
+            edges = g.cell(cell)
+            for j in range(NODES):
+                for op, _inp in edges[2 * j : 2 * j + 2]:
+                    counts[c * NODES + j][index[op]] += 1
+    return counts
+
+
+def op_frequencies(paths: Sequence[GenotypeLike]) -> list[list[float]] | None:
+    """`op_counts` as fractions of each node's edges (rows sum to 1); None when there are no paths."""
+    if not paths:
+        return None
+    return [[n / (2 * len(paths)) for n in row] for row in op_counts(paths)]
+
+
+def gene_entropy(genotypes: Sequence[GenotypeLike]) -> float:
+    """Mean over the 32 canonical genes (per node: input, op, input, op) of the Shannon entropy in bits."""
+    if not genotypes:
+        return 0.0
+    vectors = [as_genotype(g).encode() for g in genotypes]
+    total = 0.0
+    for gene in zip(*vectors):
+        n = len(gene)
+        total -= sum(c / n * math.log2(c / n) for c in Counter(gene).values())
+    return total / len(vectors[0])
+
+
+def distinct(genotypes: Iterable[GenotypeLike]) -> int:
+    """Number of distinct genotypes, counted canonically (node edge order ignored)."""
+    return len({as_genotype(g).key() for g in genotypes})
+
+
+def genotype_ids(rows: Sequence[Row]) -> dict[str, int]:
+    """A stable small id per genotype text, in order of first appearance in the history (for hover and tables)."""
+    ids: dict[str, int] = {}
+    for row in rows:
+        for ind in row.get("individuals", ()):
+            ids.setdefault(ind["genotype"], len(ids))
+        for text in row.get("population", ()):
+            ids.setdefault(text, len(ids))
+    return ids
+
+
+def cell_summary(genotype: GenotypeLike, cell_type: str) -> str:
+    """One cell as short text, node by node: 'sep3←0 sep3←1 | ...' (input 0/1 are c_{k-2}/c_{k-1})."""
+    edges = as_genotype(genotype).cell(cell_type)
+    return " | ".join(
+        " ".join(f"{OP_SHORT[op]}←{inp}" for op, inp in edges[2 * j : 2 * j + 2]) for j in range(NODES)
+    )
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Kendall's tau-a between two equally long sequences (None for fewer than 2 pairs)."""
+    n = len(a)
+    if n < 2:
+        return None
+    score = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            score += _sign(a[i] - a[j]) * _sign(b[i] - b[j])
+    return score / (n * (n - 1) / 2)
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+def ranks(values: Sequence[float]) -> list[int]:
+    """1-based ranks, best (highest) first; ties keep their order."""
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    out = [0] * len(values)
+    for r, i in enumerate(order, start=1):
+        out[i] = r
+    return out
+
+
+def population_table_html(row: Row | None, ids: dict[str, int] | None = None) -> str:
+    """The population of one history row as an HTML table: rank, id, fitness, params, origin, both cells."""
+    if not row:
+        return "<i>no population yet</i>"
+    ids = ids if ids is not None else genotype_ids([row])
+    by_text = {ind["genotype"]: ind for ind in row.get("individuals", ()) if ind.get("selected")}
+    head = ("rank", "id", "fitness", "before", "params", "origin", "normal cell", "reduction cell")
+    cells = "".join(f"<th style='text-align:left;padding:2px 6px'>{h}</th>" for h in head)
+    lines = [f"<b>Population after generation {row['generation']}</b>",
+             "<table style='border-collapse:collapse;font-size:12px;font-family:monospace'>", f"<tr>{cells}</tr>"]
+    for rank, (text, fit, params) in enumerate(zip(row["population"], row["fitness"], row["params"]), start=1):
+        ind = by_text.get(text, {})
+        before = ind.get("fitness_before")
+        values = (
+            str(rank), f"#{ids.get(text, '?')}", f"{fit:.4f}", "" if before is None else f"{before:.4f}",
+            f"{params:,}", ind.get("role", ""), cell_summary(text, "normal"), cell_summary(text, "reduce"),
+        )
+        tds = "".join(f"<td style='padding:2px 6px;white-space:nowrap'>{html.escape(v)}</td>" for v in values)
+        lines.append(f"<tr title='{html.escape(text, quote=True)}'>{tds}</tr>")
+    lines.append("</table>")
+    return "\n".join(lines)

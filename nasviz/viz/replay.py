@@ -1,0 +1,137 @@
+"""Replay a recorded (running or finished) search generation by generation with a slider.
+
+    replay = Replay("runs/q0")   # shows itself as a notebook cell's last line
+    replay.show(3)              # or drag the slider; replay.state holds what is shown, as plain Python
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from nasviz.search import load_history
+from nasviz.viz import figures
+from nasviz.viz.common import Row, genotype_ids, population_table_html
+from nasviz.viz.widgets import FIGURE_WIDTH, boxed, cells_view, figure_widget, row, sync
+
+
+class Replay:
+    """A slider over the generations of `run_dir`'s history.jsonl; `refresh()` re-reads a growing file."""
+
+    def __init__(self, run_dir: str | Path, generation: int | None = None, figure_width: int = FIGURE_WIDTH) -> None:
+        self.run_dir = Path(run_dir)
+        self.figure_width = w = figure_width
+        self.rows: list[Row] = []
+        self.state: dict[str, Any] = {"generation": None}
+        """What is shown, as plain Python: generation, population, fitness, params, best_genotype, ..."""
+        self.slider = widgets.IntSlider(value=0, min=0, max=0, description="generation", continuous_update=False,
+                                        layout=widgets.Layout(width="60%"))
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
+                                             tooltip="re-read history.jsonl (for a running search)")
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.info = widgets.HTML()
+        self.figures = {
+            "fitness": figure_widget(figures.fitness_figure([]), w),
+            "before_after": figure_widget(figures.before_after_figure([]), w),
+            "op_frequency": figure_widget(figures.op_frequency_figure([]), w),
+            "training_curves": figure_widget(figures.training_curves_figure([]), w),
+        }
+        """The plotly FigureWidgets by name."""
+        self.cells = widgets.Box([widgets.HTML()], layout=widgets.Layout(max_width=f"{2 * w + 16}px", overflow="auto"))
+        self.table = widgets.HTML(layout=widgets.Layout(overflow="auto"))
+        f = self.figures
+        self.widget = widgets.VBox([
+            widgets.HBox([self.slider, self.refresh_button]),
+            self.info,
+            row(boxed(f["fitness"], w), boxed(f["before_after"], w)),
+            row(boxed(f["op_frequency"], w), boxed(f["training_curves"], w)),
+            self.cells,
+            self.table,
+        ])
+        """The root widget."""
+        self.slider.observe(self._on_slider, names="value")
+        self.refresh()
+        if generation is not None:
+            self.show(generation)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    @property
+    def generations(self) -> list[int]:
+        return [r["generation"] for r in self.rows]
+
+    def refresh(self) -> Replay:
+        """Re-read history.jsonl; if the slider was on the last generation, follow the new last one."""
+        following = not self.rows or self.slider.value >= len(self.rows) - 1
+        self.rows = load_history(self.run_dir)
+        if not self.rows:
+            self.slider.disabled = True
+            self.state = {"generation": None}
+            self.info.value = f"<i>{self.run_dir}: no generation recorded yet</i>"
+            return self
+        self.slider.disabled = False
+        self.slider.max = len(self.rows) - 1
+        target = len(self.rows) - 1 if following else min(self.slider.value, len(self.rows) - 1)
+        self.show(target)
+        return self
+
+    def show(self, generation: int) -> Replay:
+        """Show generation `generation` (negative: from the end), as moving the slider there does."""
+        if not self.rows:
+            raise ValueError(f"{self.run_dir} has no recorded generation yet")
+        index = self._index(generation)
+        if self.slider.value != index:
+            self.slider.value = index  # the observer draws
+        else:
+            self._draw(index)
+        return self
+
+    def _index(self, generation: int) -> int:
+        gens = self.generations
+        if generation < 0:
+            generation = gens[generation] if -generation <= len(gens) else gens[0] - 1
+        if generation not in gens:
+            raise ValueError(f"generation {generation} is not recorded; recorded: {gens[0]}..{gens[-1]}")
+        return gens.index(generation)
+
+    def _on_slider(self, change: dict) -> None:
+        if self.rows:
+            self._draw(change["new"])
+
+    def _draw(self, index: int) -> None:
+        row = self.rows[index]
+        g = row["generation"]
+        rows_so_far = self.rows[: index + 1]
+        self.state = {
+            "generation": g,
+            "population": list(row["population"]),
+            "fitness": list(row["fitness"]),
+            "params": list(row["params"]),
+            "best_genotype": row["best"]["genotype"],
+            "best_fitness": row["best"]["fitness"],
+            "mean_fitness": row["mean_fitness"],
+            "supernet_steps": row["supernet_steps"],
+            "evaluations": row["evaluations"],
+            "trained_paths": len(row.get("trained_paths", ())),
+            "individuals": len(row["individuals"]),
+        }
+        w = self.figure_width
+        sync(self.figures["fitness"], figures.fitness_figure(self.rows, highlight=g), w)
+        sync(self.figures["before_after"], figures.before_after_figure(rows_so_far, g if g >= 1 else None), w)
+        sync(self.figures["op_frequency"], figures.op_frequency_figure(rows_so_far, g if g >= 1 else None), w)
+        sync(self.figures["training_curves"], figures.training_curves_figure(rows_so_far), w)
+        self.table.value = population_table_html(row, genotype_ids(self.rows))
+        self.cells.children = [cells_view(row["best"]["genotype"],
+                                          f"Best cells of generation {g} (fitness {row['best']['fitness']:.4f})")]
+        phase = "warm-up" if g == 0 else "fine-tuning"
+        self.info.value = (f"generation <b>{g}</b> of {self.generations[-1]}: {row['supernet_steps']} supernet steps "
+                           f"({len(row.get('trained_paths', ()))} in this {phase}), {row['evaluations']} evaluations, "
+                           f"best {row['best']['fitness']:.4f}, mean {row['mean_fitness']:.4f}")

@@ -1,0 +1,116 @@
+"""Static output of a run: every figure as standalone HTML, one report page, the best cells; and `show_static`
+for headless notebooks (papermill), where widget state renders poorly outside Jupyter."""
+
+from __future__ import annotations
+
+import html
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from nasviz.rundir import RESULT, atomic_write_bytes
+from nasviz.search import load_history
+from nasviz.viz.cells import GraphvizMissing, svg_markup, write_cells
+from nasviz.viz.common import Row
+from nasviz.viz.figures import FIGURES, all_figures
+
+FIGURE_DIR = "figures"
+PLOTLY_JS = "plotly.min.js"
+REPORT = "report.html"
+
+
+def _rows(source: str | Path | Sequence[Row]) -> list[Row]:
+    return load_history(source) if isinstance(source, (str, Path)) else list(source)
+
+
+def _plotly_js() -> bytes:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs().encode()
+
+
+def write_report(run_dir: str | Path) -> list[Path]:
+    """Write `figures/<name>.html` for every figure, `report.html` (all figures, the best cells, the result)
+    and `best_normal.svg`/`best_reduce.svg`; returns the written paths. Works offline: plotly.js is written
+    once, to `figures/plotly.min.js`, and every page loads it from there."""
+    run_dir = Path(run_dir)
+    rows = load_history(run_dir)
+    if not rows:
+        raise ValueError(f"{run_dir} has no history.jsonl rows yet; nothing to report")
+    folder = run_dir / FIGURE_DIR
+    folder.mkdir(exist_ok=True)
+    written = []
+    js = folder / PLOTLY_JS
+    atomic_write_bytes(js, _plotly_js())
+    written.append(js)
+    figs = all_figures(rows)
+    for name, fig in figs.items():
+        path = folder / f"{name}.html"
+        page = fig.to_html(include_plotlyjs=False, full_html=True)
+        page = page.replace("<head>", f'<head><script src="{PLOTLY_JS}"></script>', 1)
+        atomic_write_bytes(path, page.encode())
+        written.append(path)
+    best = rows[-1]["best"]["genotype"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # without dot: .dot files, and the page says how to install Graphviz
+        written += write_cells(best, run_dir / "best")
+    report = run_dir / REPORT
+    atomic_write_bytes(report, _report_page(run_dir, rows, figs).encode())
+    written.append(report)
+    return written
+
+
+def _report_page(run_dir: Path, rows: list[Row], figs: dict[str, go.Figure]) -> str:
+    result_path = run_dir / RESULT
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {}
+    best = rows[-1]["best"]
+    try:
+        cells = svg_markup(best["genotype"])
+    except GraphvizMissing as exc:
+        cells = f"<p><i>{html.escape(str(exc))}</i></p>"
+    facts = {
+        "method": result.get("method"), "dataset": result.get("dataset"), "preset": result.get("preset"),
+        "seed": result.get("seed"), "generations": rows[-1]["generation"], "finished": result.get("finished"),
+        "best fitness": best["fitness"], "evaluations": rows[-1]["evaluations"],
+        "supernet steps": rows[-1]["supernet_steps"], "search wall time (s)": result.get("search_wall_time_s"),
+    }
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                    for k, v in facts.items() if v is not None)
+    divs = "\n".join(f"<section>{fig.to_html(include_plotlyjs=False, full_html=False)}</section>"
+                     for fig in figs.values())
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>nasviz report: {html.escape(run_dir.name)}</title>
+<script src="{FIGURE_DIR}/{PLOTLY_JS}"></script>
+<style>body{{font-family:Helvetica,Arial,sans-serif;margin:24px;max-width:1200px}}
+th{{text-align:left;padding-right:12px}} code{{word-break:break-all}}
+.cells svg{{max-width:100%;height:auto}}</style></head>
+<body><h1>nasviz report: {html.escape(run_dir.name)}</h1>
+<table>{table}</table>
+<h2>Best genotype</h2><p><code>{html.escape(best["genotype"])}</code></p>
+<div class="cells">{cells}</div>
+<h2>Figures</h2>
+{divs}
+</body></html>
+"""
+
+
+def show_static(source: str | Path | Sequence[Row], names: Sequence[str] | None = None) -> list[go.Figure]:
+    """Display static figures (plain `go.Figure`s, no widget state) of a run directory or of rows, and the best
+    cells; for headless runs (papermill, nbconvert). Returns the figures."""
+    from IPython.display import display
+
+    from nasviz.viz.cells import show_cells
+
+    rows = _rows(source)
+    unknown = [n for n in names or () if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figure(s) {unknown}; allowed: {', '.join(FIGURES)}")
+    figs = [FIGURES[name](rows) for name in (names or FIGURES)]
+    for fig in figs:
+        display(fig)
+    if rows:
+        display(show_cells(rows[-1]["best"]["genotype"]))
+    return figs

@@ -1,0 +1,80 @@
+"""Small ipywidgets/plotly helpers for the dashboard and the replay (the engine never imports this)."""
+
+from __future__ import annotations
+
+import html
+from copy import deepcopy
+from functools import lru_cache
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from nasviz.viz.cells import GraphvizMissing, cell_figure, svg_markup
+from nasviz.viz.common import GenotypeLike
+
+FIGURE_WIDTH = 540
+"""Pixel width of the dashboard's and the replay's figures (two side by side fill a default JupyterLab notebook;
+narrower pages wrap them). Explicit, because a FigureWidget inside a box does not follow its container's size."""
+
+
+def figure_widget(fig: go.Figure, width: int | None = None) -> go.FigureWidget:
+    """A `FigureWidget` showing `fig` (`width` pixels wide if given)."""
+    if width:
+        fig.update_layout(width=width)
+    return go.FigureWidget(fig)
+
+
+def sync(widget: go.FigureWidget, fig: go.Figure, width: int | None = None) -> None:
+    """Make `widget` show `fig` (`width` pixels wide if given) in one batched message; traces are updated in place
+    when their kinds and names match (so legend toggles survive, and with the figures' `uirevision`, zoom too),
+    replaced otherwise."""
+    if width:
+        fig.update_layout(width=width)
+    with widget.batch_update():
+        same = len(widget.data) == len(fig.data) and all(
+            old.type == new.type and old.name == new.name for old, new in zip(widget.data, fig.data)
+        )
+        if same:
+            for old, new in zip(widget.data, fig.data):
+                props = new.to_plotly_json()
+                props.pop("type", None)
+                props.pop("uid", None)
+                old.update(props, overwrite=True)
+        else:
+            widget.data = []
+            widget.add_traces(list(fig.data))
+        widget.layout = fig.layout
+    # plotly's widget model mirrors restyle/relayout messages imperfectly while no view exists (a figure updated
+    # before its box is displayed then fails to draw): re-send the whole state, as FigureWidget._repr_mimebundle_
+    # does, so that every view created later starts from the right figure.
+    widget._widget_data = deepcopy(widget._data)
+    widget._widget_layout = deepcopy(widget._layout_obj._props)
+
+
+def boxed(child: widgets.Widget, width: int = FIGURE_WIDTH) -> widgets.Box:
+    """`child` in a box `width` pixels wide (a FigureWidget's own `.layout` is plotly's, not a widget layout)."""
+    return widgets.Box([child], layout=widgets.Layout(width=f"{width + 8}px", overflow="hidden"))
+
+
+def row(*children: widgets.Widget) -> widgets.HBox:
+    """Children side by side, wrapping onto the next line when the page is too narrow."""
+    return widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap"))
+
+
+def cells_view(genotype: GenotypeLike | None, title: str = "") -> widgets.Widget:
+    """The genotype's cells as an HTML widget holding the SVG, or (without `dot`) a plotly FigureWidget."""
+    heading = f"<b>{html.escape(title)}</b>" if title else ""
+    if genotype is None:
+        return widgets.HTML(heading + "<br><i>no genotype yet</i>")
+    try:
+        svg = _svg(str(genotype))
+    except GraphvizMissing as exc:
+        note = widgets.HTML(f"{heading}<br><small>{html.escape(str(exc))}</small>")
+        return widgets.VBox([note, go.FigureWidget(cell_figure(genotype, None))])
+    svg = svg.replace("<svg ", "<svg style='max-width:100%;height:auto' ", 1)
+    return widgets.HTML(f"{heading}<div style='max-width:100%;overflow-x:auto'>{svg}</div>")
+
+
+@lru_cache(maxsize=64)
+def _svg(genotype_text: str) -> str:
+    return svg_markup(genotype_text)

@@ -1,0 +1,489 @@
+"""nasviz.viz: figures from a recorded smoke search, cell drawings (dot and the plotly fallback), the live
+dashboard, the replay slider, the report and the render CLI. One smoke search per session feeds them all."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import plotly.graph_objects as go
+import pytest
+
+from nasviz import cli
+from nasviz.config import SearchConfig
+from nasviz.rundir import read_jsonl
+from nasviz.search import Search, load_history
+from nasviz.space import CANDIDATE_OPS, FIXTURES, Genotype
+from nasviz.viz import cells, figures, widgets
+from nasviz.viz.cli import add_render_command
+from nasviz.viz.common import (
+    gene_entropy,
+    kendall_tau,
+    op_counts,
+    population_table_html,
+    ranks,
+)
+from nasviz.viz.dashboard import Dashboard
+from nasviz.viz.figures import trace
+from nasviz.viz.replay import Replay
+from nasviz.viz.report import show_static, write_report
+
+EDGE = re.compile(r'"(?P<src>[^"]+)" -> "(?P<dst>[^"]+)"(?: \[(?P<attrs>[^\]]*)\])?;')
+LABEL = re.compile(r'label="([^"]*)"')
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """A real smoke search (seed 0), run by a Dashboard in its background thread; its events recorded too."""
+    run_dir = tmp_path_factory.mktemp("viz") / "run"
+    search = Search(SearchConfig.from_preset("smoke", seed=0), run_dir)
+    events: list[dict] = []
+    search.subscribe(events.append)
+    dashboard = Dashboard(min_interval=0.0)
+    assert dashboard.run(search, background=True) is dashboard
+    result = dashboard.wait(timeout=600)
+    return SimpleNamespace(run_dir=run_dir, rows=load_history(run_dir), events=events, dashboard=dashboard,
+                           result=result)
+
+
+@pytest.fixture
+def no_dot(tmp_path, monkeypatch):
+    """PATH without Graphviz's `dot`."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    widgets._svg.cache_clear()
+    yield
+    widgets._svg.cache_clear()
+
+
+def edges_of(dot: str) -> list[tuple[str, str, str | None]]:
+    """(source, target, label or None) of every edge statement of DOT text."""
+    out = []
+    for m in EDGE.finditer(dot):
+        label = LABEL.search(m["attrs"] or "")
+        out.append((m["src"], m["dst"], label.group(1) if label else None))
+    return out
+
+
+# --- figures ------------------------------------------------------------------------------------------------
+def test_the_smoke_search_finished_and_recorded_three_generations(smoke):
+    assert smoke.result["finished"]
+    assert [r["generation"] for r in smoke.rows] == [0, 1, 2]
+
+
+def test_fitness_figure_shows_every_individual_best_and_mean(smoke):
+    rows = smoke.rows
+    fig = figures.fitness_figure(rows)
+    assert {t.name for t in fig.data} == {"initial population", "parents", "offspring", "best", "mean of population"}
+    assert list(trace(fig, "best").y) == [r["best"]["fitness"] for r in rows]
+    assert list(trace(fig, "best").x) == [0, 1, 2]
+    assert list(trace(fig, "mean of population").y) == pytest.approx([r["mean_fitness"] for r in rows])
+    for name, role in (("initial population", "initial"), ("parents", "parent"), ("offspring", "offspring")):
+        expected = sorted(i["fitness"] for r in rows for i in r["individuals"] if i["role"] == role)
+        assert sorted(trace(fig, name).y) == expected
+    kept = sum(s == "circle" for t in fig.data[:3] for s in t.marker.symbol)
+    assert kept == sum(len(r["population"]) for r in rows)
+    assert fig.layout.title.text == "Fitness per generation"
+    assert fig.layout.xaxis.title.text == "generation" and "fitness" in fig.layout.yaxis.title.text
+    assert not fig.layout.shapes
+    shaded = figures.fitness_figure(rows, highlight=1).layout.shapes
+    assert len(shaded) == 1 and shaded[0].x0 < 1 < shaded[0].x1
+
+
+def test_parents_offspring_figure(smoke):
+    rows = smoke.rows
+    fig = figures.parents_offspring_figure(rows)
+    later = [r for r in rows if r["generation"] >= 1]
+    parents = sorted(i["fitness"] for r in later for i in r["individuals"] if i["role"] == "parent")
+    assert sorted(trace(fig, "parents").y) == parents
+    survivors = [p + o for p, o in zip(trace(fig, "surviving parents").y, trace(fig, "surviving offspring").y)]
+    assert survivors == [len(r["population"]) for r in later]
+
+
+def test_before_after_figure_pairs_each_individual_and_ranks(smoke):
+    rows = smoke.rows
+    fig = figures.before_after_figure(rows)  # default: the last generation
+    last = rows[-1]
+    pairs = sorted((i["fitness_before"], i["fitness"]) for i in last["individuals"] if i["role"] == "offspring")
+    t = trace(fig, "offspring")
+    assert sorted(zip(t.x, t.y)) == pairs
+    assert "generation 2" in fig.layout.title.text and "Kendall" in fig.layout.title.text
+    kept_lines = sum(x is None for x in trace(fig, "kept").x)
+    assert kept_lines == len(last["population"])
+    kept_after = [y for y, x in zip(trace(fig, "kept").y, trace(fig, "kept").x) if x == 1]
+    dropped_after = [y for y, x in zip(trace(fig, "discarded").y, trace(fig, "discarded").x) if x == 1]
+    assert len(kept_after) == len(last["population"])
+    assert sorted(kept_after + dropped_after) == list(range(1, len(last["individuals"]) + 1))
+    one = figures.before_after_figure(rows, generation=1)
+    assert "generation 1" in one.layout.title.text
+    empty = figures.before_after_figure(rows[:1])
+    assert empty.layout.annotations[-1].text == "no fine-tuned generation yet"
+
+
+def test_op_frequency_figure_counts_the_trained_paths(smoke):
+    rows = smoke.rows
+    fig = figures.op_frequency_figure(rows)
+    warm = trace(fig, "warm-up")
+    assert list(warm.x) == list(CANDIDATE_OPS) and len(warm.y) == 8
+    assert [list(r) for r in warm.customdata] == op_counts(rows[0]["trained_paths"])
+    for row in warm.z:
+        assert sum(row) == pytest.approx(1.0)
+    tune_paths = [p for r in rows[1:] for p in r["trained_paths"]]
+    tune = trace(fig, "fine-tuning")
+    assert [list(r) for r in tune.customdata] == op_counts(tune_paths)
+    diff = trace(fig, "difference").z
+    assert diff[0][0] == pytest.approx(tune.z[0][0] - warm.z[0][0])
+    only_1 = figures.op_frequency_figure(rows, generation=1)
+    assert [list(r) for r in trace(only_1, "fine-tuning").customdata] == op_counts(rows[1]["trained_paths"])
+    warm_only = figures.op_frequency_figure(rows[:1])
+    assert all(v is None for row in trace(warm_only, "fine-tuning").z for v in row)
+
+
+def test_training_curves_figure(smoke):
+    rows = smoke.rows
+    fig = figures.training_curves_figure(rows)
+    assert list(trace(fig, "warm-up loss").y) == rows[0]["train_loss"]
+    assert list(trace(fig, "warm-up accuracy").y) == rows[0]["train_accuracy"]
+    tuned = [v for v in trace(fig, "fine-tuning loss").y if v is not None]
+    assert tuned == [v for r in rows[1:] for v in r["train_loss"]]
+    steps = list(trace(fig, "loss (moving average)").x)
+    assert steps == list(range(1, rows[-1]["supernet_steps"] + 1))
+    assert len(fig.layout.shapes) == len(rows) - 1  # one marker per fine-tuning start
+    assert fig.layout.xaxis2.title.text == "supernet training step"
+
+
+def test_diversity_figure(smoke):
+    rows = smoke.rows
+    fig = figures.diversity_figure(rows)
+    distinct = [len({Genotype.parse(t).key() for t in r["population"]}) for r in rows]
+    assert list(trace(fig, "distinct genotypes").y) == distinct
+    entropy = list(trace(fig, "mean gene entropy").y)
+    assert all(0 <= e <= math.log2(len(r["population"])) for e, r in zip(entropy, rows))
+    same = dict(rows[0], population=[rows[0]["population"][0]] * 3)
+    clone_fig = figures.diversity_figure([same])
+    assert list(trace(clone_fig, "distinct genotypes").y) == [1]
+    assert list(trace(clone_fig, "mean gene entropy").y) == [0]
+
+
+def test_fitness_vs_params_figure_and_pareto_front(smoke):
+    rows = smoke.rows
+    fig = figures.fitness_vs_params_figure(rows)
+    assert len(trace(fig, "evaluated").x) == sum(len(r["individuals"]) for r in rows)
+    assert list(trace(fig, "last population").y) == rows[-1]["fitness"]
+    front = list(zip(trace(fig, "Pareto front").x, trace(fig, "Pareto front").y))
+    points = [(i["params"], i["fitness"]) for i in rows[-1]["individuals"]]
+    for p, f in front:
+        assert not any(q <= p and g > f for q, g in points)
+    assert figures.pareto_front([(10, 0.5), (5, 0.4), (7, 0.3), (20, 0.5), (30, 0.9)]) == [
+        (5, 0.4), (10, 0.5), (30, 0.9)]
+
+
+def test_every_figure_accepts_no_rows_and_one_row(smoke):
+    for rows in ([], smoke.rows[:1]):
+        for name, fig in figures.all_figures(rows).items():
+            assert isinstance(fig, go.Figure) and fig.data, name
+            assert all(t.name for t in fig.data), name
+            assert fig.layout.title.text, name
+
+
+def test_helpers():
+    assert ranks([0.2, 0.9, 0.5]) == [3, 1, 2]
+    assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1 and kendall_tau([1, 2, 3], [3, 2, 1]) == -1
+    assert kendall_tau([1], [1]) is None
+    assert gene_entropy([FIXTURES["DARTS_V2"]] * 4) == 0
+    assert gene_entropy([FIXTURES["DARTS_V2"], FIXTURES["PDARTS"]]) > 0
+
+
+def test_population_table_lists_the_population(smoke):
+    row = smoke.rows[-1]
+    table = population_table_html(row)
+    assert table.count("<tr title=") == len(row["population"])
+    assert f"{row['best']['fitness']:.4f}" in table
+    assert "sep3" in table or "max3" in table or "dil3" in table or "skip" in table
+
+
+# --- cells --------------------------------------------------------------------------------------------------
+def test_cell_dot_of_darts_v2_has_the_eight_labelled_input_edges():
+    g = FIXTURES["DARTS_V2"]
+    names = {0: "c_{k-2}", 1: "c_{k-1}"}
+    for cell_type in ("normal", "reduce"):
+        dot = cells.cell_dot(g, cell_type)
+        assert dot.startswith("digraph")
+        edges = edges_of(dot)
+        labelled = [e for e in edges if e[2] is not None]
+        expected = [(names.get(i, str(i - 2)), str(k // 2), op) for k, (op, i) in enumerate(g.cell(cell_type))]
+        assert labelled == expected
+        assert sorted(e[:2] for e in edges if e[2] is None) == [(str(j), "c_{k}") for j in range(4)]
+    normal = [e[2] for e in edges_of(cells.cell_dot(g, "normal")) if e[2]]
+    assert normal == ["sep_conv_3x3"] * 5 + ["skip_connect"] * 2 + ["dil_conv_3x3"]
+
+
+def test_cells_dot_has_both_cells_side_by_side():
+    g = FIXTURES["DARTS_V2"]
+    dot = cells.cells_dot(str(g))
+    assert "subgraph cluster_normal" in dot and "subgraph cluster_reduce" in dot
+    labelled = [e for e in edges_of(dot) if e[2]]
+    assert len(labelled) == 16
+    assert [e[2] for e in labelled if e[0].startswith("reduce:")] == [op for op, _ in g.reduce]
+    with pytest.raises(ValueError, match="cell_type"):
+        cells.cell_dot(g, "both")
+
+
+@pytest.mark.skipif(cells.dot_path() is None, reason="Graphviz's dot is not installed")
+def test_render_with_dot(tmp_path):
+    g = FIXTURES["DARTS_V2"]
+    svg = cells.render(g)
+    assert svg.startswith(b"<?xml") or b"<svg" in svg
+    assert "sep_conv_3x3" in svg.decode() and "c_{k-1}" in html.unescape(svg.decode())
+    assert cells.render("DARTS_V2", "png", "normal").startswith(b"\x89PNG")
+    paths = cells.write_cells(str(g), tmp_path / "best")
+    assert [p.name for p in paths] == ["best_normal.svg", "best_reduce.svg"]
+    assert all(b"<svg" in p.read_bytes() for p in paths)
+    shown = cells.show_cells(g)
+    assert "<svg" in shown.data
+    with pytest.raises(ValueError, match="fmt"):
+        cells.render(g, "gif")
+
+
+def test_without_dot_a_warning_and_a_plotly_drawing(no_dot, tmp_path):
+    g = FIXTURES["DARTS_V2"]
+    with pytest.warns(UserWarning, match="apt-get install graphviz") as caught:
+        fig = cells.show_cells(g, "normal")
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert isinstance(fig, go.Figure)
+    assert list(trace(fig, "op labels").text) == [op for op, _ in g.normal]
+    with pytest.warns(UserWarning, match="conda install graphviz"):
+        both = cells.show_cells(g)
+    assert [list(t.text) for t in both.data if t.name == "op labels"] == [[op for op, _ in g.normal],
+                                                                        [op for op, _ in g.reduce]]
+    with pytest.raises(cells.GraphvizMissing, match="apt-get install graphviz"):
+        cells.render(g)
+    with pytest.warns(UserWarning):
+        paths = cells.write_cells(g, tmp_path / "best")
+    assert [p.name for p in paths] == ["best_normal.dot", "best_reduce.dot"]
+    view = widgets.cells_view(g, "best")  # the dashboard's fallback: no exception, a FigureWidget
+    assert any(isinstance(c, go.FigureWidget) for c in view.children)
+
+
+# --- dashboard ----------------------------------------------------------------------------------------------
+def test_live_dashboard_received_every_generation(smoke):
+    dash = smoke.dashboard
+    assert dash.errors == []
+    assert dash.rows == smoke.rows  # trained paths rebuilt from train_step events equal history.jsonl's
+    best = trace(dash.figures["fitness"], "best")
+    assert list(best.y) == [r["best"]["fitness"] for r in smoke.rows]
+    loss = trace(dash.figures["training_curves"], "warm-up loss")
+    assert list(loss.y) == smoke.rows[0]["train_loss"]
+    assert all(bar.value == bar.max for bar in dash.progress.values())
+    assert "<svg" in dash.cells.children[0].value
+    assert f"{smoke.rows[-1]['best']['fitness']:.4f}" in dash.table.value
+    assert dash.stop_button.disabled and not dash.running
+    assert dash.result["best_genotype"] == smoke.result["best_genotype"]
+    assert dash._repr_mimebundle_()  # displays as its root widget
+    assert dash.widget.children
+
+
+def test_dashboard_figures_change_as_recorded_events_arrive(smoke):
+    events = read_jsonl(smoke.run_dir / "events.jsonl")
+    assert [e["type"] for e in events] == [e["type"] for e in smoke.events]
+    dash = Dashboard(min_interval=0.0)
+    best_lengths, loss_lengths = [], []
+    for event in events:
+        dash.handle(event)
+        best_lengths.append(len(trace(dash.figures["fitness"], "best").y))
+        loss_lengths.append(len(trace(dash.figures["training_curves"], "warm-up loss").y))
+    assert dash.errors == []
+    first_gen = next(k for k, e in enumerate(events) if e["type"] == "generation")
+    assert loss_lengths[first_gen - 1] == smoke.rows[0]["supernet_steps"]  # drawn live, before generation 0 ended
+    assert len(set(loss_lengths[:first_gen])) > 2
+    assert sorted(set(best_lengths)) == [0, 1, 2, 3]
+    assert [len(r["trained_paths"]) for r in dash.rows] == [len(r["trained_paths"]) for r in smoke.rows]
+
+
+def test_dashboard_throttles_train_step_redraws(smoke):
+    events = read_jsonl(smoke.run_dir / "events.jsonl")
+    dash = Dashboard(min_interval=3600.0)
+    last_warmup = max(k for k, e in enumerate(events) if e.get("phase") == "warmup" and e["type"] == "train_step")
+    for event in events[: last_warmup + 1]:
+        dash.handle(event)
+    drawn = len(trace(dash.figures["training_curves"], "warm-up loss").y)
+    assert drawn < smoke.rows[0]["supernet_steps"]  # train_step events did not each redraw
+    for event in events[last_warmup + 1:]:
+        dash.handle(event)
+    assert len(trace(dash.figures["training_curves"], "warm-up loss").y) == smoke.rows[0]["supernet_steps"]
+    assert list(trace(dash.figures["fitness"], "best").y) == [r["best"]["fitness"] for r in smoke.rows]
+
+
+def test_dashboard_attached_to_a_resumed_run_shows_its_history(smoke):
+    fake = RecordedSearch(smoke.run_dir)
+    fake.run_dir, fake.generation, fake.warmup_done, fake.steps = smoke.run_dir, 2, 20, 32
+    dash = Dashboard().attach(fake)
+    assert dash.rows == smoke.rows
+    assert list(trace(dash.figures["fitness"], "best").y) == [r["best"]["fitness"] for r in smoke.rows]
+    assert "<svg" in dash.cells.children[0].value
+    assert dash.progress["generations"].value == dash.progress["generations"].max == 2
+    # events missed before attaching: the generation's trained paths come from history.jsonl
+    late = Dashboard()
+    late.search = SimpleNamespace(run_dir=smoke.run_dir)
+    events = read_jsonl(smoke.run_dir / "events.jsonl")
+    skipped = [k for k, e in enumerate(events) if e["type"] == "train_step"][:5]
+    for k, event in enumerate(events):
+        if k not in skipped:
+            late.handle(event)
+    assert late.errors == [] and late.rows == smoke.rows
+
+
+class RecordedSearch:
+    """A stand-in for Search that replays a recorded run's events; it pauses at its first checkpoint."""
+
+    def __init__(self, run_dir: Path, fail: bool = False) -> None:
+        self.events = read_jsonl(run_dir / "events.jsonl")
+        self.config = SearchConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        self.run_dir, self.warmup_done, self.generation, self.steps = None, 0, -1, 0
+        self.fail = fail
+        self.stop_requested = False
+        self.at_checkpoint, self.release = threading.Event(), threading.Event()
+        self._listeners: list = []
+
+    def subscribe(self, listener):
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
+    def run(self) -> dict:
+        for event in self.events:
+            for listener in list(self._listeners):
+                listener(event)
+            if event["type"] == "checkpoint":
+                if self.fail:
+                    raise RuntimeError("disk full")
+                self.at_checkpoint.set()
+                self.release.wait(30)
+                if self.stop_requested:
+                    return {"finished": False}
+        return {"finished": True}
+
+
+def test_stop_button_stops_the_search_at_a_checkpoint(smoke):
+    fake = RecordedSearch(smoke.run_dir)
+    dash = Dashboard(min_interval=0.0).run(fake)
+    try:
+        assert fake.at_checkpoint.wait(30)
+        assert dash.running and not dash.stop_button.disabled
+        dash.stop_button.click()
+        assert fake.stop_requested and dash.stop_button.disabled
+        with pytest.raises(RuntimeError, match="already running"):
+            dash.run(fake)
+    finally:
+        fake.release.set()
+    assert dash.wait(30) == {"finished": False}
+    assert "stopped" in dash.status.value and not dash.running
+
+
+def test_a_failing_search_is_reported_and_reraised_by_wait(smoke):
+    fake = RecordedSearch(smoke.run_dir, fail=True)
+    dash = Dashboard().run(fake)
+    with pytest.raises(RuntimeError, match="disk full"):
+        dash.wait(30)
+    assert "search failed" in dash.status.value
+
+
+# --- replay -------------------------------------------------------------------------------------------------
+def test_replay_shows_each_generation(smoke):
+    replay = Replay(smoke.run_dir)
+    assert replay.state["generation"] == 2 and replay.slider.max == 2  # opens on the last generation
+    for g, row in enumerate(smoke.rows):
+        replay.slider.value = g
+        assert replay.state["generation"] == g
+        assert replay.state["population"] == row["population"]
+        assert replay.state["fitness"] == row["fitness"]
+        assert replay.state["best_genotype"] == row["best"]["genotype"]
+        assert f"generation {g}" in replay.cells.children[0].value and "<svg" in replay.cells.children[0].value
+        assert f"after generation {g}" in replay.table.value
+        shade = replay.figures["fitness"].layout.shapes[0]
+        assert shade.x0 < g < shade.x1
+        tuned = trace(replay.figures["op_frequency"], "fine-tuning").customdata
+        expected = op_counts(row["trained_paths"]) if g >= 1 else op_counts([])
+        assert [list(r) for r in tuned] == expected
+    assert replay.show(-3).state["generation"] == 0
+    with pytest.raises(ValueError, match="not recorded"):
+        replay.show(7)
+
+
+def test_replay_follows_a_growing_history_and_tolerates_an_empty_one(smoke, tmp_path):
+    lines = (smoke.run_dir / "history.jsonl").read_text().splitlines(keepends=True)
+    run = tmp_path / "growing"
+    run.mkdir()
+    replay = Replay(run)
+    assert replay.state == {"generation": None} and replay.slider.disabled
+    (run / "history.jsonl").write_text("".join(lines[:1]))
+    replay.refresh()
+    assert replay.state["generation"] == 0
+    (run / "history.jsonl").write_text("".join(lines) + '{"torn')  # a torn last line is ignored
+    replay.refresh()
+    assert replay.slider.max == 2 and replay.state["generation"] == 2
+    replay.show(1)
+    replay.refresh()
+    assert replay.state["generation"] == 1  # not on the last one: stays
+
+
+# --- report and CLI -----------------------------------------------------------------------------------------
+def test_write_report_creates_every_file(smoke, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("history.jsonl", "result.json", "config.json"):
+        (run / name).write_bytes((smoke.run_dir / name).read_bytes())
+    paths = write_report(run)
+    names = {p.relative_to(run).as_posix() for p in paths}
+    assert {f"figures/{n}.html" for n in figures.FIGURES} <= names
+    assert {"figures/plotly.min.js", "report.html"} <= names
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    page = (run / "report.html").read_text()
+    assert "figures/plotly.min.js" in page and page.count("plotly-graph-div") >= len(figures.FIGURES)
+    assert smoke.result["best_genotype"] in page.replace("&#x27;", "'")
+    if cells.dot_path():
+        assert "<svg" in page and (run / "best_normal.svg").is_file()
+
+
+def test_show_static_returns_plain_figures(smoke, capsys):
+    figs = show_static(smoke.run_dir, ["fitness", "diversity"])
+    assert [f.layout.title.text for f in figs] == ["Fitness per generation", "Population diversity"]
+    assert all(type(f) is go.Figure for f in figs)
+    assert len(show_static(smoke.rows)) == len(figures.FIGURES)
+    with pytest.raises(ValueError, match="unknown figure"):
+        show_static(smoke.rows, ["nope"])
+
+
+@pytest.mark.skipif(cells.dot_path() is None, reason="Graphviz's dot is not installed")
+def test_render_command_writes_an_svg(smoke, tmp_path, monkeypatch, capsys):
+    parser = argparse.ArgumentParser()
+    add_render_command(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "cells" / "darts.svg"
+    args = parser.parse_args(["render", "--genotype", "DARTS_V2", "--out", str(out), "--cell", "normal"])
+    assert args.func(args) == 0
+    assert b"<svg" in out.read_bytes() and b"reduction cell" not in out.read_bytes()
+    # through the real CLI: a run directory's best genotype, and DOT text
+    assert cli.main(["render", "--genotype", str(smoke.run_dir), "--out", str(tmp_path / "best.svg")]) == 0
+    assert b"reduction cell" in (tmp_path / "best.svg").read_bytes()
+    assert cli.main(["render", "--genotype", "PDARTS", "--out", str(tmp_path / "p.dot")]) == 0
+    assert (tmp_path / "p.dot").read_text().startswith("digraph")
+    assert cli.main(["render", "--genotype", "DARTS_V2", "--out", str(tmp_path / "x.gif")]) == 2
+    assert "allowed: .svg, .png, .pdf, .dot" in capsys.readouterr().err
+
+
+def test_engine_and_cell_rendering_never_import_widgets():
+    code = ("import sys, nasviz.search, nasviz.cli, nasviz.viz.cells; "
+            "bad = [m for m in ('ipywidgets', 'anywidget', 'plotly') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
