@@ -97,6 +97,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             overrides[name] = getattr(args, name)
     if args.data_root is not None:
         overrides["data_root"] = args.data_root
+    if args.override and not args.resume:
+        raise ConfigError("--override applies only with --resume DIR (it accepts settings that differ from the run's)")
     if args.resume:
         if args.preset is not None or args.out is not None:
             raise ConfigError("--resume DIR continues a run: give --set/--override for changes, not --preset/--out")
@@ -107,7 +109,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         config = SearchConfig.from_preset(args.preset or "quick", **overrides)
         search = Search(config, args.out, progress=not args.quiet)
 
-    previous = signal.signal(signal.SIGINT, lambda *_: search.request_stop())
+    def on_sigint(*_) -> None:
+        """First Ctrl-C: stop after the next checkpoint (exit 130, resumable); a second one: quit now."""
+        if search._stop_requested:
+            raise KeyboardInterrupt
+        search.request_stop()
+        if not args.quiet:
+            print("nasviz: stopping after the next checkpoint (Ctrl-C again to quit now)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         result = search.run()
     finally:
@@ -133,6 +143,7 @@ def _render_best(run_dir: Path, genotype_text: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from nasviz.config import check_device
     from nasviz.data import check_dataset_name, load_dataset
     from nasviz.rundir import write_json
     from nasviz.train import ScratchConfig, train_from_scratch
@@ -142,11 +153,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     fields = {k: getattr(args, k) for k in ("epochs", "channels", "layers", "batch_size", "train_size",
                                              "test_size", "seed", "device") if getattr(args, k) is not None}
     config = ScratchConfig.from_settings({**fields, **parse_settings(args.set)})
+    check_device(config.device)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
     data = load_dataset(args.dataset, args.data_root)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create --out {out}: {exc.strerror or exc}") from None
     result = train_from_scratch(genotype, data, config, progress=not args.quiet)
     write_json(out / "train.json", result)
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images; "
@@ -205,9 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
+    from nasviz.notebooks import COMMANDS as notebook_commands  # demo, batch
     from nasviz.viz.cli import add_commands as add_viz_commands  # render, report
 
-    add_viz_commands(sub)
+    for extra in (*notebook_commands, add_viz_commands):
+        extra(sub)
     return parser
 
 
@@ -217,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except NasvizError as exc:
-        print(f"nasviz: error: {exc}", file=sys.stderr)
+        print(f"nasviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # the system refused (disk full, permissions): one line, not a traceback
+        print(f"nasviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("nasviz: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

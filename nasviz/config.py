@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nasviz.errors import ConfigError
@@ -14,6 +17,9 @@ from nasviz.space import suggest
 METHODS = ("sft-ga", "ga", "random")
 PATH_SAMPLING = ("population", "region", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**63 - 1
+TRAIN_IMAGES = {"fashion-mnist": 60000, "mnist": 60000, "cifar10": 50000, "cifar100": 50000, "svhn": 73257}
+"""Training-set sizes of the built-in datasets, so a split that cannot fit is refused before loading."""
 
 
 @dataclass
@@ -107,15 +113,22 @@ class SearchConfig:
         """Raise `ConfigError` (one line naming the value and what is allowed) on the first bad setting."""
         hints = typing.get_type_hints(SearchConfig)
         for f in dataclasses.fields(self):
-            check_type(f.name, getattr(self, f.name), hints[f.name])
+            value = getattr(self, f.name)
+            check_type(f.name, value, hints[f.name])
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name}={value} is not allowed; allowed: a finite number")
         from nasviz.data import check_dataset_name
 
-        check_dataset_name(self.dataset)
+        dataset = check_dataset_name(self.dataset)
         _choice("method", self.method, METHODS)
         _choice("path_sampling", self.path_sampling, PATH_SAMPLING)
         _choice("preset", self.preset, tuple(PRESETS) + ("custom",))
-        if not (self.device in DEVICES or self.device.startswith("cuda:")):
-            raise ConfigError(f"device={self.device!r} is not allowed; allowed: auto, cpu, cuda, cuda:N")
+        check_device_name(self.device)
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed={self.seed} is out of range; allowed: an integer in 0..2**63-1")
+        if self.data_root is not None and Path(self.data_root).expanduser().exists() \
+                and not Path(self.data_root).expanduser().is_dir():
+            raise ConfigError(f"data_root={self.data_root!r} is not a folder; allowed: a folder or none")
         for name in ("channels", "layers", "batch_size", "fitness_images", "bn_batches", "eval_batch_size",
                      "finetune_steps", "top_k", "checkpoint_every"):
             _at_least(name, getattr(self, name), 1)
@@ -145,6 +158,54 @@ class SearchConfig:
             )
         if self.top_k > self.population:
             raise ConfigError(f"top_k={self.top_k} exceeds population={self.population}; allowed: 1..population")
+        if dataset in TRAIN_IMAGES:
+            self.check_train_images(TRAIN_IMAGES[dataset], dataset)
+
+    def check_train_images(self, n_train: int, dataset: str) -> None:
+        """Raise `ConfigError` unless the weight and fitness parts fit into `n_train` training images (checked in
+        `validate` for a built-in dataset, and once loaded, before any training, for an image folder)."""
+        need = self.weight_images if self.weight_images is not None else self.batch_size
+        if self.fitness_images + need <= n_train:
+            return
+        if self.fitness_images >= n_train:
+            raise ConfigError(
+                f"fitness_images={self.fitness_images} is more than the {n_train} training images {dataset} has; "
+                f"allowed: fitness_images <= {max(n_train - need, 0)}"
+            )
+        if self.weight_images is None:
+            raise ConfigError(
+                f"fitness_images={self.fitness_images} leaves {n_train - self.fitness_images} of {dataset}'s "
+                f"{n_train} training images for the weights, fewer than batch_size={self.batch_size}; "
+                f"allowed: fitness_images <= {n_train - need}"
+            )
+        raise ConfigError(
+            f"weight_images={self.weight_images} + fitness_images={self.fitness_images} exceed {dataset}'s "
+            f"{n_train} training images; allowed: weight_images + fitness_images <= {n_train}"
+        )
+
+
+def check_device_name(device: str) -> None:
+    """Raise `ConfigError` unless `device` is auto, cpu, cuda or cuda:N (availability: `check_device`)."""
+    if not (device in DEVICES or re.fullmatch(r"cuda:\d+", device)):
+        raise ConfigError(
+            f"device={device!r} is not allowed{suggest(device, DEVICES)}; allowed: auto, cpu, cuda, cuda:N"
+        )
+
+
+def check_device(device: str) -> None:
+    """`check_device_name`, then raise `ConfigError` if a CUDA device is asked for but not present here."""
+    check_device_name(device)
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise ConfigError(
+            f"device={device!r} is not available: this machine has {count} CUDA device(s); "
+            f"allowed: auto, cpu{''.join(f', cuda:{i}' for i in range(count))}"
+        )
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,19 @@ HISTORY = "history.jsonl"
 EVENTS = "events.jsonl"
 RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
+TMP_SUFFIX = ".tmp"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically (temporary file, flush, fsync, rename)."""
+    """Write `data` to `path` atomically (temporary file, flush, fsync, rename).
+
+    The rename replaces `path` itself, never the target of a symbolic link there. An OSError (disk full, no
+    permission, `path` is a folder) becomes a one-line `CheckpointError`; the previous version stays."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -36,10 +44,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     _fsync_dir(path.parent)
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that a kill in the middle of `atomic_write_bytes` left in `folder`."""
+    removed = []
+    for name in (CONFIG, HISTORY, RESULT, CHECKPOINT):
+        for tmp in Path(folder).glob(f".{name}.*{TMP_SUFFIX}"):
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed
 
 
 def _umask() -> int:
@@ -80,24 +101,48 @@ def write_jsonl(path: Path, rows: list[Any]) -> None:
 
 
 def read_jsonl(path: Path) -> list[Any]:
-    """All complete lines of a JSON-lines file (a torn last line, from a crash mid-append, is ignored)."""
+    """All complete lines of a JSON-lines file (a line torn by a crash mid-append is skipped)."""
     path = Path(path)
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            break
+            continue
     return rows
+
+
+def open_append(path: Path):
+    """Open `path` for appending text lines, never through a symbolic link (a run directory writes only
+    inside itself). A last line torn by a crash is ended first, so the next line starts cleanly."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as exc:
+        if path.is_symlink():
+            raise CheckpointError(f"{path} is a symbolic link; a run directory writes only inside itself") from None
+        raise CheckpointError(f"cannot append to {path}: {exc.strerror or exc}") from None
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def append_jsonl(path: Path, row: Any) -> None:
+    """Append one JSON line to `path` (see `open_append`), flushed and fsync-ed (it is part of a run's state)."""
+    with open_append(path) as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class JsonlAppender:
     """Append JSON lines to a file, flushed after each line (a log: events, not state)."""
 
     def __init__(self, path: Path) -> None:
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.file = open_append(path)
 
     def __call__(self, row: Any) -> None:
         self.file.write(json.dumps(row) + "\n")
@@ -120,12 +165,29 @@ def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        raise CheckpointError(f"{path} is not a safe nasviz checkpoint (refused to load: {first})") from None
+        reason = _unpickling_reason(exc)
+        what = ("is not a safe nasviz checkpoint: it refers to code" if "global" in reason.lower()
+                else "is truncated, corrupt or not a nasviz checkpoint")
+        raise CheckpointError(f"{path} {what} ({reason}); refused to load it, nothing in it was run") from None
     except Exception as exc:  # truncated zip, bad magic number, ...
-        raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 160 else text[:157] + "..."
+        raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}: {text})") from None
     if not isinstance(state, dict) or state.get("format") != "nasviz-checkpoint":
         raise CheckpointError(f"{path} is not a nasviz checkpoint")
+    if state.get("version") != 1:
+        raise CheckpointError(f"{path} has checkpoint format version {state.get('version')!r}; this nasviz reads 1")
     return state
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The informative part of torch's weights_only error (not its advice to retry unsafely)."""
+    boilerplate = ("weights only load failed", "please file an issue", "check the documentation")
+    lines = [line.strip() for line in str(exc).splitlines()]
+    reason = " ".join(line for line in lines if line and not line.lower().startswith(boilerplate))
+    reason = reason.removeprefix("WeightsUnpickler error:").strip() or "unsupported content"
+    return reason if len(reason) <= 160 else reason[:157] + "..."

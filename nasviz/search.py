@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 import nasviz
 from nasviz import ga, rundir
-from nasviz.config import SearchConfig
+from nasviz.config import SearchConfig, check_device
 from nasviz.data import BatchStream, crop_padding_for, eval_batches, load_dataset, split_indices
-from nasviz.errors import CheckpointError
+from nasviz.errors import CheckpointError, DivergedError, NasvizError
 from nasviz.network import search_params
 from nasviz.sampling import region_sampler, uniform_sampler
 from nasviz.space import Genotype
@@ -45,18 +45,22 @@ class Search:
         config.validate()
         self.config = config
         self.progress = progress
-        self.run_dir = _prepare_run_dir(out) if out is not None else None
+        # checked before loading, created after: a setting that fails at setup leaves nothing behind
+        self.run_dir = _prepare_run_dir(out, create=False) if out is not None else None
         self._listeners: list[Callable[[Event], None]] = []
         self._stop_requested = False
         self._setup()
         if self.run_dir is not None:
+            _prepare_run_dir(self.run_dir)
             rundir.write_json(self.run_dir / rundir.CONFIG, config.to_dict())
 
     # --- construction -----------------------------------------------------------------------------------
     def _setup(self) -> None:
         c = self.config
+        check_device(c.device)
         self.device = pick_device(c.device)
         self.data = load_dataset(c.dataset, c.data_root)
+        c.check_train_images(len(self.data.train_labels), self.data.name)  # an image folder's size is known now
         weight_idx, fitness_idx = split_indices(len(self.data.train_labels), c.weight_images, c.fitness_images, c.seed)
         channels_last = True
         self.stream = BatchStream(
@@ -279,10 +283,21 @@ class Search:
             self.emit("train_step", phase=phase, generation=generation, step=record["step"] - self.steps + offset,
                       of=total, loss=record["loss"], accuracy=record["accuracy"], genotype=str(record["genotype"]))
 
-        records = train_steps(
-            self.supernet, self.stream.next, self.optimizer, sampler, steps, phase=phase, first_step=self.steps,
-            grad_clip=self.config.grad_clip, on_step=on_step,
-        )
+        path = self.run_dir / rundir.CHECKPOINT if self.run_dir is not None else None
+        checkpoint = f": {path}" if path is not None and path.exists() else ""
+        try:
+            records = train_steps(
+                self.supernet, self.stream.next, self.optimizer, sampler, steps, phase=phase, first_step=self.steps,
+                grad_clip=self.config.grad_clip, on_step=on_step,
+            )
+        except DivergedError as exc:  # nothing is written: the last checkpoint is the last good state
+            raise DivergedError(f"{exc}{checkpoint}") from None
+        maxima = torch.stack([p.detach().abs().max().float() for p in self.supernet.parameters()])
+        if not torch.isfinite(maxima).all():  # a finite loss whose update broke the weights: never checkpoint them
+            raise DivergedError(
+                f"{phase} diverged: the supernet weights became NaN or infinite at step {self.steps + steps - 1} "
+                f"with learning rate {lr:g}; lower the learning rate and resume from the last checkpoint{checkpoint}"
+            )
         self.steps += steps
         return records
 
@@ -321,9 +336,7 @@ class Search:
             "train_accuracy": trained["accuracy"],
         }
         if self.run_dir is not None:
-            with open(self.run_dir / rundir.HISTORY, "a", encoding="utf-8") as f:
-                f.write(rundir.json.dumps(row) + "\n")
-                f.flush()
+            rundir.append_jsonl(self.run_dir / rundir.HISTORY, row)
         self.emit("generation", **{k: v for k, v in row.items() if k not in ("trained_paths",)})
         if previous_best is None or best_genotype.key() != previous_best[0].key():
             self.emit("new_best", generation=self.generation, genotype=str(best_genotype), fitness=best_fitness)
@@ -418,10 +431,13 @@ class Search:
         """Continue the run in `run_dir` from its checkpoint; it ends exactly as the uninterrupted run."""
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
-            raise CheckpointError(f"run directory {run_dir} does not exist")
-        state = rundir.load_checkpoint(run_dir / rundir.CHECKPOINT)
-        saved = SearchConfig.from_dict(state["config"])
-        config = saved.replace(**(overrides or {}))
+            what = "is not a directory" if run_dir.exists() else "does not exist"
+            raise CheckpointError(f"run directory {run_dir} {what}")
+        path = run_dir / rundir.CHECKPOINT
+        state = rundir.load_checkpoint(path)
+        if not isinstance(state.get("config"), dict):
+            raise CheckpointError(f"{path} holds no search config; it is not a nasviz search checkpoint")
+        config = SearchConfig.from_dict({**state["config"], **(overrides or {})})
         changed = {k for k, v in config.to_dict().items() if v != state["config"].get(k)}
         refused = sorted(changed - set(RESUMABLE_CHANGES))
         if refused and not force:
@@ -434,8 +450,18 @@ class Search:
         search.config, search.progress, search.run_dir = config, progress, run_dir
         search._listeners, search._stop_requested = [], False
         search._setup()
-        search.load_state_dict(state)
-        rows = [r for r in rundir.read_jsonl(run_dir / rundir.HISTORY) if r["generation"] <= search.generation]
+        try:
+            search.load_state_dict(state)
+        except NasvizError as exc:
+            raise CheckpointError(f"{path} cannot be resumed: {exc}") from None
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # missing fields, wrong shapes
+            text = " ".join(str(exc).split())[:200]
+            raise CheckpointError(f"{path} does not match this search ({type(exc).__name__}: {text})") from None
+        rundir.remove_temporaries(run_dir)
+        rows = [
+            r for r in rundir.read_jsonl(run_dir / rundir.HISTORY)
+            if isinstance(r, dict) and isinstance(r.get("generation"), int) and r["generation"] <= search.generation
+        ]
         rundir.write_jsonl(run_dir / rundir.HISTORY, rows)
         rundir.write_json(run_dir / rundir.CONFIG, config.to_dict())
         search.emit("resumed", generation=search.generation, warmup_done=search.warmup_done)
@@ -447,14 +473,24 @@ def _as_random_state(state) -> tuple:
     return (version, tuple(internal), gauss)
 
 
-def _prepare_run_dir(out: str | Path) -> Path:
+def _prepare_run_dir(out: str | Path, create: bool = True) -> Path:
     """Create the run directory; refuse one that already holds a run (never overwrite finished work)."""
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"--out {path} exists and is not a directory")
-    if (path / rundir.CHECKPOINT).exists() or (path / rundir.HISTORY).exists():
-        raise CheckpointError(f"{path} already holds a search run; resume it (--resume {path}) or choose another --out")
-    path.mkdir(parents=True, exist_ok=True)
+    for name in (rundir.CHECKPOINT, rundir.HISTORY):
+        if (path / name).exists() or (path / name).is_symlink():
+            raise CheckpointError(
+                f"{path} already holds a search run; resume it (--resume {path}) or choose another --out"
+            )
+    parent = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise CheckpointError(f"--out {path}: {parent} is not a directory")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"cannot create the run directory {path}: {exc.strerror or exc}") from None
     return path
 
 

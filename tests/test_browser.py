@@ -1,0 +1,162 @@
+"""The main notebook in a real browser: JupyterLab + headless Chromium (Playwright, /usr/bin/chromium).
+
+Opens a copy of notebooks/03_search.ipynb whose parameters cell says `preset = "smoke"` (the front end cannot pass
+papermill parameters), runs all cells from the Run menu and checks that the live dashboard appears (plotly
+figures, progress bars, the best cell drawn by graphviz), that a figure changes while the search runs, and that
+the run finishes. Set NASVIZ_SCREENSHOT=path to keep a screenshot of the dashboard (docs/dashboard.png).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import browser_support as bs
+import pytest
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOKS = bs.REPO / "notebooks"
+MAIN = "03_search.ipynb"
+VIEWPORT = (1400, 1000)
+# The kernel inherits the server's environment. One torch thread: on a small shared machine two OpenMP threads per
+# process contend with the browser and the server (and with other jobs) and made the smoke search ~5x slower here.
+# NASVIZ_HEADLESS would make the notebook draw static figures instead of the live dashboard.
+KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NASVIZ_HEADLESS": None}
+# The smoke preset with two more generations. The browser draws the dashboard well after the kernel displayed it
+# (each plotly FigureWidget ships plotly.js, ~5 MB, through its comm; 15-25 s behind on a loaded 2-core machine), so
+# the search must outlast that lag for the test to see a figure change while it runs.
+PARAMETERS = {"preset": '"smoke"', "live": "True", "overrides": '{"generations": 4}'}
+
+
+def _skip_without_browser() -> None:
+    if not bs.CHROMIUM.exists():
+        pytest.skip(f"{bs.CHROMIUM} is missing (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+
+@pytest.fixture(scope="module")
+def lab_root(tmp_path_factory) -> Path:
+    """The folder JupyterLab serves; the test writes its smoke-preset copy of the main notebook there."""
+    return tmp_path_factory.mktemp("lab-root")
+
+
+@pytest.fixture(scope="module")
+def lab(lab_root, tmp_path_factory):
+    """JupyterLab serving `lab_root`, started by PID and stopped with SIGTERM (then SIGKILL) at teardown."""
+    _skip_without_browser()
+    with bs.jupyter_lab(lab_root, tmp_path_factory.mktemp("jupyter"), env=KERNEL_ENV) as server:
+        yield server
+
+
+def _finished_result(run_dir: Path) -> dict | None:
+    for path in [run_dir / "result.json", *sorted(run_dir.glob("**/result.json"))]:
+        if path.is_file():
+            try:
+                result = json.loads(path.read_text())
+            except ValueError:  # being written
+                continue
+            if result.get("finished"):
+                return result
+    return None
+
+
+def _running(sample: dict) -> bool:
+    return sample["kernel"] == "busy" or sample["executed"] < sample["codeCells"]
+
+
+def _change_while_running(trace: list[dict]) -> tuple[dict, dict, int] | None:
+    """Two samples of the page in which one plotly figure (same index, drawn in both) shows different data, the
+    later one taken while the notebook was still running (a code cell not yet executed, or the kernel busy)."""
+    for j, later in enumerate(trace):
+        if not _running(later):
+            continue
+        for earlier in trace[:j]:
+            for k, (old, new) in enumerate(zip(earlier["figs"], later["figs"])):
+                if old and new and old != new:
+                    return earlier, later, k
+    return None
+
+
+@pytest.mark.timeout(480)
+def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
+    source = NOTEBOOKS / MAIN
+    assert source.is_file(), f"{source} is missing"
+    run_dir = tmp_path / "run"
+    bs.smoke_copy(source, lab_root / MAIN, {**PARAMETERS, "out": json.dumps(str(run_dir))})
+
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    with bs.chromium_page(VIEWPORT) as page:
+        try:
+            bs.open_notebook(page, lab, MAIN, timeout_s=120)
+            timings["kernel idle"] = time.monotonic() - t0
+            how = bs.run_all(page)
+
+            st = bs.wait_for_state(page, "s.plots > 0 && s.progress.length > 0", 180,
+                                   "the dashboard (plotly figures and progress bars)")
+            timings["dashboard shown"] = time.monotonic() - t0
+
+            st = bs.wait_for_state(page, "s.widgetSvgs > 0 || (s.kernel === 'idle' && s.executed === s.codeCells)",
+                                   240, "the best cell rendered by graphviz")
+            timings["cell drawn"] = time.monotonic() - t0
+
+            st = bs.wait_for_state(page, "s.kernel === 'idle' && s.codeCells > 0 && s.executed === s.codeCells",
+                                   300, "every cell to finish")
+            timings["all cells executed"] = time.monotonic() - t0
+            trace = bs.page_trace(page)
+            stderr = bs.stderr_text(page)
+            result = _finished_result(run_dir)
+
+            bs.show_output(page, ".jp-OutputArea-output .js-plotly-plot")
+            shot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(shot))
+            if os.environ.get("NASVIZ_SCREENSHOT"):
+                target = Path(os.environ["NASVIZ_SCREENSHOT"])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(shot, target)
+        except BaseException:
+            try:
+                page.screenshot(path=str(tmp_path / "failure.png"))
+                print(f"\nfailure screenshot: {tmp_path / 'failure.png'}")
+            except Exception as exc:  # the browser may be gone; keep the original error
+                print(f"\nno failure screenshot: {exc!r}")
+            print("browser console:\n" + "\n".join(page.console_messages_seen[-20:])
+                  + f"\njupyter log:\n{lab.log_tail(3000)}")
+            raise
+
+    done_at = {}
+    for x in trace:
+        done_at.setdefault(x["executed"], round(x["t"] / 1000, 1))
+    print(f"\npage time (s) when n code cells had executed: {done_at}")
+    print(f"ran all cells with: {how}"
+          f"\ntimings (s since the page opened): {json.dumps({k: round(v, 1) for k, v in timings.items()})}"
+          f"\nscreenshot: {shot}\nfinal state: {bs.summary(st)}")
+    context = f"\nfinal state: {bs.summary(st)}" + (f"\nstderr outputs of the notebook:\n{stderr}" if stderr else "")
+    assert st["plots"] >= 2, f"expected the dashboard's plotly figures (.js-plotly-plot), found {st['plots']}{context}"
+    assert st["progress"], f"expected the dashboard's progress bars (.widget-hprogress){context}"
+    assert st["widgetSvgs"] >= 1, (
+        f"the best cell (graphviz SVG: g.graph or the text c_{{k-1}}) never appeared in the dashboard{context}"
+    )
+    change = _change_while_running(trace)
+    assert change is not None, (
+        f"no plotly figure changed while the search ran; {len(trace)} samples of the page:\n"
+        + "\n".join(f"{x['t']:.0f} ms kernel={x['kernel']} executed={x['executed']}/{x['codeCells']} "
+                    f"points={x['points']} figs={[f[:40] for f in x['figs']]}" for x in trace[:40]) + context
+    )
+    assert len({str(x["progress"]) for x in trace if x["progress"] and _running(x)}) >= 2, (
+        f"the progress bars never moved while the search ran{context}"
+    )
+    assert result is not None, (
+        f"{run_dir} has no result.json with finished=true: {sorted(map(str, run_dir.glob('*')))}{context}"
+    )
+    earlier, later, k = change
+    updates = sum(1 for a, b in zip(trace, trace[1:]) if _running(b) and len(a["figs"]) == len(b["figs"])
+                  and any(x and y and x != y for x, y in zip(a["figs"], b["figs"])))
+    print(f"{updates} figure updates seen while running; first: figure {k}: {earlier['figs'][k][:60]} -> "
+          f"{later['figs'][k][:60]} "
+          f"(at {later['t'] / 1000:.1f} s, kernel {later['kernel']}, {later['executed']}/{later['codeCells']} cells "
+          f"done); best fitness {result.get('best_fitness')}")

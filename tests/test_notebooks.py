@@ -1,0 +1,273 @@
+"""The notebooks in notebooks/: committed clean (no outputs), parameterized, and each runs headless with papermill
+(smoke preset, small knobs) and writes what it promises. Also `python -m nasviz demo`.
+
+Notebook kernels run with OMP_NUM_THREADS=1: on a small shared machine, two torch threads per kernel contend with
+every other process and a step can take seconds instead of milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nasviz import notebooks as nv
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+NAMES = [
+    "01_search_space.ipynb",
+    "02_supernet.ipynb",
+    "03_search.ipynb",
+    "04_train_from_scratch.ipynb",
+    "05_ablation.ipynb",
+    "06_compare_runs.ipynb",
+]
+TINY = {"warmup_steps": 4, "population": 3, "generations": 1, "finetune_steps": 4, "fitness_images": 64,
+        "weight_images": 256, "batch_size": 16, "eval_batch_size": 64, "top_k": 2}
+"""Search settings (on top of the smoke preset) for the notebooks whose lesson is not the search itself."""
+SCRATCH = {"epochs": 1, "channels": 4, "layers": 3, "train_size": 128, "test_size": 128, "batch_size": 32}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def parameters_cells(nb) -> list:
+    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def errors(nb) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def mimetypes(nb) -> set[str]:
+    return {m for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) for m in o.get("data", {})}
+
+
+def text_of(nb) -> str:
+    parts = []
+    for c in nb.cells:
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            parts.append(o.get("text", ""))
+            parts.append(o.get("data", {}).get("text/html", ""))
+    return "\n".join(parts)
+
+
+# --- the committed notebooks ------------------------------------------------------------------------------------
+def test_the_series_is_complete():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_is_clean_and_parameterized(name):
+    nb = read(NOTEBOOKS / name)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name}: a code cell has outputs:\n{cell.source[:200]}"
+            assert cell.execution_count is None, f"{name}: a code cell has an execution count"
+    params = parameters_cells(nb)
+    assert len(params) == 1, f"{name} must have exactly one cell tagged 'parameters'"
+    assert nb.cells.index(params[0]) < [i for i, c in enumerate(nb.cells) if c.cell_type == "code"][1]
+    declared = nv.notebook_parameters(NOTEBOOKS / name)
+    assert {"dataset", "preset", "seed"} <= set(declared), f"{name} parameters: {sorted(declared)}"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    markdown = sum(len(c.source) for c in nb.cells if c.cell_type == "markdown")
+    code = [c.source for c in nb.cells if c.cell_type == "code" and c is not params[0]]
+    assert markdown > 1000, f"{name}: the narrative is thin"
+    assert max(len(src.splitlines()) for src in code) <= 12, f"{name}: a code cell is long; move logic to nasviz"
+
+
+def test_main_notebook_parameters():
+    declared = nv.notebook_parameters(NOTEBOOKS / "03_search.ipynb")
+    assert declared == {"dataset": '"fashion-mnist"', "preset": '"quick"', "seed": "0", "method": '"sft-ga"',
+                        "overrides": "{}", "out": '"runs/notebook"', "live": "True"}
+
+
+# --- every notebook, headless -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> Path:
+    """Two tiny finished runs (sft-ga and random) made by the CLI, for 04 and 06."""
+    import os
+
+    root = tmp_path_factory.mktemp("runs")
+    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+    for method in ("sft-ga", "random"):
+        subprocess.run([sys.executable, "-m", "nasviz", "search", "--preset", "smoke", "--method", method, "--seed",
+                        "0", "--out", str(root / method), "--quiet", *sets],
+                       check=True, env={**os.environ, **ONE_THREAD}, timeout=600)
+    return root
+
+
+def run_notebook(name: str, output: Path, parameters: dict) -> nbformat.NotebookNode:
+    import papermill as pm
+
+    pm.execute_notebook(str(NOTEBOOKS / name), str(output), parameters=parameters, kernel_name="python3",
+                        progress_bar=False, cwd=str(output.parent))
+    nb = read(output)
+    assert not errors(nb), errors(nb)
+    assert "application/vnd.jupyter.widget-view+json" not in mimetypes(nb), "headless runs draw no widgets"
+    return nb
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    for key, value in ONE_THREAD.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(nv.HEADLESS_ENV, "1")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_01_search_space(tmp_path, one_thread):
+    nb = run_notebook("01_search_space.ipynb", tmp_path / "out.ipynb", {"preset": "smoke", "seed": 3})
+    assert "image/svg+xml" in mimetypes(nb)  # DARTS_V2 and the random cell, drawn
+    text = text_of(nb)
+    assert "1,076,746,950,455,072,400" in text  # the size of the space
+    assert "largest output difference, supernet path vs standalone network: 0.00e+00" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_02_supernet(tmp_path, one_thread):
+    nb = run_notebook("02_supernet.ipynb", tmp_path / "out.ipynb",
+                      {"preset": "smoke", "warmup_steps": 8, "overrides": {k: v for k, v in TINY.items()
+                                                                           if k != "warmup_steps"}})
+    text = text_of(nb)
+    assert "8 paths trained" in text and "DARTS_V2" in text
+    assert "text/html" in mimetypes(nb) and "application/vnd.plotly.v1+json" in mimetypes(nb)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_03_search_main_notebook(tmp_path, one_thread):
+    run_dir = tmp_path / "run"
+    nb = run_notebook("03_search.ipynb", tmp_path / "03_search.ipynb",
+                      {"preset": "smoke", "seed": 0, "out": str(run_dir), "live": False})
+    for name in ("config.json", "history.jsonl", "result.json", "checkpoint.pt", "best_normal.svg",
+                 "best_reduce.svg", "report.html"):
+        assert (run_dir / name).is_file(), f"{run_dir} lacks {name}: {sorted(p.name for p in run_dir.iterdir())}"
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["finished"] and result["preset"] == "smoke" and result["method"] == "sft-ga"
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in history] == [0, 1, 2]
+    assert "<svg" in (run_dir / "best_normal.svg").read_text()
+    text = text_of(nb)
+    assert result["best_genotype"] in text  # the best genotype is printed
+    assert "result.json" in text and "report.html" in text
+    assert "image/svg+xml" in mimetypes(nb)
+    html_figures = sum("Plotly.newPlot" in (o.get("data", {}).get("text/html", ""))
+                       for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert html_figures >= 7, "headless, the static figures are drawn (as HTML, for the export)"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_04_train_from_scratch(tmp_path, one_thread, tiny_runs):
+    nb = run_notebook("04_train_from_scratch.ipynb", tmp_path / "out.ipynb",
+                      {"preset": "smoke", "run_dir": str(tiny_runs / "sft-ga"), "out": str(tmp_path / "scratch"),
+                       **SCRATCH})
+    results = json.loads((tmp_path / "scratch" / "scratch.json").read_text())
+    best = json.loads((tiny_runs / "sft-ga" / "result.json").read_text())["best_genotype"]
+    assert list(results) == ["search's best", "random (seed 0)", "DARTS_V2"]
+    assert results["search's best"]["genotype"] == best
+    assert all(r["config"]["epochs"] == 1 and r["train_images"] == 128 for r in results.values())
+    assert "application/vnd.plotly.v1+json" in mimetypes(nb)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_05_ablation(tmp_path, one_thread):
+    out = tmp_path / "ablation"
+    nb = run_notebook("05_ablation.ipynb", tmp_path / "out.ipynb",
+                      {"preset": "smoke", "overrides": TINY, "variants": ["sft-ga", "random"], "kendall_archs": 4,
+                       "scratch": SCRATCH, "out": str(out)})
+    for variant, method in (("sft-ga", "sft-ga"), ("random", "random")):
+        result = json.loads((out / variant / "result.json").read_text())
+        assert result["finished"] and result["method"] == method
+    text = text_of(nb)
+    assert "Kendall tau, supernet fitness (after fine-tuning) vs accuracy from scratch" in text
+    assert "4 architectures from generation 1 of the &#x27;sft-ga&#x27; run" in text or \
+        "4 architectures from generation 1 of the 'sft-ga' run" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_06_compare_runs(tmp_path, one_thread, tiny_runs):
+    nb = run_notebook("06_compare_runs.ipynb", tmp_path / "out.ipynb", {"runs_dir": str(tiny_runs)})
+    text = text_of(nb)
+    assert f"2 run(s) under {tiny_runs}" in text
+    assert "random" in text and "sft-ga" in text
+    nb = run_notebook("06_compare_runs.ipynb", tmp_path / "filtered.ipynb",
+                      {"runs_dir": str(tiny_runs), "preset": "quick"})
+    assert f"0 run(s) under {tiny_runs}" in text_of(nb)
+
+
+def test_compare_helpers_without_runs(tmp_path, capsys):
+    assert nv.find_runs(tmp_path / "missing") == []
+    assert "is not a folder (yet)" in capsys.readouterr().out
+    assert nv.select_runs([], preset="smoke") == []
+    assert len(nv.compare_figure([]).data) == 0
+
+
+# --- python -m nasviz demo --------------------------------------------------------------------------------------
+def demo(out: Path, *args: str) -> subprocess.CompletedProcess:
+    import os
+
+    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+    return subprocess.run([sys.executable, "-m", "nasviz", "demo", "--preset", "smoke", "--out", str(out), *sets,
+                           *args], capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_demo_writes_notebook_html_and_run_files(tmp_path):
+    out = tmp_path / "demo"
+    proc = demo(out)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("03_search.ipynb", "03_search.html", "run/result.json", "run/history.jsonl", "run/checkpoint.pt",
+                 "run/config.json", "run/best_normal.svg", "run/report.html"):
+        assert (out / name).is_file(), f"{out} lacks {name}"
+    nb = read(out / "03_search.ipynb")
+    assert not errors(nb)
+    assert nb.metadata.papermill.parameters["live"] is False
+    assert nb.metadata.papermill.parameters["overrides"]["population"] == 3
+    page = (out / "03_search.html").read_text()
+    assert "Plotly.newPlot" in page and "<svg" in page  # figures and cells survive the export
+    assert "demo finished" in proc.stdout and "generation 1 (1/1)" in proc.stdout
+
+
+def test_demo_moves_earlier_results_aside(tmp_path):
+    out = tmp_path / "demo"
+    (out / "run").mkdir(parents=True)
+    (out / "run" / "result.json").write_text("{}")
+    (out / "03_search.html").write_text("old")
+    moved = nv.move_aside(out)
+    assert moved is not None and moved.parent == out and moved.name.startswith("previous-")
+    assert (moved / "run" / "result.json").is_file() and (moved / "03_search.html").read_text() == "old"
+    assert not (out / "run").exists()
+    assert nv.move_aside(out) is None  # nothing left to move
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "quik"], "unknown preset 'quik' (did you mean 'quick'?)"),
+    (["--dataset", "fashion"], "unknown dataset 'fashion'"),
+    (["--set", "populaton=3"], "unknown setting 'populaton' (did you mean 'population'?)"),
+    (["--set", "seed=3"], "use --seed"),
+    (["--notebook", "missing.ipynb"], "notebook 'missing.ipynb' does not exist"),
+])
+def test_demo_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, message):
+    from nasviz.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "demo").exists()

@@ -1,0 +1,629 @@
+"""Reliability and safety: bad input, crashes, corrupt or hostile files, diverging training.
+
+Bad input is checked before any work (one line naming the value and what is allowed; the CLI exits with 2);
+run files are written atomically, so kill -9 at any moment leaves a resumable run; checkpoints load with
+weights_only=True and genotype text is parsed, never evaluated; a NaN loss stops training and keeps the
+last good checkpoint. Long runs' memory is measured by benchmarks/memory_growth.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from nasviz import cli, rundir
+from nasviz.config import SearchConfig
+from nasviz.data import BatchStream, ImageData
+from nasviz.errors import CheckpointError, DivergedError, NasvizError
+from nasviz.search import Search, load_history
+from nasviz.space import Genotype
+from nasviz.train import ScratchConfig, train_from_scratch
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(warmup_steps=4, population=2, generations=2, finetune_steps=2, fitness_images=32, weight_images=64,
+            batch_size=16, eval_batch_size=32, bn_batches=1, checkpoint_every=2, top_k=2, record_before=False)
+# the CLI runs that are killed: one generation more, so every moment to kill at comes while the process still runs
+CLI_SETTINGS = dict(TINY, generations=3)
+DEADLINE_S = 240.0
+PAYLOAD = "__import__('os').system('touch MARKER')"
+
+
+def tiny(**overrides) -> SearchConfig:
+    return SearchConfig.from_preset("smoke", **{**TINY, **overrides})
+
+
+def cells(normal: str, reduce: str | None = None) -> str:
+    """Genotype text with `normal` as the normal cell's pair list (the reduce cell: a valid one)."""
+    valid = ("[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), "
+             "('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)]")
+    return (f"Genotype(normal={normal}, normal_concat=[2, 3, 4, 5], reduce={reduce or valid}, "
+            f"reduce_concat=[2, 3, 4, 5])")
+
+
+def pairs(*edges: tuple[str, int]) -> str:
+    return "[" + ", ".join(f"({op!r}, {i})" for op, i in edges) + "]"
+
+
+GOOD = [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 1),
+        ("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2)]
+
+
+def with_edge(k: int, edge: tuple[str, int]) -> str:
+    edges = list(GOOD)
+    edges[k] = edge
+    return cells(pairs(*edges))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# --- shared runs ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gen1_run(tmp_path_factory) -> Path:
+    """A tiny search stopped after generation 1 of 2 (a checkpoint, history and result.json), made from an empty
+    working directory beside it (`test_a_run_writes_only_inside_its_directory` checks both)."""
+    base = tmp_path_factory.mktemp("shared")
+    (base / "cwd").mkdir()
+    cwd = os.getcwd()
+    os.chdir(base / "cwd")
+    try:
+        search = Search(tiny(), base / "gen1")
+        search.step()
+        search.step()
+    finally:
+        os.chdir(cwd)
+    assert search.generation == 1 and not search.done
+    return base / "gen1"
+
+
+@pytest.fixture
+def run_copy(gen1_run, tmp_path) -> Path:
+    """A private copy of `gen1_run` that a test may change."""
+    return Path(shutil.copytree(gen1_run, tmp_path / "copy"))
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """Ten 8x8 grayscale PNGs in two classes (8 for training, 2 held out)."""
+    from PIL import Image
+
+    root = tmp_path / "images"
+    for c in range(2):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(5):
+            Image.new("L", (8, 8), color=40 * i + c).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def ctx(tmp_path, gen1_run, image_folder) -> dict[str, Any]:
+    """Paths the bad-input cases refer to: {out} (must stay absent), {run}, {file}, {empty}, {missing}, ..."""
+    (tmp_path / "a-file.txt").write_text("not a folder\n")
+    (tmp_path / "empty").mkdir()
+    return {"out": str(tmp_path / "out"), "run": str(gen1_run), "file": str(tmp_path / "a-file.txt"),
+            "empty": str(tmp_path / "empty"), "missing": str(tmp_path / "missing"), "images": str(image_folder),
+            "tmp": str(tmp_path)}
+
+
+# --- 1. bad input: one table, run through the Python API and the CLI -------------------------------------
+@dataclass
+class Bad:
+    id: str
+    fragment: str
+    api: Callable[[dict], Any] | None = None
+    cli: list[str] | None = None
+    cli_fragment: str | None = None
+    needs: tuple[str, ...] = field(default_factory=tuple)
+
+
+def smoke(*sets: str) -> list[str]:
+    """`search --preset smoke --set ... --out {out}`."""
+    return ["search", "--preset", "smoke", *[a for s in sets for a in ("--set", s)], "--out", "{out}"]
+
+
+def cfg(**overrides) -> Callable[[dict], Any]:
+    return lambda ctx: SearchConfig.from_preset("smoke", **overrides)
+
+
+def resume(overrides: dict | None = None, where: str = "run", **kw) -> Callable[[dict], Any]:
+    return lambda ctx: Search.resume(ctx[where], overrides, **kw)
+
+
+BAD: list[Bad] = [
+    # SearchConfig: types, ranges, budgets
+    Bad("population<2", "population=1 is out of range; allowed: an integer >= 2", cfg(population=1),
+        smoke("population=1")),
+    Bad("population-text", "population='ten' is not allowed; allowed: an integer", cfg(population="ten"),
+        smoke("population=ten")),
+    Bad("population-float", "population=2.5 has the wrong type; allowed: an integer", cfg(population=2.5)),
+    Bad("population-bool", "population=True has the wrong type", cfg(population=True)),
+    Bad("p_crossover>1", "p_crossover=1.5 is out of range; allowed: a probability in [0, 1]", cfg(p_crossover=1.5),
+        smoke("p_crossover=1.5")),
+    Bad("p_mutation<0", "p_mutation=-0.1 is out of range", cfg(p_mutation=-0.1), smoke("p_mutation=-0.1")),
+    Bad("warmup_steps<0", "warmup_steps=-1 is out of range; allowed: an integer >= 0", cfg(warmup_steps=-1)),
+    Bad("finetune_steps=0", "finetune_steps=0 is out of range; allowed: an integer >= 1", cfg(finetune_steps=0)),
+    Bad("generations<0", "generations=-1 is out of range", cfg(generations=-1), smoke("generations=-1")),
+    Bad("lr=0", "lr=0.0 must be a positive number", cfg(lr=0), smoke("lr=0")),
+    Bad("lr=inf", "lr=inf is not allowed; allowed: a finite number", cfg(lr=float("inf")), smoke("lr=inf")),
+    Bad("lr=nan", "lr=nan is not allowed; allowed: a finite number", cfg(lr=float("nan"))),
+    Bad("finetune_lr<0", "finetune_lr=-1.0 must be a positive number", cfg(finetune_lr=-1)),
+    Bad("momentum=1", "momentum=1.0 is out of range; allowed: [0, 1)", cfg(momentum=1.0)),
+    Bad("weight_decay<0", "weight_decay=-1.0 is out of range; allowed: >= 0", cfg(weight_decay=-1)),
+    Bad("grad_clip=0", "grad_clip=0.0 must be a positive number", cfg(grad_clip=0)),
+    Bad("channels-odd", "channels=5 must be even", cfg(channels=5), smoke("channels=5")),
+    Bad("layers=0", "layers=0 is out of range; allowed: an integer >= 1", cfg(layers=0)),
+    Bad("batch_size=0", "batch_size=0 is out of range", cfg(batch_size=0)),
+    Bad("weight_images<batch", "weight_images=10 is out of range; allowed: an integer >= 32", cfg(weight_images=10)),
+    Bad("fitness_images=0", "fitness_images=0 is out of range", cfg(fitness_images=0)),
+    Bad("fitness_images>dataset", "fitness_images=70000 is more than the 60000 training images fashion-mnist has",
+        cfg(fitness_images=70000), smoke("fitness_images=70000")),
+    Bad("weight+fitness>dataset", "weight_images=50000 + fitness_images=20000 exceed fashion-mnist's 60000",
+        cfg(weight_images=50000, fitness_images=20000)),
+    Bad("cifar10-split", "weight_images=50000 + fitness_images=200 exceed cifar10's 50000 training images",
+        cfg(dataset="cifar10", weight_images=50000), smoke("dataset=cifar10", "weight_images=50000")),
+    Bad("no-room-for-weights", "leaves 10 of fashion-mnist's 60000 training images for the weights, fewer than "
+        "batch_size=32", cfg(weight_images=None, fitness_images=59990)),
+    Bad("imagefolder-too-small", "fitness_images=32 is more than the 8 training images imagefolder:",
+        lambda ctx: Search(tiny(dataset=f"imagefolder:{ctx['images']}"), ctx["out"]),
+        ["search", "--preset", "smoke", "--dataset", "imagefolder:{images}", "--set", "fitness_images=64",
+         "--out", "{out}"], "fitness_images=64 is more than the 8 training images"),
+    Bad("eval_batch_size=0", "eval_batch_size=0 is out of range", cfg(eval_batch_size=0)),
+    Bad("bn_batches=0", "bn_batches=0 is out of range", cfg(bn_batches=0)),
+    Bad("checkpoint_every=0", "checkpoint_every=0 is out of range", cfg(checkpoint_every=0)),
+    Bad("top_k>population", "top_k=9 exceeds population=4", cfg(top_k=9), smoke("top_k=9")),
+    Bad("seed<0", "seed=-1 is out of range", cfg(seed=-1), ["search", "--preset", "smoke", "--seed", "-1",
+                                                            "--out", "{out}"]),
+    Bad("seed-text", "seed='abc' is not allowed; allowed: an integer", cfg(seed="abc"),
+        ["search", "--preset", "smoke", "--seed", "abc", "--out", "{out}"]),
+    Bad("bool-text", "augment='maybe' is not allowed; allowed: true or false", cfg(augment="maybe"),
+        smoke("augment=maybe")),
+    Bad("finetune-vs-baseline", "finetune=True contradicts method='ga'", cfg(method="ga", finetune=True),
+        smoke("method=ga", "finetune=true")),
+    # names, with a close-match suggestion
+    Bad("dataset-typo", "unknown dataset 'fashion_mnist' (did you mean 'fashion-mnist'?)",
+        cfg(dataset="fashion_mnist"), ["search", "--preset", "smoke", "--dataset", "fashion_mnist", "--out", "{out}"]),
+    Bad("imagefolder-missing", "does not exist", lambda ctx: tiny(dataset=f"imagefolder:{ctx['missing']}")),
+    Bad("data_root-file", "is not a folder; allowed: a folder or none", lambda ctx: tiny(data_root=ctx["file"]),
+        ["search", "--preset", "smoke", "--data-root", "{file}", "--out", "{out}"]),
+    Bad("preset-typo", "unknown preset 'quik' (did you mean 'quick'?)", lambda ctx: SearchConfig.from_preset("quik"),
+        ["search", "--preset", "quik", "--out", "{out}"]),
+    Bad("method-typo", "unknown method 'sftga' (did you mean 'sft-ga'?)", cfg(method="sftga"),
+        ["search", "--preset", "smoke", "--method", "sftga", "--out", "{out}"]),
+    Bad("path_sampling-typo", "unknown path_sampling 'regoin' (did you mean 'region'?)", cfg(path_sampling="regoin"),
+        smoke("path_sampling=regoin")),
+    Bad("device-name", "device='gpu' is not allowed", cfg(device="gpu"),
+        ["search", "--preset", "smoke", "--device", "gpu", "--out", "{out}"]),
+    Bad("device-index", "device='cuda:x' is not allowed", cfg(device="cuda:x")),
+    Bad("device-absent", "device='cuda' is not available", lambda ctx: Search(tiny(device="cuda"), ctx["out"]),
+        ["search", "--preset", "smoke", "--device", "cuda", "--out", "{out}"], needs=("no-cuda",)),
+    Bad("setting-typo", "unknown setting 'populaton' (did you mean 'population'?)", cfg(populaton=4),
+        smoke("populaton=4")),
+    # genotype text (parsed, never evaluated)
+    Bad("genotype-syntax", "cannot parse genotype text", lambda ctx: Genotype.parse("Genotype(normal=[(,"),
+        ["info", "--genotype", "Genotype(normal=[(,"]),
+    Bad("genotype-unknown-op", "unknown operation 'sep_conv_7x7'",
+        lambda ctx: Genotype.parse(with_edge(2, ("sep_conv_7x7", 0))),
+        ["info", "--genotype", with_edge(2, ("sep_conv_7x7", 0))]),
+    Bad("genotype-op-typo", "(did you mean 'max_pool_3x3'?)",
+        lambda ctx: Genotype.parse(with_edge(0, ("max_pool_3", 0)))),
+    Bad("genotype-none", "normal[1] uses 'none'", lambda ctx: Genotype.parse(with_edge(1, ("none", 1))),
+        ["train", "--genotype", with_edge(1, ("none", 1)), "--out", "{out}"]),
+    Bad("genotype-pair-count", "normal cell has 7 (op, input) pairs; exactly 8 are required",
+        lambda ctx: Genotype.parse(cells(pairs(*GOOD[:7])))),
+    Bad("genotype-input-range", "normal[1] input 2 is out of range; node 0 takes inputs 0..1",
+        lambda ctx: Genotype.parse(with_edge(1, ("sep_conv_3x3", 2))),
+        ["info", "--genotype", with_edge(1, ("sep_conv_3x3", 2))]),
+    Bad("genotype-same-input", "normal node 1 takes input 1 twice", lambda ctx: Genotype.parse(
+        with_edge(2, ("skip_connect", 1)))),
+    Bad("genotype-concat", "normal_concat = [2, 3] is not supported",
+        lambda ctx: Genotype.parse(cells(pairs(*GOOD)).replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3]"))),
+    Bad("genotype-fixture-typo", "is not a Genotype(...) call or a fixture name",
+        lambda ctx: Genotype.parse("DARTS_V9")),
+    Bad("genotype-payload", "is not a Genotype(...) call", lambda ctx: Genotype.parse(PAYLOAD),
+        ["info", "--genotype", PAYLOAD]),
+    Bad("genotype-payload-inside", "which is not allowed", lambda ctx: Genotype.parse(cells(PAYLOAD)),
+        ["train", "--genotype", cells(PAYLOAD), "--out", "{out}"]),
+    # resuming
+    Bad("resume-mismatch", "with population=4, but the run used population=2", resume({"population": "4"}),
+        ["search", "--resume", "{run}", "--set", "population=4"]),
+    Bad("resume-dataset-mismatch", "with dataset='mnist', but the run used dataset='fashion-mnist'",
+        resume({"dataset": "mnist"}), ["search", "--resume", "{run}", "--dataset", "mnist"]),
+    Bad("resume-typo", "unknown setting 'populaton'", resume({"populaton": 4}),
+        ["search", "--resume", "{run}", "--set", "populaton=4"]),
+    Bad("resume-forced-shape", "does not match this search", resume({"channels": 6}, force=True)),
+    Bad("resume-missing", "does not exist", resume(where="missing"), ["search", "--resume", "{missing}"]),
+    Bad("resume-file", "is not a directory", resume(where="file")),
+    Bad("resume-no-checkpoint", "no checkpoint at", resume(where="empty"), ["search", "--resume", "{empty}"]),
+    # CLI arguments
+    Bad("set-no-equals", "--set 'population' is not key=value", None, ["search", "--set", "population",
+                                                                         "--out", "{out}"]),
+    Bad("search-no-out", "--out DIR is required", None, ["search", "--preset", "smoke"]),
+    Bad("resume-with-preset", "--resume DIR continues a run", None, ["search", "--resume", "{run}", "--preset",
+                                                                     "smoke"]),
+    Bad("override-without-resume", "--override applies only with --resume", None,
+        ["search", "--preset", "smoke", "--override", "--out", "{out}"]),
+    Bad("out-is-a-file", "exists and is not a directory", lambda ctx: Search(tiny(), ctx["file"]),
+        ["search", "--preset", "smoke", "--out", "{file}"]),
+    Bad("out-under-a-file", "is not a directory", lambda ctx: Search(tiny(), Path(ctx["file"]) / "run"),
+        ["search", "--preset", "smoke", "--out", "{file}/run"]),
+    Bad("info-layers", "--layers 0 / --channels 36", None, ["info", "--genotype", "DARTS_V2", "--layers", "0"]),
+    Bad("info-dataset", "unknown dataset 'cifar11' (did you mean 'cifar10'?)", None,
+        ["info", "--genotype", "DARTS_V2", "--dataset", "cifar11"]),
+    Bad("argparse-type", "argument --layers: invalid int value: 'x'", None,
+        ["info", "--genotype", "DARTS_V2", "--layers", "x"]),
+    Bad("argparse-unknown-option", "unrecognized arguments: --populaton", None,
+        ["search", "--preset", "smoke", "--populaton", "4", "--out", "{out}"]),
+    Bad("argparse-command", "invalid choice: 'serch'", None, ["serch"]),
+    Bad("train-epochs", "epochs=0 is out of range", lambda ctx: ScratchConfig.from_settings({"epochs": "0"}),
+        ["train", "--genotype", "DARTS_V2", "--epochs", "0", "--out", "{out}"]),
+    Bad("train-set-typo", "unknown training setting 'epoch' (did you mean 'epochs'?)",
+        lambda ctx: ScratchConfig.from_settings({"epoch": "3"}),
+        ["train", "--genotype", "DARTS_V2", "--set", "epoch=3", "--out", "{out}"]),
+    Bad("train-device", "device='gpu' is not allowed", None,
+        ["train", "--genotype", "DARTS_V2", "--device", "gpu", "--out", "{out}"]),
+    Bad("data-name", "unknown dataset 'fashionmnist' (did you mean 'fashion-mnist'?)", None, ["data", "fashionmnist"]),
+]
+
+CUDA = torch.cuda.is_available()
+
+
+def _skip(case: Bad) -> None:
+    if "no-cuda" in case.needs and CUDA:
+        pytest.skip("this machine has CUDA")
+
+
+def test_the_table_covers_at_least_thirty_kinds():
+    assert len({c.id for c in BAD}) == len(BAD) >= 30
+    assert sum(c.cli is not None for c in BAD) >= 20
+
+
+@pytest.mark.parametrize("case", [c for c in BAD if c.api is not None], ids=lambda c: c.id)
+def test_bad_input_through_the_api(case, ctx):
+    _skip(case)
+    with pytest.raises(NasvizError) as info:
+        case.api(ctx)
+    message = str(info.value)
+    assert case.fragment in message
+    assert "\n" not in message
+    assert not Path(ctx["out"]).exists()
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`nasviz.cli.main(argv)` in this process: (exit code, stdout, stderr); argparse's exits included."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("case", [c for c in BAD if c.cli is not None], ids=lambda c: c.id)
+def test_bad_input_through_the_cli(case, ctx, capsys):
+    _skip(case)
+    before = snapshot(Path(ctx["run"]))
+    code, out, err = run_cli([a.format(**ctx) for a in case.cli], capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nasviz: error: ")
+    assert (case.cli_fragment or case.fragment) in lines[0]
+    assert "Traceback" not in err and out == ""
+    assert not Path(ctx["out"]).exists()
+    assert snapshot(Path(ctx["run"])) == before  # a refused resume changes nothing
+
+
+def subprocess_cli(*args: str, cwd: Path, timeout: float = DEADLINE_S) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "nasviz", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("argv", [
+    ["search", "--preset", "smoke", "--set", "populaton=4", "--out", "out"],
+    ["info", "--genotype", PAYLOAD],
+    ["train", "--genotype", cells(PAYLOAD), "--out", "out"],
+], ids=["set-typo", "info-payload", "train-payload"])
+def test_bad_input_in_a_real_process_is_one_line_and_exit_2(argv, tmp_path):
+    done = subprocess_cli(*argv, cwd=tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []  # neither out/ nor MARKER
+
+
+def test_a_missing_dataset_offline_names_the_three_ways_to_provide_it(tmp_path, monkeypatch, capsys):
+    import torchvision.datasets
+
+    monkeypatch.setattr("nasviz.data.DEBIAN_FASHION_MNIST", str(tmp_path / "no-debian-files"))
+    (tmp_path / "root").mkdir()
+    code, _, err = run_cli(["data", "fashion-mnist", "--root", str(tmp_path / "root"), "--offline"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    for way in ("three ways", "--root DIR", "apt-get install dataset-fashion-mnist", "internet"):
+        assert way in err
+
+    def no_internet(self):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "download", no_internet)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["search", "--preset", "smoke", "--data-root", str(tmp_path / "root"), "--out", str(out),
+                            "--quiet"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "download failed" in err and "apt-get install dataset-fashion-mnist" in err
+    assert not out.exists()
+
+
+# --- 2. faults: kill -9 at several moments, SIGINT, truncated checkpoints ----------------------------------
+def cli_search_args(run_dir: Path) -> list[str]:
+    sets = [a for k, v in CLI_SETTINGS.items() for a in ("--set", f"{k}={v}")]
+    return ["search", "--preset", "smoke", "--seed", "0", *sets, "--out", str(run_dir), "--quiet"]
+
+
+def start_search(run_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "nasviz", *cli_search_args(run_dir)], cwd=run_dir.parent, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
+    """Poll `condition` until it holds; fail if the process ends first or the deadline passes."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the search ended (code {proc.returncode}) before {what}: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {what} within {DEADLINE_S} s")
+        time.sleep(0.01)  # a polling interval, not a wait for the event
+
+
+def has_generation(run_dir: Path, g: int) -> Callable[[], bool]:
+    return lambda: any(r.get("generation") == g for r in rundir.read_jsonl(run_dir / rundir.HISTORY))
+
+
+def best(run_dir: Path) -> tuple[str, float, list]:
+    result = json.loads((run_dir / rundir.RESULT).read_text())
+    assert result["finished"]
+    return result["best_genotype"], result["best_fitness"], result["top_k"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[tuple, list[dict]]:
+    """The uninterrupted CLI run with the same seed and settings: its best and its history."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    done = subprocess_cli(*cli_search_args(run_dir), cwd=run_dir.parent)
+    assert done.returncode == 0, done.stderr
+    return best(run_dir), load_history(run_dir)
+
+
+def assert_resumes_to_the_reference(run_dir: Path, reference) -> None:
+    rundir.load_checkpoint(run_dir / rundir.CHECKPOINT)  # the previous complete version is there and loads
+    done = subprocess_cli("search", "--resume", str(run_dir), "--quiet", cwd=run_dir.parent)
+    assert done.returncode == 0, done.stderr
+    ref_best, ref_rows = reference
+    assert best(run_dir) == ref_best
+    rows = load_history(run_dir)
+    assert [r["generation"] for r in rows] == list(range(CLI_SETTINGS["generations"] + 1))
+    assert [r["fitness"] for r in rows] == [r["fitness"] for r in ref_rows]
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]  # no leftovers of torn writes
+
+
+@pytest.mark.parametrize("moment", ["first-warmup-checkpoint", "generation-0", "generation-1"])
+def test_kill_9_at_any_moment_then_resume_ends_like_the_uninterrupted_run(moment, tmp_path, reference):
+    run_dir = tmp_path / "run"
+    proc = start_search(run_dir)
+    if moment == "first-warmup-checkpoint":
+        wait_for(lambda: (run_dir / rundir.CHECKPOINT).exists(), proc, "checkpoint during warm-up")
+    else:
+        wait_for(has_generation(run_dir, int(moment[-1])), proc, f"{moment} in history.jsonl")
+    assert proc.poll() is None, "the search finished before it could be killed"
+    proc.kill()  # SIGKILL: no handler, no cleanup
+    assert proc.wait(timeout=DEADLINE_S) == -signal.SIGKILL
+    proc.stderr.close()
+    assert_resumes_to_the_reference(run_dir, reference)
+
+
+def test_sigint_stops_after_a_consistent_checkpoint_and_resumes_to_the_same_result(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    proc = start_search(run_dir)
+    wait_for(has_generation(run_dir, 0), proc, "generation 0 in history.jsonl")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=DEADLINE_S) == 130
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert "Traceback" not in err
+    state = rundir.load_checkpoint(run_dir / rundir.CHECKPOINT)
+    result = json.loads((run_dir / rundir.RESULT).read_text())
+    assert not result["finished"] and result["generation"] == state["generation"] >= 0
+    assert [r["generation"] for r in load_history(run_dir)] == list(range(state["generation"] + 1))
+    assert_resumes_to_the_reference(run_dir, reference)
+
+
+@pytest.mark.parametrize("cut", ["empty", "100-bytes", "half", "last-10-bytes", "garbage"])
+def test_a_truncated_or_corrupt_checkpoint_is_an_error_naming_the_file(run_copy, cut, capsys):
+    path = run_copy / rundir.CHECKPOINT
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "100-bytes": data[:100], "half": data[: len(data) // 2],
+                      "last-10-bytes": data[:-10], "garbage": b"\x00garbage" * 512}[cut])
+    before = snapshot(run_copy)
+    with pytest.raises(CheckpointError, match="truncated(,| or) corrupt") as info:
+        Search.resume(run_copy)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    code, _, err = run_cli(["search", "--resume", str(run_copy)], capsys)
+    assert code == 2 and str(path) in err and len(err.strip().splitlines()) == 1
+    assert snapshot(run_copy) == before
+
+
+def test_an_interrupted_write_leaves_the_previous_version(tmp_path, monkeypatch):
+    path = tmp_path / "result.json"
+    rundir.write_json(path, {"version": 1})
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rundir.os, "fsync", disk_full)
+    with pytest.raises(CheckpointError, match="cannot write .*result.json: No space left on device"):
+        rundir.write_json(path, {"version": 2})
+    assert json.loads(path.read_text()) == {"version": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left behind
+
+
+def test_a_line_torn_by_a_crash_does_not_hide_the_lines_appended_after_it(tmp_path):
+    log = tmp_path / "events.jsonl"
+    log.write_text('{"type": "a"}\n{"type": "tor')  # killed in the middle of a line
+    appender = rundir.JsonlAppender(log)
+    appender({"type": "b"})
+    appender.close()
+    assert rundir.read_jsonl(log) == [{"type": "a"}, {"type": "b"}]
+
+
+# --- 3. hostile files --------------------------------------------------------------------------------------
+class Exploit:
+    """Pickles as a call of os.system: loading it unsafely would create MARKER."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle.dump"])
+def test_a_checkpoint_carrying_code_is_refused_without_running_it(run_copy, tmp_path, how, capsys):
+    marker = tmp_path / "MARKER"
+    path = run_copy / rundir.CHECKPOINT
+    state = {"format": "nasviz-checkpoint", "version": 1, "config": tiny().to_dict(), "payload": Exploit(marker)}
+    if how == "torch.save":
+        torch.save(state, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump(state, f, protocol=2)  # torch's legacy format
+    with pytest.raises(CheckpointError, match="refused to load it, nothing in it was run") as info:
+        Search.resume(run_copy)
+    assert str(path) in str(info.value) and "weights_only` set to `False`" not in str(info.value)
+    assert "not a safe nasviz checkpoint: it refers to code (Trying to load unsupported GLOBAL posix.system" \
+        in str(info.value)
+    with pytest.raises(CheckpointError, match="refused to load it"):
+        rundir.load_checkpoint(path)
+    code, _, err = run_cli(["search", "--resume", str(run_copy)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(path) in err
+    assert not marker.exists()
+
+
+def test_a_checkpoint_process_refuses_code_too(run_copy, tmp_path):
+    torch.save({"format": "nasviz-checkpoint", "version": 1, "payload": Exploit(tmp_path / "MARKER")},
+               run_copy / rundir.CHECKPOINT)
+    done = subprocess_cli("search", "--resume", str(run_copy), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "MARKER").exists()
+
+
+def test_genotype_text_inside_a_checkpoint_or_result_file_is_parsed_not_run(run_copy, tmp_path, capsys):
+    marker = tmp_path / "MARKER"
+    payload = f"__import__('os').system('touch {marker}')"
+    path = run_copy / rundir.CHECKPOINT
+    state = rundir.load_checkpoint(path)
+    state["population"] = [payload] * len(state["population"])
+    torch.save(state, path)  # a safe pickle, hostile text
+    with pytest.raises(CheckpointError, match="cannot be resumed: genotype text"):
+        Search.resume(run_copy)
+    result = json.loads((run_copy / rundir.RESULT).read_text())
+    (run_copy / rundir.RESULT).write_text(json.dumps({**result, "best_genotype": cells(payload)}))
+    code, _, err = run_cli(["info", "--genotype", str(run_copy)], capsys)
+    assert code == 2 and "which is not allowed" in err
+    assert not marker.exists()
+
+
+def test_a_run_writes_only_inside_its_directory(gen1_run):
+    base = gen1_run.parent  # the run was made with base/cwd as the working directory
+    assert sorted(p.relative_to(base).as_posix() for p in base.rglob("*")) == sorted(
+        ["cwd", "gen1"]
+        + [f"gen1/{name}" for name in (rundir.CONFIG, rundir.HISTORY, rundir.EVENTS, rundir.RESULT, rundir.CHECKPOINT)]
+    )
+
+
+def test_symbolic_links_in_a_run_directory_are_never_written_through(run_copy, tmp_path):
+    outside = {name: tmp_path / f"outside-{name}" for name in (rundir.EVENTS, rundir.HISTORY, rundir.RESULT)}
+    for name, target in outside.items():
+        target.write_text("precious\n")
+        (run_copy / name).unlink()
+        (run_copy / name).symlink_to(target)
+    with pytest.raises(CheckpointError, match="events.jsonl is a symbolic link"):
+        Search.resume(run_copy)
+    assert all(target.read_text() == "precious\n" for target in outside.values())
+    # a new run refuses a directory whose history is a (dangling) link instead of appending through it
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / rundir.HISTORY).symlink_to(tmp_path / "nowhere.jsonl")
+    with pytest.raises(CheckpointError, match="already holds a search run"):
+        Search(tiny(), tmp_path / "fresh")
+    assert not (tmp_path / "nowhere.jsonl").exists()
+
+
+# --- 4. diverging training -----------------------------------------------------------------------------------
+@pytest.fixture
+def nan_batches(monkeypatch):
+    """Make every training batch NaN (the engine's and from-scratch training's stream alike)."""
+    original = BatchStream.next
+
+    def poisoned(self):
+        x, y = original(self)
+        return torch.full_like(x, float("nan")), y
+
+    monkeypatch.setattr(BatchStream, "next", poisoned)
+    return monkeypatch
+
+
+def test_a_nan_loss_in_fine_tuning_names_step_and_lr_and_keeps_the_last_checkpoint(run_copy, nan_batches):
+    files = {name: (run_copy / name).read_bytes() for name in (rundir.CHECKPOINT, rundir.RESULT, rundir.HISTORY)}
+    search = Search.resume(run_copy)
+    steps = search.steps
+    with pytest.raises(DivergedError) as info:
+        search.step()
+    message = str(info.value)
+    assert f"finetune diverged: loss is nan at step {steps} with learning rate 0.05" in message
+    assert str(run_copy / rundir.CHECKPOINT) in message and "\n" not in message
+    assert {name: (run_copy / name).read_bytes() for name in files} == files
+    nan_batches.undo()  # with good batches again, the last good checkpoint resumes and finishes
+    result = Search.resume(run_copy).run()
+    assert result["finished"] and result["generation"] == 2
+
+
+def test_a_huge_learning_rate_diverges_with_an_error_and_the_files_stay(run_copy):
+    files = {name: (run_copy / name).read_bytes() for name in (rundir.CHECKPOINT, rundir.RESULT)}
+    search = Search.resume(run_copy, {"lr": 1e30, "finetune_steps": 8}, force=True)
+    with pytest.raises(DivergedError, match=r"finetune diverged: .* at step \d+ with learning rate 1e\+30"):
+        search.step()
+    assert {name: (run_copy / name).read_bytes() for name in files} == files
+    rundir.load_checkpoint(run_copy / rundir.CHECKPOINT)
+
+
+def test_a_nan_loss_in_warm_up_stops_before_any_checkpoint(tmp_path, nan_batches):
+    search = Search(tiny(), tmp_path / "r")
+    with pytest.raises(DivergedError, match="warmup diverged: loss is nan at step 0 with learning rate 0.05"):
+        search.run()
+    assert not (tmp_path / "r" / rundir.CHECKPOINT).exists()
+
+
+def test_a_nan_loss_in_final_training_names_step_and_lr(nan_batches):
+    g = torch.Generator().manual_seed(0)
+    data = ImageData("tiny", torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=g),
+                     torch.arange(16) % 2, torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4) % 2,
+                     ["a", "b"], (0.5,), (0.25,), "memory", True)
+    config = ScratchConfig(epochs=1, channels=4, layers=3, batch_size=8, cutout=0)
+    with pytest.raises(DivergedError, match="training diverged: loss is nan at step 0 with learning rate 0.025"):
+        train_from_scratch(Genotype.parse("DARTS_V2"), data, config, progress=False)
