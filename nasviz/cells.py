@@ -134,6 +134,19 @@ class CellNetwork(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
+    def path_modules(self, genotype: Genotype) -> list[nn.Module]:
+        """The modules a forward pass of `genotype` runs: the stem, each cell's preprocessing and chosen
+        operations, the auxiliary head (if any) and the classifier. The rest of a supernet is idle on this path."""
+        modules: list[nn.Module] = [self.stem]
+        for cell in self.cells:
+            edges = genotype.reduce if cell.reduction else genotype.normal
+            modules += [cell.preprocess0, cell.preprocess1]
+            modules += [cell.edges[edge_key(k // 2, inp)][op_name] for k, (op_name, inp) in enumerate(edges)]
+        if self.aux_head is not None:
+            modules.append(self.aux_head)
+        modules.append(self.classifier)
+        return modules
+
     def forward_with_aux(self, x: torch.Tensor, genotype: Genotype) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits and, in training mode with an auxiliary head, the auxiliary logits."""
         s0 = s1 = self.stem(x)

@@ -45,11 +45,11 @@ class SearchConfig:
     augment: bool = True
     # data split (training set only: weights part and fitness part)
     weight_images: int | None = 20000
-    fitness_images: int = 1000
+    fitness_images: int = 800
     bn_batches: int = 2
     eval_batch_size: int = 250
     # budgets
-    warmup_steps: int = 450
+    warmup_steps: int = 400
     population: int = 10
     generations: int = 6
     finetune_steps: int = 40
