@@ -251,3 +251,15 @@ def scratch_accuracy(genotype, data, settings: dict[str, Any], cache: dict[tuple
                       "wall_time_s": rounded(out["wall_time_s"], 2),
                       "final_train_accuracy": rounded(out["history"][-1]["train_accuracy"])}
     return cache[key]
+
+
+def network_size(tiny: bool, channels: int | None, layers: int | None, batch_size: int | None) -> tuple[int, int, int]:
+    """(channels, layers, batch size): the given values, else tiny ones, else the quick preset's."""
+    from nasviz.config import SearchConfig
+
+    preset = SearchConfig.from_preset("quick")
+    return (
+        channels or (2 if tiny else preset.channels),
+        layers or (3 if tiny else preset.layers),
+        batch_size or (8 if tiny else preset.batch_size),
+    )

@@ -45,9 +45,7 @@ def run(
 
     started, load_before = common.now(), common.loadavg()
     preset = SearchConfig.from_preset("quick")
-    channels = channels or (2 if tiny else preset.channels)
-    layers = layers or (3 if tiny else preset.layers)
-    batch_size = batch_size or (8 if tiny else preset.batch_size)
+    channels, layers, batch_size = common.network_size(tiny, channels, layers, batch_size)
     rounds = rounds or (1 if tiny else 3 if quick else 8)
     paths_per_round = paths_per_round or (1 if tiny else 2 if quick else 3)
 

@@ -781,13 +781,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _settings(pairs: Sequence[str]) -> dict[str, Any]:
     """`--set key=value` pairs into a dict (values typed as JSON where they parse, else text)."""
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r} is not KEY=VALUE")
-        settings[key.strip()] = parse_value(value)
-    return settings
+    from nasviz.cli import parse_settings
+
+    return {key: parse_value(value) for key, value in parse_settings(pairs).items()}
 
 
 def _log_notebook_output() -> None:
