@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    from nasviz.notebooks import COMMANDS as notebook_commands  # demo, batch
+    from nasviz.headless import COMMANDS as notebook_commands  # demo, batch
     from nasviz.viz.cli import add_commands as add_viz_commands  # render, report
 
     for extra in (*notebook_commands, add_viz_commands):

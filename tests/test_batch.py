@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import notebooks as nv
 from nasviz.cli import main
+from nasviz.headless.batch import parse_grid, parse_value, point_name
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / "notebooks" / "03_search.ipynb"
@@ -68,12 +68,12 @@ def test_grid_runs_every_point_and_reports_the_failing_one(tmp_path):
 
 
 def test_values_are_typed_as_json_where_possible():
-    assert [nv.parse_value(t) for t in ("3", "0.5", "true", "null", "smoke", "[1, 2]", '{"a": 1}', "1e-3")] == \
+    assert [parse_value(t) for t in ("3", "0.5", "true", "null", "smoke", "[1, 2]", '{"a": 1}', "1e-3")] == \
         [3, 0.5, True, None, "smoke", [1, 2], {"a": 1}, 0.001]
-    grid = nv.parse_grid(["seed=0,1,2", "method=sft-ga,random", "finetune=true,false"])
+    grid = parse_grid(["seed=0,1,2", "method=sft-ga,random", "finetune=true,false"])
     assert grid["seed"] == [("0", 0), ("1", 1), ("2", 2)]
     assert grid["finetune"] == [("true", True), ("false", False)]
-    assert nv.point_name({"seed": "1", "dataset": "imagefolder:/data/x"}) == "seed=1,dataset=imagefolder__data_x"
+    assert point_name({"seed": "1", "dataset": "imagefolder:/data/x"}) == "seed=1,dataset=imagefolder__data_x"
 
 
 @pytest.mark.parametrize("args, message", [

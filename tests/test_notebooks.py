@@ -16,6 +16,8 @@ import nbformat
 import pytest
 
 from nasviz import notebooks as nv
+from nasviz.headless.demo import move_aside
+from nasviz.headless.execute import notebook_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -77,7 +79,7 @@ def test_committed_notebook_is_clean_and_parameterized(name):
     params = parameters_cells(nb)
     assert len(params) == 1, f"{name} must have exactly one cell tagged 'parameters'"
     assert nb.cells.index(params[0]) < [i for i, c in enumerate(nb.cells) if c.cell_type == "code"][1]
-    declared = nv.notebook_parameters(NOTEBOOKS / name)
+    declared = notebook_parameters(NOTEBOOKS / name)
     assert {"dataset", "preset", "seed"} <= set(declared), f"{name} parameters: {sorted(declared)}"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     markdown = sum(len(c.source) for c in nb.cells if c.cell_type == "markdown")
@@ -87,7 +89,7 @@ def test_committed_notebook_is_clean_and_parameterized(name):
 
 
 def test_main_notebook_parameters():
-    declared = nv.notebook_parameters(NOTEBOOKS / "03_search.ipynb")
+    declared = notebook_parameters(NOTEBOOKS / "03_search.ipynb")
     assert declared == {"dataset": '"fashion-mnist"', "preset": '"quick"', "seed": "0", "method": '"sft-ga"',
                         "overrides": "{}", "out": '"runs/notebook"', "live": "True"}
 
@@ -250,11 +252,11 @@ def test_demo_moves_earlier_results_aside(tmp_path):
     (out / "run").mkdir(parents=True)
     (out / "run" / "result.json").write_text("{}")
     (out / "03_search.html").write_text("old")
-    moved = nv.move_aside(out)
+    moved = move_aside(out)
     assert moved is not None and moved.parent == out and moved.name.startswith("previous-")
     assert (moved / "run" / "result.json").is_file() and (moved / "03_search.html").read_text() == "old"
     assert not (out / "run").exists()
-    assert nv.move_aside(out) is None  # nothing left to move
+    assert move_aside(out) is None  # nothing left to move
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,0 +1,14 @@
+"""Running the notebooks headless with papermill: `python -m nasviz demo` and `python -m nasviz batch`.
+
+- `execute`: a notebook's parameters, one papermill run, the HTML export.
+- `demo`: the main notebook with the quick preset into runs/demo/ (the README's first command).
+- `batch`: one papermill run per point of a parameter grid, in a process pool.
+
+Only the standard library is imported at module level: the CLI imports this package to add its commands.
+"""
+
+from nasviz.headless.batch import add_batch_command
+from nasviz.headless.demo import add_demo_command
+
+COMMANDS = (add_demo_command, add_batch_command)
+"""`f(subparsers)` functions that add the headless commands to the CLI."""

@@ -1,0 +1,172 @@
+"""`python -m nasviz batch`: a notebook run once per point of a parameter grid, each into its own folder."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nasviz.errors import ConfigError
+from nasviz.headless.execute import check_notebook, execute, notebook_parameters, one_line
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON where it parses (ints, floats, true/false, null, lists, dicts), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+    """`key=v1,v2` specs into {key: [(text, value), ...]}; one-line ConfigError on bad syntax."""
+    grid: dict[str, list[tuple[str, Any]]] = {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--grid {spec!r} is not KEY=V1,V2,... (KEY a parameter name)")
+        texts = [v.strip() for v in values.split(",")]
+        if not values.strip() or any(not t for t in texts):
+            raise ConfigError(f"--grid {spec!r} has an empty value; write KEY=V1,V2,...")
+        if key in grid:
+            raise ConfigError(f"--grid {key} is given twice; put all its values in one --grid {key}=V1,V2,...")
+        if len(set(texts)) != len(texts):
+            raise ConfigError(f"--grid {spec!r} repeats a value")
+        grid[key] = [(t, parse_value(t)) for t in texts]
+    return grid
+
+
+def point_name(texts: dict[str, str]) -> str:
+    """Folder name of a grid point: key=value,key=value (characters unsafe in file names become '_')."""
+    return ",".join(f"{k}={re.sub(r'[^A-Za-z0-9._+=@-]', '_', v)}" for k, v in texts.items())
+
+
+def _run_point(notebook: str, folder: str, parameters: dict, threads: int | None) -> dict:
+    """One grid point (runs in a worker process): papermill into `folder`."""
+    if threads is not None:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+    return execute(Path(notebook), Path(folder) / Path(notebook).name, parameters)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from nasviz.space import suggest
+
+    notebook = check_notebook(args.notebook)
+    grid = parse_grid(args.grid)
+    if not grid:
+        raise ConfigError("batch needs at least one --grid KEY=V1,V2,...")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs} is out of range; allowed: an integer >= 1")
+    fixed: dict[str, Any] = {}
+    for key, value in args.parameter:
+        if not key.isidentifier():
+            raise ConfigError(f"-p {key!r}: a parameter name is a Python identifier")
+        if key in grid:
+            raise ConfigError(f"parameter {key!r} is given both in --grid and -p")
+        fixed[key] = parse_value(value)
+    declared = notebook_parameters(notebook)
+    if not declared:
+        raise ConfigError(f"notebook {str(notebook)!r} has no cell tagged 'parameters'")
+    for key in [*grid, *fixed]:
+        if key not in declared:
+            raise ConfigError(f"{notebook.name} has no parameter {key!r}{suggest(key, list(declared))}; "
+                              f"allowed: {', '.join(declared)}")
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
+
+    points = []
+    for combo in itertools.product(*grid.values()):
+        texts = {k: t for k, (t, _v) in zip(grid, combo)}
+        folder = out / point_name(texts)
+        parameters = {**fixed, **{k: v for k, (_t, v) in zip(grid, combo)}}
+        if "out" in declared and "out" not in parameters:
+            parameters["out"] = str((folder / "run").resolve())
+        if "live" in declared and "live" not in parameters:
+            parameters["live"] = False
+        points.append({"name": folder.name, "folder": folder, "parameters": parameters})
+    taken = [p["name"] for p in points if p["folder"].exists() and any(p["folder"].iterdir())]
+    if taken:
+        raise ConfigError(f"{out} already holds results for {taken[0]!r}; choose another --out (results are never "
+                          "overwritten)")
+    if (out / "batch.json").exists():
+        raise ConfigError(f"{out} already holds a batch (batch.json); choose another --out")
+    for point in points:
+        point["folder"].mkdir(parents=True, exist_ok=True)
+        (point["folder"] / "parameters.json").write_text(json.dumps(point["parameters"], indent=2) + "\n")
+
+    jobs = min(args.jobs, len(points))
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    print(f"batch: {len(points)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
+    start = time.perf_counter()
+    outcomes: dict[str, dict] = {}
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_point, str(notebook.resolve()), str(p["folder"]), p["parameters"], threads):
+                   p["name"] for p in points}
+        try:
+            for done, future in enumerate(cf.as_completed(futures), start=1):
+                name = futures[future]
+                try:
+                    outcomes[name] = future.result()
+                except Exception as exc:  # the worker process died
+                    outcomes[name] = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}",
+                                      "seconds": None}
+                o = outcomes[name]
+                tail = "" if o["status"] == "ok" else f": {o['error']}"
+                print(f"[{done}/{len(points)}] {name}: {o['status']} ({o['seconds']} s){tail}", flush=True)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    records = []
+    for p in points:
+        o = outcomes.get(p["name"], {"status": "not run", "error": None, "seconds": None})
+        records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
+                        "notebook": str(p["folder"] / notebook.name), **o})
+    failed = [r for r in records if r["status"] != "ok"]
+    summary = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
+               "fixed": fixed, "jobs": jobs, "points": records, "failed": len(failed),
+               "seconds": round(time.perf_counter() - start, 1)}
+    (out / "batch.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(summary_table(records))
+    print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / 'batch.json'}")
+    return 1 if failed else 0
+
+
+def summary_table(records: Iterable[dict]) -> str:
+    """A plain-text table of a batch: point, status, seconds, error."""
+    rows = [("point", "status", "seconds", "error")]
+    rows += [(r["name"], r["status"], "" if r["seconds"] is None else f"{r['seconds']:.1f}", r["error"] or "")
+             for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def add_batch_command(subparsers) -> None:
+    p = subparsers.add_parser(
+        "batch", help="run a notebook once per point of a parameter grid (papermill)",
+        description="Run NOTEBOOK with papermill once per combination of the --grid values, each into "
+                    "OUT/<key=value,...>/ (the executed notebook and parameters.json; a notebook with an `out` "
+                    "parameter gets OUT/<point>/run). Values are JSON where they parse, else text. A failing point "
+                    "is reported and the others go on; OUT/batch.json sums up; exit code 1 if any point failed.")
+    p.add_argument("notebook", help="the notebook, e.g. notebooks/03_search.ipynb")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a parameter and its values (repeat for a product of grids)")
+    p.add_argument("--out", required=True, help="folder that receives one subfolder per grid point")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default 1)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="a parameter set for every point")
+    p.set_defaults(func=cmd_batch)

@@ -1,0 +1,82 @@
+"""One headless notebook run: its declared parameters, papermill execution, and the HTML export."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from nasviz.errors import ConfigError
+from nasviz.notebooks import HEADLESS_ENV
+
+MAIN_NOTEBOOK = "03_search.ipynb"
+KERNEL_NAME = "python3"
+
+
+def notebook_dir() -> Path:
+    """The repository's notebooks/ folder (nasviz is installed editable from the repository)."""
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """The names and default values (as source text) of the notebook's `parameters` cell (papermill's reading)."""
+    import papermill as pm
+
+    try:
+        declared = pm.inspect_notebook(str(path))
+    except Exception as exc:  # not JSON, not a notebook
+        raise ConfigError(f"cannot read notebook {str(path)!r}: {one_line(exc)}") from None
+    return {name: info.get("default") for name, info in declared.items()}
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def check_notebook(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        hint = f"; the notebooks are in {notebook_dir()}" if notebook_dir().is_dir() else ""
+        raise ConfigError(f"notebook {str(path)!r} does not exist{hint}")
+    if path.suffix != ".ipynb":
+        raise ConfigError(f"notebook {str(path)!r} is not a .ipynb file")
+    return path
+
+
+def execute(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: str | Path | None = None,
+            log_output: bool = False) -> dict:
+    """Run `notebook` with papermill into `output` (the venv's `python3` kernel, headless); never raises for an
+    error inside the notebook. Returns {status: 'ok'|'failed', error, seconds}."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    saved = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"  # the kernel inherits it: use_live() says no
+    start = time.perf_counter()
+    error = None
+    try:
+        pm.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=KERNEL_NAME,
+                            progress_bar=False, log_output=log_output, cwd=None if cwd is None else str(cwd))
+    except PapermillExecutionError as exc:
+        error = f"{exc.ename}: {one_line(exc.evalue)}" if exc.evalue else exc.ename
+    except Exception as exc:  # the kernel died, the notebook could not be written, ...
+        error = f"{type(exc).__name__}: {one_line(exc)}"
+    finally:
+        if saved is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = saved
+    return {"status": "ok" if error is None else "failed", "error": error,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def export_html(notebook: Path, target: Path) -> Path:
+    """Export an executed notebook to a standalone HTML page (nbconvert's HTMLExporter)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _resources = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    target.write_text(body, encoding="utf-8")
+    return target
