@@ -18,6 +18,10 @@ METHODS = ("sft-ga", "ga", "random")
 PATH_SAMPLING = ("population", "region", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**63 - 1
+MAX_CHANNELS = 1024
+"""Largest initial channel count accepted (DARTS uses 16 to search, 36 on CIFAR and 48 on ImageNet)."""
+MAX_LAYERS = 100
+"""Largest number of cells accepted (DARTS uses 8 to search and 20 on CIFAR)."""
 TRAIN_IMAGES = {"fashion-mnist": 60000, "mnist": 60000, "cifar10": 50000, "cifar100": 50000, "svhn": 73257}
 """Training-set sizes of the built-in datasets, so a split that cannot fit is refused before loading."""
 
@@ -129,7 +133,7 @@ class SearchConfig:
         if self.data_root is not None and Path(self.data_root).expanduser().exists() \
                 and not Path(self.data_root).expanduser().is_dir():
             raise ConfigError(f"data_root={self.data_root!r} is not a folder; allowed: a folder or none")
-        for name in ("channels", "layers", "batch_size", "fitness_images", "bn_batches", "eval_batch_size",
+        for name in ("batch_size", "fitness_images", "bn_batches", "eval_batch_size",
                      "finetune_steps", "top_k", "checkpoint_every"):
             _at_least(name, getattr(self, name), 1)
         for name in ("warmup_steps", "generations"):
@@ -137,8 +141,7 @@ class SearchConfig:
         _at_least("population", self.population, 2)
         if self.weight_images is not None:
             _at_least("weight_images", self.weight_images, self.batch_size)
-        if self.channels % 2:
-            raise ConfigError(f"channels={self.channels} must be even (reduction cells halve it into two parts)")
+        check_network_size(self.channels, self.layers)
         for name in ("p_crossover", "p_mutation"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -211,6 +214,15 @@ def check_device(device: str) -> None:
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"unknown {name} {value!r}{suggest(value, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def check_network_size(channels: int, layers: int) -> None:
+    """Raise `ConfigError` unless `channels` is even and in 2..MAX_CHANNELS and `layers` in 1..MAX_LAYERS."""
+    if not 2 <= channels <= MAX_CHANNELS or channels % 2:
+        raise ConfigError(f"channels={channels} is out of range; allowed: an even integer in 2..{MAX_CHANNELS} "
+                          "(reduction cells halve it into two parts)")
+    if not 1 <= layers <= MAX_LAYERS:
+        raise ConfigError(f"layers={layers} is out of range; allowed: an integer in 1..{MAX_LAYERS}")
 
 
 def _at_least(name: str, value: int, low: int) -> None:

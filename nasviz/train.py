@@ -179,7 +179,7 @@ class ScratchConfig:
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> ScratchConfig:
         """A config from `settings` (values may be text, as from the CLI or papermill), validated."""
-        from nasviz.config import check_type, coerce
+        from nasviz.config import check_network_size, check_type, coerce
         from nasviz.space import suggest
 
         names = [f.name for f in fields(cls)]
@@ -191,14 +191,17 @@ class ScratchConfig:
             values[key] = coerce(key, value, hints[key])
             check_type(key, values[key], hints[key])
         config = cls(**values)
-        for name in ("epochs", "channels", "layers", "batch_size"):
+        for name in names:
+            value = getattr(config, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{name}={value} is not allowed; allowed: a finite number")
+        check_network_size(config.channels, config.layers)
+        for name in ("epochs", "batch_size"):
             if getattr(config, name) < 1:
                 raise ConfigError(f"{name}={getattr(config, name)} is out of range; allowed: an integer >= 1")
         for name in ("train_size", "test_size"):
             if getattr(config, name) is not None and getattr(config, name) < 1:
                 raise ConfigError(f"{name}={getattr(config, name)} is out of range; allowed: an integer >= 1 or none")
-        if config.channels % 2:
-            raise ConfigError(f"channels={config.channels} must be even")
         if not config.lr > 0 or not config.grad_clip > 0:
             raise ConfigError(f"lr={config.lr} and grad_clip={config.grad_clip} must be positive")
         for name in ("drop_path", "momentum"):
