@@ -308,3 +308,24 @@ def test_count_params_excludes_frozen_and_aux():
     assert count_params(net, include_aux=True) == total
     net.stem[0].weight.requires_grad_(False)
     assert count_params(net) == total - aux - net.stem[0].weight.numel()
+
+
+@pytest.mark.parametrize("side", [(8, 8), (7, 7), (8, 7), (7, 6)])
+def test_factorized_reduce_matches_the_padded_definition(side):
+    """The even-size shortcut (no padding copy) gives exactly DARTS's pad-then-shift output and gradients."""
+    from nasviz.ops import FactorizedReduce
+
+    torch.manual_seed(0)
+    reduce = FactorizedReduce(4, 6, affine=True).train()
+    x = torch.randn(2, 4, *side, requires_grad=True)
+    out = reduce(x)
+    out.square().sum().backward()
+
+    y = x.detach().clone().requires_grad_(True)
+    relu = F.relu(y)
+    shifted = F.pad(relu, (0, 1, 0, 1))[:, :, 1:, 1:]
+    expected = reduce.bn(torch.cat([reduce.conv_1(relu), reduce.conv_2(shifted)], dim=1))
+    expected.square().sum().backward()
+    assert out.shape == (2, 6, (side[0] + 1) // 2, (side[1] + 1) // 2)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(x.grad, y.grad)
