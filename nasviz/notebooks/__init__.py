@@ -1,0 +1,97 @@
+"""What the notebooks in `notebooks/` call (`from nasviz import notebooks as nv`), so that their cells stay
+short: the logic lives here, not in cells.
+
+- `session`: set-up, live or static output (`use_live`), fresh run folders, progress lines, config tables.
+- `tables`: plain-HTML tables that survive papermill and the HTML export.
+- `lessons`: the search-space and supernet lessons (operations, space size, paths, weight sharing).
+- `runs`: a run's files, and reading a folder of runs to compare them side by side.
+- `experiments`: from-scratch results, ablation variants, Kendall tau of fitness vs accuracy.
+
+Running the notebooks headless (`demo`, `batch`) is `nasviz.headless`. Only the standard library is imported at
+module level: plotly, torch and scipy are imported inside the functions that use them.
+"""
+
+from nasviz.notebooks.experiments import (
+    ABLATIONS,
+    ablation_config,
+    ablation_table,
+    best_table,
+    kendall,
+    rank_figure,
+    scratch_figure,
+    scratch_table,
+    spread_sample,
+)
+from nasviz.notebooks.lessons import (
+    genotype_table,
+    inherited_fitness,
+    operations_table,
+    path_statistics,
+    path_table,
+    shared_edges,
+    space_size_table,
+    weight_sharing_check,
+)
+from nasviz.notebooks.runs import (
+    compare_figure,
+    final_best_figure,
+    find_runs,
+    run_files,
+    runs_table,
+    select_runs,
+    show_json,
+)
+from nasviz.notebooks.session import (
+    HEADLESS_ENV,
+    config_table,
+    describe_search,
+    fresh_folder,
+    fresh_run_dir,
+    generation_summary,
+    headless,
+    holds_run,
+    print_progress,
+    setup,
+    use_live,
+)
+from nasviz.notebooks.tables import display_html, html_table
+
+__all__ = [
+    "HEADLESS_ENV",
+    "setup",
+    "headless",
+    "use_live",
+    "holds_run",
+    "fresh_run_dir",
+    "fresh_folder",
+    "print_progress",
+    "config_table",
+    "describe_search",
+    "generation_summary",
+    "display_html",
+    "html_table",
+    "operations_table",
+    "space_size_table",
+    "path_table",
+    "genotype_table",
+    "shared_edges",
+    "weight_sharing_check",
+    "path_statistics",
+    "inherited_fitness",
+    "run_files",
+    "show_json",
+    "find_runs",
+    "select_runs",
+    "runs_table",
+    "compare_figure",
+    "final_best_figure",
+    "scratch_table",
+    "scratch_figure",
+    "ABLATIONS",
+    "ablation_table",
+    "best_table",
+    "ablation_config",
+    "spread_sample",
+    "kendall",
+    "rank_figure",
+]

@@ -1,0 +1,160 @@
+"""A run's files, and reading a folder of runs (result.json, config.json, history.jsonl) to compare them."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nasviz.notebooks.tables import display_html, html_table
+
+_RUN_FILES = {
+    "config.json": "every setting of the run",
+    "history.jsonl": "one line per generation: individuals, fitness before/after fine-tuning, trained paths",
+    "events.jsonl": "every event, as the dashboard saw it",
+    "result.json": "best genotype and fitness, top-k, switches, seed, wall time, supernet steps, versions",
+    "checkpoint.pt": "supernet, optimizer, GA state and RNG states (resume with Search.resume)",
+    "best_normal.svg": "the best normal cell (graphviz)",
+    "best_reduce.svg": "the best reduction cell (graphviz)",
+}
+
+
+def run_files(run_dir: str | Path):
+    """The files of a run directory with their sizes and what each holds."""
+    run_dir = Path(run_dir)
+    rows = []
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        name = str(path.relative_to(run_dir))
+        what = _RUN_FILES.get(name, "the static HTML report (figures, best cells, tables)"
+                              if name.endswith(".html") else "")
+        rows.append({"file": name, "size": _size(path.stat().st_size), "what it holds": what})
+    return html_table(rows, caption=str(run_dir))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def show_json(path: str | Path):
+    """A JSON file, pretty-printed (HTML, so that it survives the HTML export)."""
+    text = json.dumps(json.loads(Path(path).read_text()), indent=2)
+    return display_html(f"<b>{html.escape(str(path))}</b><pre style='font-size:12px'>{html.escape(text)}</pre>")
+
+
+def find_runs(runs_dir: str | Path) -> list[dict]:
+    """Every run directory under `runs_dir` (itself included): folders holding result.json or history.jsonl.
+
+    Each run is a dict: name (path relative to `runs_dir`), path, config, result, rows (history), parameters
+    (the notebook parameters a batch recorded in parameters.json beside or above it, if any). A missing
+    `runs_dir` gives no runs (and says so)."""
+    from nasviz.search import load_history
+
+    root = Path(runs_dir).expanduser()
+    if not root.is_dir():
+        print(f"runs_dir {str(root)!r} is not a folder (yet); no runs to read")
+        return []
+    folders = sorted({p.parent for name in ("result.json", "history.jsonl") for p in root.rglob(name)})
+    runs = []
+    for folder in folders:
+        rows = load_history(folder)
+        result = _read_json(folder / "result.json") or {}
+        config = _read_json(folder / "config.json") or {}
+        parameters = _read_json(folder / "parameters.json") or _read_json(folder.parent / "parameters.json") or {}
+        name = str(folder.relative_to(root)) if folder != root else root.name
+        if name.endswith("/run") and parameters:  # batch layout DIR/<point>/run: name it after the point
+            name = name[: -len("/run")]
+        runs.append({"name": name, "path": folder, "config": config, "result": result, "rows": rows,
+                     "parameters": parameters})
+    return runs
+
+
+def select_runs(runs: Sequence[dict], **criteria: Any) -> list[dict]:
+    """The runs whose settings equal every criterion that is not None, e.g. `select_runs(runs, preset="smoke")`."""
+    wanted = {k: v for k, v in criteria.items() if v is not None}
+
+    def setting(run: dict, key: str) -> Any:
+        return run["config"].get(key, run["result"].get(key, run["parameters"].get(key)))
+
+    return [run for run in runs if all(setting(run, k) == v for k, v in wanted.items())]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def runs_table(runs: Sequence[dict]):
+    """One line per run: method, switches, dataset, preset, seed, progress, best fitness, cost."""
+    rows = []
+    for run in runs:
+        result, config = run["result"], run["config"]
+        last = run["rows"][-1] if run["rows"] else None
+        switches = result.get("switches", {})
+        rows.append({
+            "run": run["name"],
+            "method": result.get("method", config.get("method")),
+            "fine-tune": switches.get("finetune"),
+            "sampling": switches.get("path_sampling", config.get("path_sampling")),
+            "dataset": result.get("dataset", config.get("dataset")),
+            "preset": result.get("preset", config.get("preset")),
+            "seed": result.get("seed", config.get("seed")),
+            "generations": f"{last['generation'] if last else '-'}/{config.get('generations', '?')}",
+            "best fitness": last["best"]["fitness"] if last else None,
+            "best params": result.get("best_params"),
+            "evaluations": last["evaluations"] if last else None,
+            "supernet steps": last["supernet_steps"] if last else None,
+            "search time (s)": result.get("search_wall_time_s"),
+            "finished": result.get("finished"),
+        })
+    return html_table(rows, caption=f"{len(rows)} run(s)")
+
+
+def compare_figure(runs: Sequence[dict], title: str = "Runs side by side"):
+    """Best and mean population fitness per generation, one colour per run (left: best, right: mean)."""
+    import plotly.express as px
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=("best fitness", "mean fitness of the population"))
+    colors = px.colors.qualitative.Plotly
+    for k, run in enumerate(runs):
+        gens = [r["generation"] for r in run["rows"]]
+        color = colors[k % len(colors)]
+        fig.add_trace(go.Scatter(x=gens, y=[r["best"]["fitness"] for r in run["rows"]], mode="lines+markers",
+                                 name=run["name"], legendgroup=run["name"], line={"color": color}), row=1, col=1)
+        fig.add_trace(go.Scatter(x=gens, y=[r["mean_fitness"] for r in run["rows"]], mode="lines+markers",
+                                 name=run["name"], legendgroup=run["name"], showlegend=False,
+                                 line={"color": color, "dash": "dash"}), row=1, col=2)
+    fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=420,
+                      legend={"orientation": "h", "y": -0.2}, margin={"l": 60, "r": 20, "t": 70, "b": 40})
+    fig.update_xaxes(title_text="generation", tickmode="linear", dtick=1)
+    fig.update_yaxes(title_text="fitness (validation accuracy, inherited weights)", row=1, col=1)
+    return fig
+
+
+def final_best_figure(runs: Sequence[dict], by: str = "method"):
+    """Final best fitness of each run, grouped by a setting (`by`: a config key, e.g. method or seed)."""
+    import plotly.graph_objects as go
+
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for run in runs:
+        if not run["rows"]:
+            continue
+        key = str(run["config"].get(by, run["parameters"].get(by, "?")))
+        groups.setdefault(key, []).append((run["name"], run["rows"][-1]["best"]["fitness"]))
+    fig = go.Figure()
+    for key, points in groups.items():
+        fig.add_trace(go.Box(y=[f for _, f in points], name=key, boxpoints="all", pointpos=0, jitter=0.3,
+                             text=[n for n, _ in points], hovertemplate="%{text}: %{y:.4f}<extra></extra>"))
+    fig.update_layout(title={"text": f"Final best fitness by {by}", "x": 0.01}, template="plotly_white", height=380,
+                      showlegend=False, yaxis_title="best fitness", xaxis_title=by)
+    return fig

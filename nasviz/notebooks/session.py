@@ -1,0 +1,161 @@
+"""Notebook set-up: plotly and tqdm in Jupyter, live or static output, run folders, progress lines."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from nasviz.notebooks.tables import display_html, html_table
+
+HEADLESS_ENV = "NASVIZ_HEADLESS"
+"""Set (to 1) in the environment of notebooks run by `demo`, `batch` and the tests: `use_live` then says no."""
+
+
+def setup() -> None:
+    """Call once at the top of a notebook. Headless (papermill), plotly figures carry their HTML, with plotly.js
+    inlined once, beside their JSON: nbconvert's HTML export and nbviewer show them, offline. In a front end
+    plotly's own default stays (JupyterLab draws the JSON; no 4 MB of plotly.js saved into the notebook)."""
+    import plotly.io as pio
+
+    if headless():
+        pio.renderers.default = "plotly_mimetype+notebook"
+
+
+def headless() -> bool:
+    """True when no person is looking: `NASVIZ_HEADLESS` is set, or the kernel was started by papermill or
+    `jupyter nbconvert --execute`."""
+    if os.environ.get(HEADLESS_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+        return True
+    try:
+        cmdline = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return any(runner in cmdline for runner in ("papermill", "nbconvert", "nbclient"))
+
+
+def use_live(live: bool) -> bool:
+    """Whether to show the live dashboard: only if asked for, in a front end, and ipywidgets is importable."""
+    if not live:
+        return False
+    if headless():
+        print("live=True, but this notebook runs headless (papermill, nbconvert): showing static figures instead")
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        print("live=True, but ipywidgets is not installed: showing static figures instead")
+        return False
+    return True
+
+
+def holds_run(path: str | Path) -> bool:
+    """True when `path` holds (part of) a search run."""
+    path = Path(path)
+    return any((path / name).exists() for name in ("checkpoint.pt", "history.jsonl", "result.json"))
+
+
+def fresh_run_dir(out: str | Path) -> Path:
+    """`out`, or if it already holds a run, a fresh sibling `out-YYYYmmdd-HHMMSS` (finished work is never
+    overwritten)."""
+    path = Path(out).expanduser()
+    if not holds_run(path):
+        return path
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = path.with_name(f"{path.name}-{stamp}")
+    k = 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}-{stamp}-{k}")
+        k += 1
+    print(f"{path} already holds a run; this one goes to {candidate}")
+    return candidate
+
+
+def fresh_folder(out: str | Path) -> Path:
+    """`out`, or if it exists and is not empty, a fresh sibling `out-YYYYmmdd-HHMMSS` (for a folder of runs)."""
+    path = Path(out).expanduser()
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return path
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, k = path.with_name(f"{path.name}-{stamp}"), 2
+    while candidate.exists():
+        candidate, k = path.with_name(f"{path.name}-{stamp}-{k}"), k + 1
+    print(f"{path} is not empty; the runs go to {candidate}")
+    return candidate
+
+
+def print_progress(search) -> Callable[[], None]:
+    """Print one line per warm-up checkpoint and per generation (what a headless run shows); returns the
+    function that stops it."""
+    config = search.config
+    start = time.perf_counter()
+
+    def listener(event: dict) -> None:
+        kind = event["type"]
+        elapsed = time.perf_counter() - start
+        if kind == "checkpoint" and event["generation"] < 0:
+            print(f"warm-up: {event['warmup_done']}/{config.warmup_steps} supernet steps ({elapsed:.0f} s)", flush=True)
+        elif kind == "generation":
+            what = "initial population" if event["generation"] == 0 else f"generation {event['generation']}"
+            print(f"{what} ({event['generation']}/{config.generations}): best {event['best']['fitness']:.4f}, "
+                  f"mean {event['mean_fitness']:.4f}, {event['evaluations']} evaluations, "
+                  f"{event['supernet_steps']} supernet steps ({elapsed:.0f} s)", flush=True)
+
+    return search.subscribe(listener)
+
+
+def config_table(config):
+    """Every setting of a SearchConfig; settings that differ from the preset are marked."""
+    from nasviz.config import PRESETS, SearchConfig
+
+    preset = SearchConfig.from_preset(config.preset).to_dict() if config.preset in PRESETS else {}
+    rows = []
+    for key, value in config.to_dict().items():
+        note = ""
+        if preset and key not in ("preset",) and value != preset.get(key):
+            note = f"changed (preset: {preset.get(key)!r})"
+        rows.append({"setting": key, "value": repr(value), "": note})
+    rows.append({"setting": "→ fine-tuning", "value": repr(config.uses_finetune), "": "derived from method/finetune"})
+    rows.append({"setting": "→ evaluation budget", "value": repr(config.evaluation_budget),
+                 "": "population × (generations + 1) new genotypes, the same for every method"})
+    return html_table(rows, caption=f"SearchConfig: {config.method} on {config.dataset}, preset {config.preset!r}")
+
+
+def describe_search(search) -> str:
+    """A few lines on what `Search` set up: data split, supernet size, device."""
+    from nasviz.network import count_params
+
+    c = search.config
+    fitness_images = sum(len(y) for _x, y in search.fitness_batches)
+    return (f"dataset {search.data.name}: {len(search.data.train_labels):,} training images, of which "
+            f"{len(search.stream.images):,} train the supernet's weights and {fitness_images:,} measure fitness "
+            f"(the test set is not used by the search)\n"
+            f"supernet: {c.layers} cells, {c.channels} channels, {count_params(search.supernet):,} parameters "
+            f"shared by every path; device {search.device}\n"
+            f"budget: {c.warmup_steps} warm-up steps, population {c.population}, {c.generations} generations "
+            f"of {c.finetune_steps if c.uses_finetune else 0} fine-tuning steps")
+
+
+def generation_summary(row: dict | None):
+    """One generation's individuals: role, fitness before and after fine-tuning, ranks, and who was selected."""
+    if row is None:
+        return display_html("<i>nothing to do: the search is finished</i>")
+    from nasviz.viz.common import cell_summary, ranks
+
+    inds = row["individuals"]
+    after = ranks([i["fitness"] for i in inds])
+    has_before = all(i.get("fitness_before") is not None for i in inds)
+    before = ranks([i["fitness_before"] for i in inds]) if has_before else [None] * len(inds)
+    table = []
+    for k, ind in sorted(enumerate(inds), key=lambda e: after[e[0]]):
+        table.append({"rank after": after[k], "rank before": before[k], "role": ind["role"],
+                      "fitness before": ind.get("fitness_before"), "fitness after": ind["fitness"],
+                      "selected": "yes" if ind["selected"] else "", "params": ind["params"],
+                      "normal cell": cell_summary(ind["genotype"], "normal")})
+    kept = sum(1 for i in inds if i["selected"] and i["role"] == "offspring")
+    offspring = sum(1 for i in inds if i["role"] == "offspring")
+    caption = (f"generation {row['generation']}: {kept} of {offspring} offspring survive; best "
+               f"{row['best']['fitness']:.4f}, mean {row['mean_fitness']:.4f}" if offspring else
+               f"initial population: best {row['best']['fitness']:.4f}, mean {row['mean_fitness']:.4f}")
+    return html_table(table, caption=caption)
