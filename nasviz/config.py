@@ -119,8 +119,6 @@ class SearchConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             check_type(f.name, value, hints[f.name])
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{f.name}={value} is not allowed; allowed: a finite number")
         from nasviz.data import check_dataset_name
 
         dataset = check_dataset_name(self.dataset)
@@ -238,7 +236,10 @@ def _type_name(tp: Any) -> str:
 
 
 def check_type(name: str, value: Any, tp: Any) -> None:
-    """Raise `ConfigError` unless `value` has the declared type (bools are not ints, ints are floats)."""
+    """Raise `ConfigError` unless `value` has the declared type (bools are not ints, ints are floats) and, if it
+    is a float, is finite (no inf or nan)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}={value} is not allowed; allowed: a finite number")
     args = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else (tp,)
     for t in args:
         if t is type(None) and value is None:

@@ -191,10 +191,6 @@ class ScratchConfig:
             values[key] = coerce(key, value, hints[key])
             check_type(key, values[key], hints[key])
         config = cls(**values)
-        for name in names:
-            value = getattr(config, name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{name}={value} is not allowed; allowed: a finite number")
         check_network_size(config.channels, config.layers)
         for name in ("epochs", "batch_size"):
             if getattr(config, name) < 1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import shutil
@@ -23,6 +22,7 @@ from nasviz.headless.execute import (
     notebook_dir,
     notebook_parameters,
 )
+from nasviz.notebooks.runs import read_json_or_none
 
 DEMO_OUTPUTS = ("run", MAIN_NOTEBOOK, MAIN_NOTEBOOK.replace(".ipynb", ".html"))
 
@@ -86,7 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"nasviz: error: the notebook failed after {status['seconds']:.0f} s: {status['error']}; "
               f"see {executed}", file=sys.stderr)
         return 1
-    result = _result(run_dir)
+    result = read_json_or_none(run_dir / "result.json") or {}
     print(f"\ndemo finished in {status['seconds']:.0f} s: best fitness {result.get('best_fitness')}\n"
           f"  notebook  {executed}\n  HTML      {page}\n  run files {run_dir}")
     return 0
@@ -129,11 +129,3 @@ def add_demo_command(subparsers) -> None:
                    help="override one search setting (the notebook's `overrides`), e.g. --set population=6")
     p.add_argument("--notebook", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_demo)
-
-
-def _result(run_dir: Path) -> dict:
-    """The run's result.json, or {} when the notebook did not get to write it."""
-    try:
-        return json.loads((run_dir / "result.json").read_text())
-    except (OSError, ValueError):
-        return {}

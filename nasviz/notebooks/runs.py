@@ -63,9 +63,10 @@ def find_runs(runs_dir: str | Path) -> list[dict]:
     runs = []
     for folder in folders:
         rows = load_history(folder)
-        result = _read_json(folder / "result.json") or {}
-        config = _read_json(folder / "config.json") or {}
-        parameters = _read_json(folder / "parameters.json") or _read_json(folder.parent / "parameters.json") or {}
+        result = read_json_or_none(folder / "result.json") or {}
+        config = read_json_or_none(folder / "config.json") or {}
+        parameters = (read_json_or_none(folder / "parameters.json")
+                      or read_json_or_none(folder.parent / "parameters.json") or {})
         name = str(folder.relative_to(root)) if folder != root else root.name
         if name.endswith("/run") and parameters:  # batch layout DIR/<point>/run: name it after the point
             name = name[: -len("/run")]
@@ -84,7 +85,8 @@ def select_runs(runs: Sequence[dict], **criteria: Any) -> list[dict]:
     return [run for run in runs if all(setting(run, k) == v for k, v in wanted.items())]
 
 
-def _read_json(path: Path) -> Any:
+def read_json_or_none(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or not valid JSON (a run still being written)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
