@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nasviz.ops import FactorizedReduce, ReLUConvBN, make_op
-from nasviz.space import NODES, Edge, Genotype
+from nasviz.space import Edge, Genotype
 
 EdgeOps = Mapping[tuple[int, int], Iterable[str]]
 """For each edge (node, input): the operation names it holds."""
@@ -32,7 +32,7 @@ def edge_key(node: int, inp: int) -> str:
 
 
 class Cell(nn.Module):
-    """A DARTS cell: two preprocessed inputs, 4 nodes each summing two edges, output = concat of nodes."""
+    """A DARTS cell: two preprocessed inputs, n nodes each summing two edges, output = concat of the nodes."""
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class Cell(nn.Module):
             FactorizedReduce(c_prev_prev, c, affine) if reduction_prev else ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine)
         )
         self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, affine)
+        self.nodes = 1 + max(node for node, _inp in edge_ops)
         self.edges = nn.ModuleDict()
         for (node, inp), ops in edge_ops.items():
             stride = 2 if reduction and inp < 2 else 1
@@ -58,7 +59,7 @@ class Cell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, edges: tuple[Edge, ...], drop_prob: float = 0.0):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for node in range(NODES):
+        for node in range(self.nodes):
             total = None
             for op_name, inp in edges[2 * node : 2 * node + 2]:
                 op = self.edges[edge_key(node, inp)][op_name]
@@ -127,7 +128,7 @@ class CellNetwork(nn.Module):
                 Cell(edge_ops_for(cell_type), c_prev_prev, c_prev, c_curr, reduction, reduction_prev, affine, pool_bn)
             )
             reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, NODES * c_curr
+            c_prev_prev, c_prev = c_prev, self.cells[-1].nodes * c_curr
             if i == self.aux_index:
                 c_aux = c_prev
         self.aux_head = AuxiliaryHead(c_aux, num_classes) if auxiliary else None

@@ -1,8 +1,10 @@
 """The genetic algorithm of SFT-GA: selection, crossover, mutation, environmental selection, path sampling.
 
 Pure Python, no torch. Every random choice comes from a `random.Random` passed in, so a seed fixes the run.
-An individual is a `Genotype`; the GA works on its 8 canonical nodes (`Genotype.nodes()`: 4 normal-cell
-nodes, then 4 reduction-cell nodes), each a pair of (op, input) edges with the smaller input first.
+An individual is a `Genotype`; the GA works on its genes, the canonical nodes its `SearchSpace` lets vary
+(`SearchSpace.genes`: in the DARTS space 4 normal-cell nodes, then 4 reduction-cell nodes; in a space whose
+reduction cell is tied to the normal cell, the normal cell's alone), each a pair of (op, input) edges with the
+smaller input first. Identity (what counts as "seen") is the space's `key`.
 
 Fitness is "higher is better" (validation accuracy); a NaN fitness ranks below every number.
 None of these functions changes its arguments: `seen` sets are read, never written, so the caller adds the
@@ -18,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from nasviz.space import CANDIDATE_OPS, NODES, Edge, Genotype, sample_genotype
+from nasviz.space import DARTS, Edge, Genotype, SearchSpace
 
 Node = tuple[Edge, Edge]
 T = TypeVar("T")
@@ -40,11 +42,6 @@ __all__ = [
 def _score(f: float) -> float:
     """Fitness for comparisons: NaN becomes -inf so it never wins."""
     return -math.inf if math.isnan(f) else f
-
-
-def _node_index(k: int) -> int:
-    """Node position within its cell (0..3) for canonical node k (0..7)."""
-    return k % NODES
 
 
 # --- selection --------------------------------------------------------------------------------------------
@@ -78,15 +75,15 @@ def environmental_selection(fitness: Sequence[float], params: Sequence[int], n: 
 # --- variation --------------------------------------------------------------------------------------------
 
 
-def crossover(a: Genotype, b: Genotype, rng: random.Random, p_c: float) -> Genotype:
+def crossover(a: Genotype, b: Genotype, rng: random.Random, p_c: float, space: SearchSpace = DARTS) -> Genotype:
     """With probability `p_c`, node-level uniform crossover (each node whole from `a` or `b`); else a copy of `a`."""
     if rng.random() >= p_c:
         return a
-    nodes = [na if rng.random() < 0.5 else nb for na, nb in zip(a.nodes(), b.nodes())]
-    return Genotype.from_nodes(nodes)
+    nodes = [na if rng.random() < 0.5 else nb for na, nb in zip(space.genes(a), space.genes(b))]
+    return space.from_genes(nodes)
 
 
-def _mutate_node(node: Node, j: int, rng: random.Random) -> Node:
+def _mutate_node(node: Node, j: int, rng: random.Random, ops: tuple[str, ...] = DARTS.ops) -> Node:
     """Replace one of the node's two edges by a different valid edge, drawn uniformly among all of them.
 
     `j` is the node's position in its cell, so its inputs lie in 0..j+1. The new edge keeps an input different
@@ -94,24 +91,26 @@ def _mutate_node(node: Node, j: int, rng: random.Random) -> Node:
     """
     side = rng.randrange(2)
     old, other = node[side], node[1 - side]
-    choices = [(op, inp) for inp in range(j + 2) if inp != other[1] for op in CANDIDATE_OPS if (op, inp) != old]
+    choices = [(op, inp) for inp in range(j + 2) if inp != other[1] for op in ops if (op, inp) != old]
     new = rng.choice(choices)
     return (new, other) if new[1] < other[1] else (other, new)
 
 
-def mutate(g: Genotype, rng: random.Random, p_m: float) -> Genotype:
+def mutate(g: Genotype, rng: random.Random, p_m: float, space: SearchSpace = DARTS) -> Genotype:
     """Each node, with probability `p_m`, changes exactly one of its two (op, input) edges (see `_mutate_node`)."""
     nodes = [
-        _mutate_node(node, _node_index(k), rng) if rng.random() < p_m else node for k, node in enumerate(g.nodes())
+        _mutate_node(node, space.node_position(k), rng, space.ops) if rng.random() < p_m else node
+        for k, node in enumerate(space.genes(g))
     ]
-    return Genotype.from_nodes(nodes)
+    return space.from_genes(nodes)
 
 
-def _fresh(rng: random.Random, taken: set[str], seen: set[str], max_tries: int) -> Genotype:
+def _fresh(rng: random.Random, taken: set[str], seen: set[str], max_tries: int, space: SearchSpace) -> Genotype:
     """A random genotype whose key is in neither `taken` nor `seen`."""
     for _ in range(max_tries):
-        g = sample_genotype(rng)
-        if g.key() not in seen and g.key() not in taken:
+        g = space.sample(rng)
+        key = space.key(g)
+        if key not in seen and key not in taken:
             return g
     raise RuntimeError(f"no unseen genotype found in {max_tries} random draws")
 
@@ -127,6 +126,7 @@ def make_offspring(
     seen: set[str],
     params: Sequence[int] | None = None,
     max_tries: int = 1000,
+    space: SearchSpace = DARTS,
 ) -> list[Genotype]:
     """`n` new children: two binary tournaments pick the parents, then crossover, then mutation.
 
@@ -147,24 +147,24 @@ def make_offspring(
         for _ in range(max_tries):
             a = parents[binary_tournament(fitness, rng, params)]
             b = parents[binary_tournament(fitness, rng, params)]
-            candidate = mutate(crossover(a, b, rng, p_c), rng, p_m)
-            if candidate.key() not in seen and candidate.key() not in taken:
+            candidate = mutate(crossover(a, b, rng, p_c, space), rng, p_m, space)
+            if space.key(candidate) not in seen and space.key(candidate) not in taken:
                 child = candidate
                 break
         if child is None:
-            child = _fresh(rng, taken, seen, max_tries)
-        taken.add(child.key())
+            child = _fresh(rng, taken, seen, max_tries, space)
+        taken.add(space.key(child))
         children.append(child)
     return children
 
 
-def random_population(n: int, rng: random.Random, seen: set[str]) -> list[Genotype]:
+def random_population(n: int, rng: random.Random, seen: set[str], space: SearchSpace = DARTS) -> list[Genotype]:
     """`n` distinct random genotypes, none of whose keys is in `seen` (which is not modified)."""
     population: list[Genotype] = []
     taken: set[str] = set()
     for _ in range(n):
-        g = _fresh(rng, taken, seen, max_tries=10_000)
-        taken.add(g.key())
+        g = _fresh(rng, taken, seen, 10_000, space)
+        taken.add(space.key(g))
         population.append(g)
     return population
 
@@ -174,7 +174,7 @@ def random_population(n: int, rng: random.Random, seen: set[str]) -> list[Genoty
 
 @dataclass(frozen=True)
 class Region:
-    """Gene counts of a set of genotypes, per canonical node k (0..7).
+    """Gene counts of a set of genotypes, per gene k (a canonical node, see `SearchSpace.genes`).
 
     `pairs[k]` counts the node's (input_a, input_b) pairs; `ops[k][inp]` counts the ops used on the node's
     edge from input `inp`.
@@ -185,14 +185,15 @@ class Region:
     size: int
 
 
-def region_frequencies(genotypes: Iterable[Genotype]) -> Region:
+def region_frequencies(genotypes: Iterable[Genotype], space: SearchSpace = DARTS) -> Region:
     """Count, for every node, its input pairs and, for every (node, input) edge, its ops, over `genotypes`."""
-    pairs: list[Counter[tuple[int, int]]] = [Counter() for _ in range(2 * NODES)]
-    ops: list[dict[int, Counter[str]]] = [{} for _ in range(2 * NODES)]
+    genes = space.nodes * (1 if space.tied else 2)
+    pairs: list[Counter[tuple[int, int]]] = [Counter() for _ in range(genes)]
+    ops: list[dict[int, Counter[str]]] = [{} for _ in range(genes)]
     size = 0
     for g in genotypes:
         size += 1
-        for k, (ea, eb) in enumerate(g.nodes()):
+        for k, (ea, eb) in enumerate(space.genes(g)):
             pairs[k][(ea[1], eb[1])] += 1
             for op, inp in (ea, eb):
                 ops[k].setdefault(inp, Counter())[op] += 1
@@ -207,14 +208,14 @@ def _weighted(counts: Counter[T], rng: random.Random) -> T:
     return rng.choices(keys, weights=[counts[k] for k in keys])[0]
 
 
-def sample_from_region(region: Region, rng: random.Random) -> Genotype:
+def sample_from_region(region: Region, rng: random.Random, space: SearchSpace = DARTS) -> Genotype:
     """Draw a path gene by gene: each node's input pair from the region's pair counts, then each edge's op
     from the region's op counts for that (node, input) edge. Always valid, since every gene was seen."""
     nodes = []
-    for k in range(2 * NODES):
+    for k in range(len(region.pairs)):
         a, b = _weighted(region.pairs[k], rng)
         nodes.append(((_weighted(region.ops[k][a], rng), a), (_weighted(region.ops[k][b], rng), b)))
-    return Genotype.from_nodes(nodes)
+    return space.from_genes(nodes)
 
 
 def balanced_rounds(members: Sequence[T], steps: int, rng: random.Random) -> list[T]:

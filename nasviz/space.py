@@ -1,14 +1,21 @@
-"""The DARTS cell search space: operations, genotypes, parsing, validation, encoding and sampling.
+"""Cell search spaces: operations, genotypes, parsing, validation, encoding and sampling.
 
-A genotype is two cells (normal and reduction). Each cell has 4 intermediate nodes; node j (0-based) takes
+A genotype is two cells (normal and reduction). Each cell has n intermediate nodes; node j (0-based) takes
 exactly two distinct inputs from {0, ..., j+1} (0 and 1 are the cell inputs c_{k-2} and c_{k-1}), each
-through one operation. Genotype text is exactly DARTS's and is parsed, never evaluated.
+through one operation, and the cell outputs the concatenation of nodes 2..n+1. Genotype text is exactly
+DARTS's and is parsed, never evaluated.
+
+A `SearchSpace` says which genotypes a search may use: how many nodes, which operations, and whether the
+reduction cell is tied to the normal cell. Two are built in (`SPACES`): `darts` (4 nodes, 7 operations,
+two free cells: the DARTS space and the default) and `mini` (2 nodes, 4 operations, reduction = normal:
+768 genotypes, small enough to train every one of them, see `nasviz.table`).
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -31,9 +38,11 @@ CANDIDATE_OPS: tuple[str, ...] = OPS[1:]
 """Operations a path or genotype may use (everything but `none`)."""
 
 NODES = 4
-"""Intermediate nodes per cell."""
+"""Intermediate nodes per cell of the DARTS space."""
 
 CONCAT: tuple[int, ...] = (2, 3, 4, 5)
+NODE_COUNTS: tuple[int, ...] = (2, 4)
+"""Intermediate nodes a cell of a built-in space may have (mini: 2, darts: 4)."""
 CELL_TYPES: tuple[str, ...] = ("normal", "reduce")
 
 Edge = tuple[str, int]
@@ -50,9 +59,17 @@ def suggest(value: str, allowed: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def concat_for(nodes: int) -> tuple[int, ...]:
+    """The output nodes of a cell with `nodes` intermediate nodes: all of them, 2..nodes+1."""
+    return tuple(range(2, nodes + 2))
+
+
 def _validate_cell(name: str, edges: tuple[Edge, ...]) -> None:
-    if len(edges) != 2 * NODES:
-        raise GenotypeError(f"{name} cell has {len(edges)} (op, input) pairs; exactly {2 * NODES} are required")
+    if len(edges) not in tuple(2 * n for n in NODE_COUNTS):
+        raise GenotypeError(
+            f"{name} cell has {len(edges)} (op, input) pairs; exactly {2 * NODES} are required "
+            f"({2 * NODE_COUNTS[0]} in the mini space)"
+        )
     for k, edge in enumerate(edges):
         if not (isinstance(edge, tuple) and len(edge) == 2):
             raise GenotypeError(f"{name}[{k}] = {edge!r} is not an (op, input) pair")
@@ -67,7 +84,7 @@ def _validate_cell(name: str, edges: tuple[Edge, ...]) -> None:
         node = k // 2
         if isinstance(inp, bool) or not isinstance(inp, int) or not 0 <= inp <= node + 1:
             raise GenotypeError(f"{name}[{k}] input {inp!r} is out of range; node {node} takes inputs 0..{node + 1}")
-    for node in range(NODES):
+    for node in range(len(edges) // 2):
         a, b = edges[2 * node][1], edges[2 * node + 1][1]
         if a == b:
             raise GenotypeError(f"{name} node {node} takes input {a} twice; its two inputs must be distinct")
@@ -75,12 +92,13 @@ def _validate_cell(name: str, edges: tuple[Edge, ...]) -> None:
 
 @dataclass(frozen=True)
 class Genotype:
-    """A DARTS genotype: 8 (op, input) pairs per cell, two per intermediate node, in node order."""
+    """A DARTS genotype: two (op, input) pairs per intermediate node (8 per cell in the DARTS space), in node
+    order. The concat fields may be omitted: they are always all the cell's nodes."""
 
     normal: tuple[Edge, ...]
     reduce: tuple[Edge, ...]
-    normal_concat: tuple[int, ...] = CONCAT
-    reduce_concat: tuple[int, ...] = CONCAT
+    normal_concat: tuple[int, ...] | None = None
+    reduce_concat: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for field in ("normal", "reduce"):
@@ -91,11 +109,22 @@ class Genotype:
                 self, field, tuple(tuple(e) if isinstance(e, (list, tuple)) else e for e in value)
             )
             _validate_cell(field, getattr(self, field))
+        if len(self.normal) != len(self.reduce):
+            raise GenotypeError(
+                f"the normal cell has {len(self.normal) // 2} nodes but the reduction cell {len(self.reduce) // 2}; "
+                "both cells must have the same number of nodes"
+            )
+        expected = concat_for(self.n_nodes)
         for field in ("normal_concat", "reduce_concat"):
-            value = tuple(getattr(self, field))
-            if value != CONCAT:
-                raise GenotypeError(f"{field} = {list(value)} is not supported; it must be [2, 3, 4, 5]")
+            value = expected if getattr(self, field) is None else tuple(getattr(self, field))
+            if value != expected:
+                raise GenotypeError(f"{field} = {list(value)} is not supported; it must be {list(expected)}")
             object.__setattr__(self, field, value)
+
+    @property
+    def n_nodes(self) -> int:
+        """Intermediate nodes per cell."""
+        return len(self.normal) // 2
 
     # --- text -----------------------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -108,8 +137,14 @@ class Genotype:
         )
 
     @classmethod
-    def parse(cls, text: str) -> Genotype:
-        """Parse DARTS genotype text (or a fixture name such as 'DARTS_V2') without evaluating it."""
+    def parse(cls, text: str, space: SearchSpace | None = None) -> Genotype:
+        """Parse DARTS genotype text (or a fixture name such as 'DARTS_V2') without evaluating it; with `space`,
+        also check that the genotype belongs to that space."""
+        genotype = cls._parse(text)
+        return genotype if space is None else space.check(genotype)
+
+    @classmethod
+    def _parse(cls, text: str) -> Genotype:
         if not isinstance(text, str):
             raise GenotypeError(f"genotype must be text, got {type(text).__name__}")
         stripped = text.strip()
@@ -146,10 +181,11 @@ class Genotype:
 
     # --- encoding for the GA --------------------------------------------------------------------------
     def nodes(self) -> tuple[tuple[Edge, Edge], ...]:
-        """The 8 nodes (normal cell first) in canonical form: each node's two edges sorted by input."""
+        """All nodes (normal cell first, 8 in the DARTS space) in canonical form: each node's two edges sorted
+        by input."""
         out = []
         for edges in (self.normal, self.reduce):
-            for j in range(NODES):
+            for j in range(self.n_nodes):
                 a, b = edges[2 * j], edges[2 * j + 1]
                 out.append((a, b) if a[1] < b[1] else (b, a))
         return tuple(out)
@@ -165,10 +201,10 @@ class Genotype:
     @classmethod
     def decode(cls, vector: tuple[int, ...] | list[int]) -> Genotype:
         """Inverse of `encode`."""
-        if len(vector) != 4 * 2 * NODES:
+        if len(vector) not in tuple(4 * 2 * n for n in NODE_COUNTS):
             raise GenotypeError(f"an encoded genotype has {4 * 2 * NODES} integers, got {len(vector)}")
         nodes = []
-        for n in range(2 * NODES):
+        for n in range(len(vector) // 4):
             ia, oa, ib, ob = vector[4 * n : 4 * n + 4]
             for o in (oa, ob):
                 if not 0 <= o < len(OPS):
@@ -178,9 +214,10 @@ class Genotype:
 
     @classmethod
     def from_nodes(cls, nodes: tuple | list) -> Genotype:
-        """Build a genotype from 8 nodes (4 normal, then 4 reduce), each a pair of (op, input) edges."""
+        """Build a genotype from its nodes (normal cell's, then reduction cell's), each a pair of (op, input) edges."""
         flat = [edge for node in nodes for edge in node]
-        return cls(normal=tuple(flat[: 2 * NODES]), reduce=tuple(flat[2 * NODES :]))
+        half = len(flat) // 2
+        return cls(normal=tuple(flat[:half]), reduce=tuple(flat[half:]))
 
     def cell(self, cell_type: str) -> tuple[Edge, ...]:
         return self.normal if cell_type == "normal" else self.reduce
@@ -213,24 +250,177 @@ def _literal(node: ast.AST, field: str) -> object:
     )
 
 
+@dataclass(frozen=True)
+class SearchSpace:
+    """Which genotypes a search may use: `nodes` intermediate nodes per cell, candidate operations `ops`, and
+    whether the reduction cell is `tied` to the normal cell (one cell, used at both places).
+
+    `canonical_nodes`: identify genotypes that build the same network up to a renumbering of the nodes (two
+    nodes reading the same inputs are interchangeable). The DARTS space keeps its historical identity (only
+    the order of a node's two edges is ignored), so its runs and results stay as they were.
+    """
+
+    name: str
+    nodes: int
+    ops: tuple[str, ...]
+    tied: bool = False
+    canonical_nodes: bool = False
+
+    @property
+    def concat(self) -> tuple[int, ...]:
+        return concat_for(self.nodes)
+
+    def __str__(self) -> str:
+        return self.name
+
+    # --- membership ---------------------------------------------------------------------------------------
+    def check(self, genotype: Genotype) -> Genotype:
+        """Return `genotype`, or raise `GenotypeError` (one line) if it is not in this space."""
+        if genotype.n_nodes != self.nodes:
+            raise GenotypeError(
+                f"the genotype's cells have {genotype.n_nodes} nodes ({2 * genotype.n_nodes} (op, input) pairs); "
+                f"the {self.name} space has {self.nodes} ({2 * self.nodes} pairs)"
+            )
+        for field in ("normal", "reduce"):
+            for k, (op, _inp) in enumerate(genotype.cell(field)):
+                if op not in self.ops:
+                    raise GenotypeError(
+                        f"{field}[{k}] uses {op!r}, which the {self.name} space does not have; "
+                        f"allowed: {', '.join(self.ops)}"
+                    )
+        if self.tied and genotype.nodes()[: self.nodes] != genotype.nodes()[self.nodes :]:
+            raise GenotypeError(
+                f"the {self.name} space ties the reduction cell to the normal cell; "
+                "give the same (op, input) pairs for reduce as for normal"
+            )
+        return genotype
+
+    def parse(self, text: str) -> Genotype:
+        """`Genotype.parse(text)`, checked to be in this space."""
+        return Genotype.parse(text, self)
+
+    # --- genes: what the GA varies --------------------------------------------------------------------------
+    def genes(self, genotype: Genotype) -> tuple[tuple[Edge, Edge], ...]:
+        """The canonical nodes the GA works on: both cells' nodes, or the normal cell's alone when tied."""
+        nodes = genotype.nodes()
+        return nodes[: self.nodes] if self.tied else nodes
+
+    def from_genes(self, genes: tuple | list) -> Genotype:
+        """Inverse of `genes`."""
+        return Genotype.from_nodes(list(genes) * 2 if self.tied else list(genes))
+
+    def node_position(self, gene: int) -> int:
+        """Position within its cell (0..nodes-1) of gene `gene`."""
+        return gene % self.nodes
+
+    # --- sampling and counting ----------------------------------------------------------------------------
+    def sample(self, rng: random.Random) -> Genotype:
+        """Draw a genotype uniformly at random (per node: a uniform pair of distinct inputs, ops uniform)."""
+        genes = []
+        for _cell in CELL_TYPES[: 1 if self.tied else 2]:
+            for j in range(self.nodes):
+                a, b = sorted(rng.sample(range(j + 2), 2))
+                genes.append(((rng.choice(self.ops), a), (rng.choice(self.ops), b)))
+        return self.from_genes(genes)
+
+    def cell_size(self) -> int:
+        """Distinct cells (each node: an unordered pair of distinct inputs, each with one operation)."""
+        return math.prod(math.comb(j + 2, 2) * len(self.ops) ** 2 for j in range(self.nodes))
+
+    def size(self) -> int:
+        """Distinct genotypes, up to the order of a node's two edges."""
+        return self.cell_size() if self.tied else self.cell_size() ** 2
+
+    def enumerate(self, limit: int = 100_000) -> list[Genotype]:
+        """Every genotype of the space, in a fixed order (up to the order of a node's two edges)."""
+        if self.size() > limit:
+            raise GenotypeError(f"the {self.name} space has {self.size():,} genotypes; enumerating it is only "
+                                f"possible up to {limit:,}")
+        per_node = [
+            [((oa, a), (ob, b)) for a, b in itertools.combinations(range(j + 2), 2)
+             for oa in self.ops for ob in self.ops]
+            for j in range(self.nodes)
+        ]
+        cells = list(itertools.product(*per_node))
+        combos = cells if self.tied else [n + r for n in cells for r in cells]
+        return [self.from_genes(genes) for genes in combos]
+
+    # --- identity -----------------------------------------------------------------------------------------
+    def canonical(self, genotype: Genotype) -> Genotype:
+        """The representative of the genotypes that build the same network as `genotype`."""
+        if not self.canonical_nodes:
+            return Genotype.from_nodes(genotype.nodes())
+        nodes, n = genotype.nodes(), genotype.n_nodes
+        return Genotype.from_nodes(_canonical_cell(nodes[:n]) + _canonical_cell(nodes[n:]))
+
+    def key(self, genotype: Genotype) -> str:
+        """Canonical identity: equal for genotypes that build the same network (see `canonical_nodes`)."""
+        return genotype.key() if not self.canonical_nodes else str(self.canonical(genotype))
+
+    def distinct(self) -> int:
+        """Distinct networks in the space (genotypes counted once per canonical form)."""
+        if not self.canonical_nodes:
+            return self.size()
+        return len({self.key(g) for g in self.enumerate()})
+
+
+def _canonical_cell(nodes: tuple[tuple[Edge, Edge], ...]) -> tuple[tuple[Edge, Edge], ...]:
+    """The smallest renumbering of a cell's nodes that keeps every node's inputs before it (a node j may read
+    0..j+1): two nodes that read the same kind of inputs then get one order."""
+    n = len(nodes)
+    best = None
+    for perm in itertools.permutations(range(n)):  # perm[old] = new position
+        relabel = {0: 0, 1: 1, **{old + 2: new + 2 for old, new in enumerate(perm)}}
+        placed: list = [None] * n
+        for old, node in enumerate(nodes):
+            edges = sorted((op, relabel[inp]) for op, inp in node)
+            placed[perm[old]] = tuple(sorted(edges, key=lambda e: (e[1], e[0])))
+        if all(inp <= j + 1 for j, node in enumerate(placed) for _op, inp in node):
+            candidate = tuple(placed)
+            if best is None or _node_order(candidate) < _node_order(best):
+                best = candidate
+    return best
+
+
+def _node_order(nodes: tuple) -> tuple:
+    return tuple((e[1], e[0]) for node in nodes for e in node)
+
+
+DARTS = SearchSpace("darts", NODES, CANDIDATE_OPS)
+"""The DARTS cell space: 4 nodes, 7 operations, normal and reduction cells chosen independently (the default)."""
+
+MINI = SearchSpace(
+    "mini", 2, ("max_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"), tied=True, canonical_nodes=True
+)
+"""A space small enough to train whole: 2 nodes, 4 operations, reduction cell = normal cell (768 genotypes)."""
+
+SPACES: dict[str, SearchSpace] = {space.name: space for space in (DARTS, MINI)}
+"""The built-in search spaces by name."""
+
+
+def get_space(name: str | SearchSpace) -> SearchSpace:
+    """The built-in space called `name` (a `SearchSpace` passes through); a one-line error otherwise."""
+    if isinstance(name, SearchSpace):
+        return name
+    if name not in SPACES:
+        raise GenotypeError(f"unknown search space {name!r}{suggest(str(name), list(SPACES))}; allowed: "
+                            f"{', '.join(SPACES)}")
+    return SPACES[name]
+
+
 def sample_genotype(rng: random.Random) -> Genotype:
-    """Draw a genotype uniformly at random (inputs: a uniform pair of distinct inputs; ops uniform)."""
-    nodes = []
-    for _cell in CELL_TYPES:
-        for j in range(NODES):
-            a, b = sorted(rng.sample(range(j + 2), 2))
-            nodes.append(((rng.choice(CANDIDATE_OPS), a), (rng.choice(CANDIDATE_OPS), b)))
-    return Genotype.from_nodes(nodes)
+    """Draw a genotype of the DARTS space uniformly at random (see `SearchSpace.sample`)."""
+    return DARTS.sample(rng)
 
 
 def cell_space_size() -> int:
-    """Number of distinct cells: per node, an unordered pair of distinct inputs, each with one of 7 ops."""
-    return math.prod(math.comb(j + 2, 2) * len(CANDIDATE_OPS) ** 2 for j in range(NODES))
+    """Number of distinct cells of the DARTS space."""
+    return DARTS.cell_size()
 
 
 def space_size() -> int:
-    """Number of distinct genotypes (normal x reduction cell), counted canonically."""
-    return cell_space_size() ** 2
+    """Number of distinct genotypes (normal x reduction cell) of the DARTS space, counted canonically."""
+    return DARTS.size()
 
 
 def _fixture(normal: list[Edge], reduce: list[Edge]) -> Genotype:
