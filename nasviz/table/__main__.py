@@ -1,0 +1,5 @@
+import sys
+
+from nasviz.table.cli import main
+
+sys.exit(main())

@@ -1,0 +1,151 @@
+"""`python -m nasviz table ...`: build, inspect and assemble ground-truth tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nasviz.errors import NasvizError
+from nasviz.space import get_space
+from nasviz.table.build import Plan, build, load_header, parse_shard, read_rows
+from nasviz.table.quality import quality
+from nasviz.table.recipe import Recipe
+from nasviz.table.table import from_rows, load
+
+STARTS_FILE = "starts.jsonl"
+
+
+def _recipe(pairs: list[str]) -> Recipe:
+    from dataclasses import fields, replace
+
+    from nasviz.config import coerce
+
+    kinds = {f.name: f.type for f in fields(Recipe)}
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in kinds:
+            raise NasvizError(f"--set {pair!r} is not allowed; allowed: key=value with key one of {', '.join(kinds)}")
+        values[key] = coerce(key, value, {"int": int, "float": float, "str": str}[kinds[key]])
+    return replace(Recipe(), **values)
+
+
+def machine() -> dict:
+    """What produced a build: commit, torch version, CPU model, date (recorded at every start)."""
+    import datetime
+    import platform
+    import subprocess
+
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).parent).stdout.strip() or None
+    except OSError:
+        commit = None
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return {"commit": commit, "torch": torch.__version__, "python": platform.python_version(), "cpu": cpu,
+            "avx512_bf16": "avx512_bf16" in flags, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds")}
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    import torch
+
+    from nasviz import rundir
+
+    torch.set_num_threads(args.threads)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    rundir.append_jsonl(Path(args.out) / STARTS_FILE, {"argv": ["python", "-m", "nasviz", "table", *sys.argv[1:]]
+                                                       if args.argv is None else args.argv,
+                                                       "threads": args.threads, **machine()})
+    pilot = None
+    if args.pilot:
+        pilot = (args.pilot, tuple(int(s) for s in args.seeds.split(",")))
+
+    def report(row: dict, done: int, total: int) -> None:
+        print(f"[{done}/{total}] seed {row['seed']} acc {row['test_accuracy']:.4f} {row['seconds']:.1f}s "
+              f"{row['genotype'][:80]}", flush=True)
+
+    summary = build(get_space(args.space), _recipe(args.set), args.out, shard=parse_shard(args.shard), plan=Plan(),
+                    pilot=pilot, limit=args.limit, on_row=report)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    if Path(args.folder).is_dir():
+        header = load_header(args.folder)
+        info = {"space": header["space"], "recipe": header["recipe"], **quality(read_rows(args.folder))}
+    else:
+        t = load(args.folder)
+        best = t.best()
+        info = {"name": t.name, "space": t.space.name, "architectures": len(t), "recipe": t.recipe,
+                "provenance": t.provenance, "noise": t.noise,
+                "best": {"genotype": best.genotype, "accuracy": best.accuracy}}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    from nasviz import rundir
+
+    header = load_header(args.folder)
+    rows = read_rows(args.folder)
+    starts = rundir.read_jsonl(Path(args.folder) / STARTS_FILE)
+    provenance = {
+        "built_by": starts,
+        "trainings": len(rows),
+        "cpu_seconds": round(sum(r.get("cpu_seconds", r["seconds"]) for r in rows), 1),
+        "wall_seconds_summed": round(sum(r["seconds"] for r in rows), 1),
+        "assembled": machine(),
+        "test_set": "the whole test set",
+    }
+    table = from_rows(args.name, get_space(header["space"]), rows, header["recipe"], provenance)
+    table.save(args.out)
+    print(f"wrote {args.out}: {len(table)} architectures, {len(rows)} trainings, "
+          f"seed tau-b {table.noise['seed_tau_b']['tau_b']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nasviz table", description="Ground-truth tables of small search spaces.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="train (a shard of) every genotype of a space from scratch; resumable")
+    b.add_argument("--space", default="mini", help="search space to tabulate (default: mini)")
+    b.add_argument("--out", required=True, help="build folder (created; rerun with the same folder to resume)")
+    b.add_argument("--shard", default="0/1", help="K/N: this process builds every N-th job from the K-th")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe setting")
+    b.add_argument("--pilot", type=int, default=0, help="build a pilot of this many random architectures instead")
+    b.add_argument("--seeds", default="0,1,2", help="seeds of every pilot architecture (default: 0,1,2)")
+    b.add_argument("--limit", type=int, default=None, help="stop after this many trainings (run again to continue)")
+    b.add_argument("--threads", type=int, default=1, help="torch threads (default 1: run shards side by side)")
+    b.set_defaults(func=cmd_build)
+    b.add_argument("--argv", nargs="*", default=None, help=argparse.SUPPRESS)
+    i = sub.add_parser("info", help="a table's provenance and quality (seed-to-seed Kendall tau-b, seed spread)")
+    i.add_argument("folder", help="a build folder, a table name (mini-fashion-mnist) or a table file")
+    i.set_defaults(func=cmd_info)
+    a = sub.add_parser("assemble", help="turn a build folder into a table file (gzip JSON with provenance)")
+    a.add_argument("folder", help="build folder")
+    a.add_argument("--name", default="mini-fashion-mnist", help="table name (default: mini-fashion-mnist)")
+    a.add_argument("--out", required=True, help="table file to write (.json.gz)")
+    a.set_defaults(func=cmd_assemble)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NasvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

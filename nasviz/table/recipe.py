@@ -1,0 +1,105 @@
+"""The one fixed recipe by which the ground-truth table trains every genotype of a space from scratch.
+
+The network is the genotype's search-width network (`SearchNetwork`: the modules, channels and cells that the
+supernet's path of that genotype runs), so the table rates exactly the networks a `mini` search ranks. It is
+trained with SGD and a cosine learning rate stepped every batch down to 0, on a fixed subset of the training
+set, and tested on the whole test set. Everything random comes from the seed, so a (genotype, seed) pair
+always gives the same record on the same machine and thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasviz.data import BatchStream, ImageData, crop_padding_for, eval_batches, resized
+from nasviz.network import SearchNetwork, count_flops, count_params
+from nasviz.space import Genotype
+from nasviz.train import accuracy, check_finite, prepare_model
+
+DATA_SEED = 0
+"""Seed of the shuffle that picks the training subset: the same images for every genotype and seed."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How every genotype of the table is trained and tested."""
+
+    dataset: str = "fashion-mnist"
+    image_size: int = 14
+    channels: int = 8
+    layers: int = 3
+    train_images: int = 10_000
+    epochs: int = 2
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * (self.train_images // self.batch_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def prepare_data(data: ImageData, recipe: Recipe) -> ImageData:
+    """The dataset at the recipe's image size."""
+    return resized(data, recipe.image_size)
+
+
+def train_subset(data: ImageData, recipe: Recipe) -> torch.Tensor:
+    """Indices of the training images the recipe trains on (a seeded shuffle's first `train_images`)."""
+    order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(DATA_SEED))
+    return order[: recipe.train_images]
+
+
+def train_and_test(genotype: Genotype, seed: int, recipe: Recipe, data: ImageData) -> dict:
+    """Train `genotype` from scratch with `recipe` and `seed` on `data` (already at the recipe's image size);
+    returns test accuracy on the whole test set, final training loss (mean of the last tenth of the steps),
+    params, FLOPs, and wall and CPU seconds."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    index = train_subset(data, recipe)
+    stream = BatchStream(
+        data.train_images[index], data.train_labels[index], recipe.batch_size, data.mean, data.std,
+        seed=seed, crop_padding=crop_padding_for(data.shape), flip=data.flip, channels_last=True,
+    )
+    torch.manual_seed(seed)
+    net = SearchNetwork(genotype, data.shape[0], data.num_classes, recipe.channels, recipe.layers)
+    params, flops = count_params(net), count_flops(net, data.shape)
+    net = prepare_model(net, torch.device("cpu"))
+    optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    total = recipe.steps
+    net.train()
+    tail_losses: list[float] = []
+    tail = max(1, total // 10)
+    for step in range(total):
+        lr = 0.5 * recipe.lr * (1 + math.cos(math.pi * step / total))  # cosine, per batch, reaching 0 at the end
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = stream.next()
+        loss = F.cross_entropy(net(x), y)
+        value = check_finite(loss, step, lr, "table training")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
+        optimizer.step()
+        if step >= total - tail:
+            tail_losses.append(value)
+    test = eval_batches(data.test_images, data.test_labels, 500, data.mean, data.std, channels_last=True)
+    return {
+        "test_accuracy": accuracy(net, None, test),
+        "train_loss": sum(tail_losses) / len(tail_losses),
+        "params": params,
+        "flops": flops,
+        "seconds": round(time.perf_counter() - start, 3),
+        "cpu_seconds": round(time.process_time() - cpu_start, 3),
+    }
