@@ -35,7 +35,7 @@ class Recipe:
     channels: int = 8
     layers: int = 3
     train_images: int = 10_000
-    epochs: int = 2
+    epochs: int = 3
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
