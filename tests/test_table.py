@@ -24,7 +24,7 @@ from nasviz.table.table import from_rows
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-TINY = Recipe(channels=2, layers=1, train_images=64, epochs=1, batch_size=32, image_size=8)
+TINY = Recipe(channels=2, layers=1, train_images=64, epochs=1, batch_size=32, image_size=8, test_images=500)
 """A recipe of two steps on 8x8 images: for testing the machinery, not for measuring anything."""
 
 
@@ -84,15 +84,16 @@ def test_build_shards_partition_the_pilot_and_resume(tmp_path, fashion):
 def run_builder(out: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "nasviz.table", "build", "--out", str(out), "--pilot", "3", "--seeds", "0",
            "--set", "channels=2", "--set", "layers=1", "--set", "train_images=64", "--set", "epochs=1",
-           "--set", "batch_size=32", "--set", "image_size=8", *extra]
+           "--set", "batch_size=32", "--set", "image_size=8", "--set", "test_images=500", *extra]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_killed_build_resumes_to_the_same_rows(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    assert run_builder(straight).wait(timeout=600) == 0
-    proc = run_builder(killed)
+    longer = ("--set", "train_images=2048", "--set", "epochs=2")  # ~1 s per training: time to kill mid-build
+    assert run_builder(straight, *longer).wait(timeout=600) == 0
+    proc = run_builder(killed, *longer)
     rows = killed / "rows-0-of-1.jsonl"
     deadline = time.monotonic() + 600
     while not (rows.exists() and rows.read_text().count("\n") >= 1) and proc.poll() is None:
@@ -100,9 +101,10 @@ def test_killed_build_resumes_to_the_same_rows(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert 1 <= rows.read_text().count("\n") < 3  # killed in the middle of the build
     with open(rows, "a") as f:  # a kill in the middle of a line leaves a torn line: it must be ignored
         f.write('{"genotype": "Geno')
-    second = run_builder(killed)
+    second = run_builder(killed, *longer)
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["finished"] is True

@@ -101,11 +101,16 @@ def pilot_jobs(keys: list[str], architectures: int, seeds: tuple[int, ...], samp
     return [(k, s) for k in chosen for s in seeds]
 
 
+def _same_header(a: dict, b: dict) -> bool:
+    """Equal space, pilot and recipe (a recipe setting missing from an older header has its default)."""
+    return {**a, "recipe": Recipe(**a["recipe"])} == {**b, "recipe": Recipe(**b["recipe"])}
+
+
 def _check_recipe(folder: Path, header: dict) -> None:
     path = folder / RECIPE_FILE
     if path.exists():
         existing = rundir.read_json(path)
-        if existing != header:
+        if not (isinstance(existing, dict) and _same_header(existing, header)):
             raise ConfigError(
                 f"{folder} was built with another recipe or space ({path}); use a new --out folder for this one"
             )

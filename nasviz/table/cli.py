@@ -23,12 +23,13 @@ def _recipe(pairs: list[str]) -> Recipe:
     from nasviz.config import coerce
 
     kinds = {f.name: f.type for f in fields(Recipe)}
+    types = {"int": int, "float": float, "str": str, "int | None": int | None}
     values = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in kinds:
             raise NasvizError(f"--set {pair!r} is not allowed; allowed: key=value with key one of {', '.join(kinds)}")
-        values[key] = coerce(key, value, {"int": int, "float": float, "str": str}[kinds[key]])
+        values[key] = coerce(key, value, types[kinds[key]])
     return replace(Recipe(), **values)
 
 

@@ -41,6 +41,8 @@ class Recipe:
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
+    test_images: int | None = None
+    """Test on the first `test_images` test images (None, the table's setting: the whole test set)."""
 
     @property
     def steps(self) -> int:
@@ -94,7 +96,9 @@ def train_and_test(genotype: Genotype, seed: int, recipe: Recipe, data: ImageDat
         optimizer.step()
         if step >= total - tail:
             tail_losses.append(value)
-    test = eval_batches(data.test_images, data.test_labels, 500, data.mean, data.std, channels_last=True)
+    n_test = len(data.test_labels) if recipe.test_images is None else recipe.test_images
+    test = eval_batches(data.test_images[:n_test], data.test_labels[:n_test], 500, data.mean, data.std,
+                        channels_last=True)
     return {
         "test_accuracy": accuracy(net, None, test),
         "train_loss": sum(tail_losses) / len(tail_losses),
