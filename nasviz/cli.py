@@ -1,4 +1,4 @@
-"""Command line: `python -m nasviz {info,data,search,train,render,batch,demo} ...`.
+"""Command line: `python -m nasviz {info,data,search,train,export,predict,render,batch,demo} ...`.
 
 User errors print one line on stderr naming the bad value and what is allowed, and exit with code 2.
 """
@@ -145,6 +145,7 @@ def _render_best(run_dir: Path, genotype_text: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from nasviz.config import check_device
     from nasviz.data import check_dataset_name, load_dataset
+    from nasviz.model_file import MODEL_FILE, save_model, scratch_info
     from nasviz.rundir import write_json
     from nasviz.train import ScratchConfig, train_from_scratch
 
@@ -162,10 +163,38 @@ def cmd_train(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    result = train_from_scratch(genotype, data, config, progress=not args.quiet)
+    trained = []
+    result = train_from_scratch(genotype, data, config, progress=not args.quiet, on_model=trained.append)
     write_json(out / "train.json", result)
+    model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images; "
-          f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; {out / 'train.json'}")
+          f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; "
+          f"{out / 'train.json'}, {model_path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nasviz.export import CHECK_BATCH, export_model
+
+    report = export_model(args.model, args.format, args.out)
+    print(f"wrote {report.path} ({report.format}, {report.bytes:,} bytes); largest logit difference from the "
+          f"PyTorch model on {CHECK_BATCH} random inputs: {report.max_abs_error:.2e}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nasviz.model_file import load_model
+    from nasviz.predict import image_files, predict
+
+    if args.top < 1:
+        raise ConfigError(f"--top {args.top} is out of range; allowed: an integer >= 1")
+    files = image_files(args.images)  # bad paths are reported before the model is loaded
+    rows = predict(load_model(args.model), files, top=args.top)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        print(f"{row['file']}: " + ", ".join(f"{p['class']} {p['probability']:.3f}" for p in row["predictions"]))
     return 0
 
 
@@ -216,9 +245,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for train.json and model.pt")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a trained model.pt to TorchScript or ONNX (checked against PyTorch)")
+    p.add_argument("--model", required=True, help="a model.pt written by `nasviz train`")
+    p.add_argument("--format", required=True, help="torchscript or onnx (onnx needs: pip install 'nasviz[export]')")
+    p.add_argument("--out", required=True, help="file to write, e.g. model.onnx")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="classify image files with a trained model.pt")
+    p.add_argument("--model", required=True, help="a model.pt written by `nasviz train`")
+    p.add_argument("images", nargs="+", help="PNG/JPEG/... files or folders of them")
+    p.add_argument("--top", type=int, default=1, help="how many classes to show per image (default 1)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
 
     from nasviz.headless import COMMANDS as notebook_commands  # demo, batch
     from nasviz.viz.cli import add_commands as add_viz_commands  # render, report

@@ -162,21 +162,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint with `weights_only=True`; a missing, truncated, corrupt or unsafe file is an error."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = _unpickling_reason(exc)
-        what = ("is not a safe nasviz checkpoint: it refers to code" if "global" in reason.lower()
-                else "is truncated, corrupt or not a nasviz checkpoint")
-        raise CheckpointError(f"{path} {what} ({reason}); refused to load it, nothing in it was run") from None
-    except Exception as exc:  # truncated zip, bad magic number, ...
-        text = " ".join(str(exc).split())
-        text = text if len(text) <= 160 else text[:157] + "..."
-        raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}: {text})") from None
+    state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != "nasviz-checkpoint":
         raise CheckpointError(f"{path} is not a nasviz checkpoint")
     if state.get("version") != 1:
@@ -184,10 +170,32 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+def safe_torch_load(path: Path, kind: str = "checkpoint") -> Any:
+    """`torch.load(path, weights_only=True)` onto the CPU; a missing, truncated, corrupt or unsafe file (one that
+    refers to code) is a one-line `CheckpointError` naming `path` and `kind` ("checkpoint", "model file")."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no {kind} at {path}")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = _unpickling_reason(exc)
+        what = (f"is not a safe nasviz {kind}: it refers to code" if "global" in reason.lower()
+                else f"is truncated, corrupt or not a nasviz {kind}")
+        raise CheckpointError(f"{path} {what} ({reason}); refused to load it, nothing in it was run") from None
+    except Exception as exc:  # truncated zip, bad magic number, ...
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 160 else text[:157] + "..."
+        raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}: {text})") from None
+
+
 def _unpickling_reason(exc: Exception) -> str:
     """The informative part of torch's weights_only error (not its advice to retry unsafely)."""
-    boilerplate = ("weights only load failed", "please file an issue", "check the documentation")
+    boilerplate = ("weights only load failed", "please file an issue", "check the documentation", "(1) ", "(2) ")
     lines = [line.strip() for line in str(exc).splitlines()]
     reason = " ".join(line for line in lines if line and not line.lower().startswith(boilerplate))
-    reason = reason.removeprefix("WeightsUnpickler error:").strip() or "unsupported content"
+    reason = reason.removeprefix("WeightsUnpickler error:").split(" Please use `torch.serialization")[0]
+    reason = reason.strip() or "unsupported content"
     return reason if len(reason) <= 160 else reason[:157] + "..."

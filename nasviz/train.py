@@ -214,8 +214,12 @@ def train_from_scratch(
     config: ScratchConfig,
     on_epoch: Callable[[dict], None] | None = None,
     progress: bool = True,
+    on_model: Callable[[nn.Module], None] | None = None,
 ) -> dict:
-    """Train `genotype`'s evaluation network on `data` (an `ImageData`) and report test accuracy."""
+    """Train `genotype`'s evaluation network on `data` (an `ImageData`) and report test accuracy.
+
+    `on_model`, if given, receives the trained network (in eval mode, on the training device) at the end,
+    e.g. to save it with `nasviz.model_file.save_model`."""
     from nasviz.data import BatchStream, crop_padding_for, eval_batches
     from nasviz.network import EvalNetwork, count_flops, count_params
 
@@ -273,10 +277,13 @@ def train_from_scratch(
     test = eval_batches(
         data.test_images[:n_test], data.test_labels[:n_test], 256, data.mean, data.std, device, channels_last=True
     )
+    test_accuracy = accuracy(net, None, test)
+    if on_model is not None:
+        on_model(net)
     return {
         "genotype": str(genotype),
         "dataset": data.name,
-        "test_accuracy": accuracy(net, None, test),
+        "test_accuracy": test_accuracy,
         "test_images": n_test,
         "train_images": n_train,
         "params": params,
