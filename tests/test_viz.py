@@ -487,3 +487,42 @@ def test_engine_and_cell_rendering_never_import_widgets():
             "bad = [m for m in ('ipywidgets', 'anywidget', 'plotly') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- fitness vs size, with the non-dominated front (synthetic history rows) --------------------------------------
+def _row(generation: int, individuals: list[tuple[str, float, int, int]]) -> dict:
+    return {"generation": generation, "individuals": [
+        {"genotype": g, "role": "offspring", "fitness": f, "params": p, "flops": fl, "selected": True}
+        for g, f, p, fl in individuals]}
+
+
+def test_front_figure_marks_the_non_dominated_points_of_everything_evaluated():
+    from nasviz.viz import front_figure, front_points
+
+    rows = [
+        _row(0, [("a", 0.50, 100, 9_000), ("b", 0.70, 300, 20_000), ("c", 0.40, 200, 30_000)]),
+        _row(1, [("d", 0.80, 500, 25_000), ("e", 0.80, 400, 40_000), ("f", math.nan, 50, 1_000)]),
+    ]
+    # by FLOPs: a (9k, .5), b (20k, .7), d (25k, .8) trade off; c is beaten by a, e by d; f has no fitness
+    fig = front_figure(rows, "flops")
+    assert len(trace(fig, "evaluated").x) == 5
+    assert list(trace(fig, "non-dominated").x) == [9_000, 20_000, 25_000]
+    assert list(trace(fig, "Pareto front").y) == [0.5, 0.7, 0.8]
+    assert "3 non-dominated of 5" in fig.layout.title.text and "FLOPs" in fig.layout.xaxis.title.text
+    # by params the answer differs: e (400) has fewer params than d (500) at the same fitness; c is still beaten
+    assert [p["genotype"] for p in front_points(rows, "params") if p["front"]] == ["a", "b", "e"]
+    assert [p["genotype"] for p in front_points(rows, "params", generation=1) if p["front"]] == ["e"]
+
+
+def test_front_figure_without_sizes_or_rows_is_empty_but_complete():
+    from nasviz.viz import front_figure
+
+    no_flops = [{"generation": 0, "individuals": [{"genotype": "a", "role": "initial", "fitness": 0.5,
+                                                   "params": 10}]}]
+    for rows in ([], no_flops):
+        fig = front_figure(rows)
+        assert [t.name for t in fig.data] == ["evaluated", "non-dominated", "Pareto front"]
+        assert len(trace(fig, "evaluated").x) == 0
+    assert len(trace(front_figure(no_flops, "params"), "non-dominated").x) == 1
+    with pytest.raises(ValueError, match="size 'macs' is not allowed; allowed: flops, params"):
+        front_figure(no_flops, "macs")
