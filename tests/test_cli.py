@@ -96,6 +96,7 @@ def test_train_writes_train_json(tmp_path, data_root):
     assert saved["config"]["epochs"] == 1 and saved["config"]["channels"] == 4 and saved["config"]["layers"] == 3
     assert len(saved["history"]) == 1
     assert "test accuracy" in result.stdout and str(out_dir / "train.json") in result.stdout
+    assert str(out_dir / "model.pt") in result.stdout and (out_dir / "model.pt").is_file()  # see test_deploy.py
 
 
 @pytest.mark.parametrize(
