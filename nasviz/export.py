@@ -108,6 +108,8 @@ def onnx_bytes(net: nn.Module, info: ModelInfo) -> bytes:
             dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=1 << 16)}},
         )
     proto = program.model_proto
+    for node in proto.graph.node:  # the exporter's per-node notes (Python stack traces, local paths): half the file
+        del node.metadata_props[:]
     onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(info.to_dict())})
     proto.doc_string = f"nasviz {info.dataset} classifier; input: normalised images, output: logits"
     data = proto.SerializeToString()
