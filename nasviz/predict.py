@@ -58,7 +58,7 @@ def load_images(files: Sequence[Path], info: ModelInfo) -> torch.Tensor:
                 if im.size != (width, height):
                     im = im.resize((width, height), Image.Resampling.BILINEAR)
                 out[i] = pil_to_tensor(im)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"cannot read image {f}: {' '.join(str(exc).split())}") from None
     return out
 
