@@ -69,7 +69,8 @@ def test_fashion_mnist_no_way_lists_all_three(monkeypatch, tmp_path):
         data.load_dataset("fashion-mnist", root=tmp_path / "empty", download=False)
     message = str(info.value)
     assert "\n" not in message
-    assert "--root" in message and "FashionMNIST/raw" in message
+    assert "root folder" in message and "FashionMNIST/raw" in message
+    assert "--" not in message and info.value.setting == "root"  # the command line names its own option
     assert "apt-get install dataset-fashion-mnist" in message
     assert "internet" in message
 
