@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+def check_positive_int(name: str, value: object) -> None:
+    """Raise ConfigError unless `value` is an int >= 1 (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} {value!r} must be a positive integer")
+
+
 def split_indices(
     n_train: int, weight_size: int | None, fitness_size: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,10 +39,8 @@ def split_indices(
     depend on `weight_size`, so changing the weight budget keeps the same fitness images.
     """
     for label, value in (("n_train", n_train), ("fitness_size", fitness_size), ("weight_size", weight_size)):
-        if value is None and label == "weight_size":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{label} {value!r} must be a positive integer")
+        if value is not None or label != "weight_size":
+            check_positive_int(label, value)
     if fitness_size > n_train - 1:
         raise ConfigError(
             f"fitness_size {fitness_size} is too large: at most {n_train - 1} "
@@ -150,8 +154,7 @@ class BatchStream:
         size = len(images_uint8)
         if len(labels) != size:
             raise ConfigError(f"{size} images but {len(labels)} labels")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size {batch_size!r} must be a positive integer")
+        check_positive_int("batch_size", batch_size)
         if size == 0 or (drop_last and batch_size > size):
             raise ConfigError(f"batch_size {batch_size} is larger than the {size} samples (at most {size})")
         if crop_padding < 0 or cutout < 0:
@@ -229,8 +232,7 @@ def eval_batches(
     channels_last: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(normalized images, labels) batches in order, without augmentation; the last one may be smaller."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size {batch_size!r} must be a positive integer")
+    check_positive_int("batch_size", batch_size)
     for start in range(0, len(images_uint8), batch_size):
         x = normalize(images_uint8[start : start + batch_size].to(device), mean, std)
         if channels_last:

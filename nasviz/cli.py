@@ -31,12 +31,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         raise ConfigError(f"--layers {args.layers} / --channels {args.channels}: need layers >= 1, even channels >= 2")
     out = {"genotype": str(genotype), "dataset": args.dataset, "layers": args.layers, "channels": args.channels,
            **describe(genotype, shape, classes, args.channels, args.layers)}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"{out['genotype']}\n{args.dataset}, {args.layers} cells, {args.channels} channels: "
-              f"{out['params'] / 1e6:.3f}M parameters (auxiliary head excluded), {out['flops'] / 1e6:.1f} MFLOPs")
-    return 0
+    return _print(out, args.json, f"{out['genotype']}\n{args.dataset}, {args.layers} cells, {args.channels} channels: "
+                  f"{out['params'] / 1e6:.3f}M parameters (auxiliary head excluded), {out['flops'] / 1e6:.1f} MFLOPs")
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -45,11 +41,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     data = load_dataset(args.name, args.root, download=not args.offline)
     out = {"name": data.name, "train": len(data.train_labels), "test": len(data.test_labels),
            "classes": data.classes, "shape": list(data.shape), "source": data.source}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"{data.name}: {out['train']} train / {out['test']} test images of shape {tuple(data.shape)}, "
-              f"{len(data.classes)} classes ({', '.join(map(str, data.classes))}); from {data.source}")
+    return _print(out, args.json, f"{data.name}: {out['train']} train / {out['test']} test images of shape "
+                  f"{tuple(data.shape)}, {len(data.classes)} classes ({', '.join(map(str, data.classes))}); "
+                  f"from {data.source}")
+
+
+def _print(out: dict, as_json: bool, text: str) -> int:
+    """Print `out` as one JSON object, or `text`; exit code 0."""
+    print(json.dumps(out) if as_json else text)
     return 0
 
 

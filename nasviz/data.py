@@ -20,7 +20,15 @@ from pathlib import Path
 
 import torch
 
-from nasviz.batches import BatchStream, augment, crop_padding_for, eval_batches, normalize, split_indices
+from nasviz.batches import (
+    BatchStream,
+    augment,
+    check_positive_int,
+    crop_padding_for,
+    eval_batches,
+    normalize,
+    split_indices,
+)
 from nasviz.datasets import BUILTIN, DATASETS, IMAGEFOLDER_PREFIX, check_dataset_name
 from nasviz.errors import ConfigError, DataError, one_line
 
@@ -105,8 +113,7 @@ def load_dataset(
     if image_size is not None:
         if not name.startswith(IMAGEFOLDER_PREFIX):
             raise ConfigError(f"image_size {image_size} applies only to imagefolder: datasets, not {name!r}")
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise ConfigError(f"image_size {image_size!r} must be a positive integer")
+        check_positive_int("image_size", image_size)
     if name.startswith(IMAGEFOLDER_PREFIX):
         return _load_imagefolder(Path(name[len(IMAGEFOLDER_PREFIX) :]), image_size)
     root = Path(root).expanduser() if root is not None else default_root()
@@ -182,19 +189,7 @@ def _read_fashion_mnist(root: Path, source: str, download: bool = False) -> Imag
 
     train = FashionMNIST(root, train=True, download=download)
     test = FashionMNIST(root, train=False, download=download)
-    facts = BUILTIN["fashion-mnist"]
-    return ImageData(
-        name="fashion-mnist",
-        train_images=train.data.unsqueeze(1).contiguous(),
-        train_labels=train.targets.long(),
-        test_images=test.data.unsqueeze(1).contiguous(),
-        test_labels=test.targets.long(),
-        classes=list(train.classes),
-        mean=facts.mean,
-        std=facts.std,
-        source=source,
-        flip=facts.flip,
-    )
+    return _builtin("fashion-mnist", train, test, list(train.classes), source)
 
 
 # ------------------------------------------------------------------------------- MNIST, CIFAR-10/100, SVHN
@@ -217,22 +212,17 @@ def _load_torchvision(name: str, root: Path, download: bool) -> ImageData:
             f"cannot load {name} from root {root}: {one_line(exc)}; put torchvision's {name} files under "
             f"that root (or give a root folder holding them) or {how}", setting="root"
         ) from exc
-    facts = BUILTIN[name]
     classes = [str(d) for d in range(10)] if name == "svhn" else list(train.classes)
-    train_images, train_labels = _tensors(train)
-    test_images, test_labels = _tensors(test)
-    return ImageData(
-        name=name,
-        train_images=train_images,
-        train_labels=train_labels,
-        test_images=test_images,
-        test_labels=test_labels,
-        classes=classes,
-        mean=facts.mean,
-        std=facts.std,
-        source=f"root {root}",
-        flip=facts.flip,
-    )
+    return _builtin(name, train, test, classes, f"root {root}")
+
+
+def _builtin(name: str, train, test, classes: list[str], source: str) -> ImageData:
+    """A built-in dataset from its torchvision train and test sets, with its facts (mean, std, flip)."""
+    facts = BUILTIN[name]
+    (train_images, train_labels), (test_images, test_labels) = _tensors(train), _tensors(test)
+    return ImageData(name=name, train_images=train_images, train_labels=train_labels, test_images=test_images,
+                     test_labels=test_labels, classes=classes, mean=facts.mean, std=facts.std, source=source,
+                     flip=facts.flip)
 
 
 def _tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:

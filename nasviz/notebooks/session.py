@@ -61,20 +61,19 @@ def fresh_run_dir(out: str | Path) -> Path:
     """`out`, or if it already holds a run, a fresh sibling `out-YYYYmmdd-HHMMSS` (finished work is never
     overwritten)."""
     path = Path(out).expanduser()
-    if not rundir.is_run_dir(path):
-        return path
-    candidate = rundir.fresh_sibling(path)
-    print(f"{path} already holds a run; this one goes to {candidate}")
-    return candidate
+    return _elsewhere(path, "already holds a run; this one goes to") if rundir.is_run_dir(path) else path
 
 
 def fresh_folder(out: str | Path) -> Path:
     """`out`, or if it exists and is not empty, a fresh sibling `out-YYYYmmdd-HHMMSS` (for a folder of runs)."""
     path = Path(out).expanduser()
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return path
+    empty = not path.exists() or (path.is_dir() and not any(path.iterdir()))
+    return path if empty else _elsewhere(path, "is not empty; the runs go to")
+
+
+def _elsewhere(path: Path, why: str) -> Path:
     candidate = rundir.fresh_sibling(path)
-    print(f"{path} is not empty; the runs go to {candidate}")
+    print(f"{path} {why} {candidate}")
     return candidate
 
 

@@ -53,7 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     if not rundir.load_history(run_dir):
-        raise ConfigError(f"{run_dir} is not a run directory with a recorded generation (history.jsonl)")
+        raise ConfigError(f"{run_dir} is not a run directory with a recorded generation ({rundir.HISTORY})")
     for path in write_report(run_dir):
         print(path)
     return 0

@@ -12,7 +12,7 @@ from typing import Any
 from nasviz.space import CANDIDATE_OPS, CELL_TYPES, NODES, Genotype
 
 Row = dict[str, Any]
-"""One history row (history.jsonl line): see `nasviz.search`."""
+"""One history row (a history.jsonl line): see `nasviz.recorder.history_row`."""
 
 GenotypeLike = Genotype | str
 """A Genotype, its DARTS text, or a fixture name such as 'DARTS_V2'."""

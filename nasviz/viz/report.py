@@ -35,7 +35,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     rows = rundir.load_history(run_dir)
     if not rows:
-        raise ValueError(f"{run_dir} has no history.jsonl rows yet; nothing to report")
+        raise ValueError(f"{run_dir} has no {rundir.HISTORY} rows yet; nothing to report")
     folder = run_dir / rundir.FIGURES
     folder.mkdir(exist_ok=True)
     written = []
