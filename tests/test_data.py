@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from nasviz import data
+from nasviz.datasets import BUILTIN
 from nasviz.errors import CheckpointError, ConfigError, DataError
 
 HAS_DEBIAN = all((Path(data.DEBIAN_FASHION_MNIST) / f"{f}.gz").is_file() for f in data.FASHION_MNIST_FILES)
@@ -51,6 +52,17 @@ def test_fashion_mnist_from_debian_files(fashion):
     std, mean = torch.std_mean(d.train_images.float() / 255)
     assert mean.item() == pytest.approx(d.mean[0], abs=1e-3)
     assert std.item() == pytest.approx(d.std[0], abs=1e-3)
+
+
+@needs_debian
+def test_the_facts_table_matches_the_loaded_dataset(fashion):
+    """What config validation and `dataset_info` know without loading is what loading finds."""
+    _, d = fashion
+    facts = BUILTIN["fashion-mnist"]
+    assert (facts.shape, facts.classes, facts.train_images) == (d.shape, d.num_classes, len(d.train_labels))
+    assert (facts.mean, facts.std, facts.flip) == (d.mean, d.std, d.flip)
+    assert data.dataset_info("fashion-mnist") == (d.shape, d.num_classes)
+    assert set(BUILTIN) == set(data.DATASETS) and all(not f.flip for n, f in BUILTIN.items() if n in ("mnist", "svhn"))
 
 
 @needs_debian

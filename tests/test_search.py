@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +204,29 @@ def test_without_a_run_directory_nothing_is_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = Search(tiny(generations=1)).run()
     assert result["finished"] and list(tmp_path.iterdir()) == []
+
+
+def open_files() -> set[str]:
+    """The files this process holds open (Linux: /proc/self/fd)."""
+    fds = Path("/proc/self/fd")
+    found = set()
+    for fd in os.listdir(fds):
+        try:
+            found.add(os.readlink(fds / fd))
+        except OSError:  # closed meanwhile
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_the_event_log_is_closed_when_the_search_ends_or_run_returns(tmp_path):
+    search = Search(tiny(generations=1), tmp_path / "r")
+    search.warmup()
+    log = str((tmp_path / "r" / "events.jsonl").resolve())
+    assert log in open_files()  # open while the search goes on step by step
+    search.step()  # the last generation
+    assert search.done and log not in open_files()
+    stopped = Search(tiny(), tmp_path / "s")
+    stopped.subscribe(lambda e: stopped.request_stop() if isinstance(e, Checkpoint) else None)
+    assert not stopped.run()["finished"]
+    assert str((tmp_path / "s" / "events.jsonl").resolve()) not in open_files()
