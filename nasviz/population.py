@@ -11,8 +11,6 @@ from typing import Any
 from nasviz import ga
 from nasviz.space import Genotype
 
-ROLES = ("initial", "parent", "offspring")
-
 
 @dataclass
 class Individual:
