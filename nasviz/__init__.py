@@ -2,8 +2,7 @@
 
 from nasviz.errors import NasvizError
 from nasviz.space import CANDIDATE_OPS, FIXTURES, OPS, Genotype, sample_genotype
-
-__version__ = "0.1.0"
+from nasviz.version import __version__
 
 __all__ = [
     "CANDIDATE_OPS", "FIXTURES", "OPS", "Genotype", "NasvizError", "Search", "SearchConfig", "load_model",
