@@ -26,8 +26,9 @@ from nasviz.errors import CheckpointError
 from nasviz.export import METADATA_KEY, Logits
 from nasviz.model_file import FORMAT, MODEL_FILE, load_model, read_model_file, save_model
 from nasviz.network import EvalNetwork
+from nasviz.scratch import ScratchConfig, train_from_scratch
 from nasviz.space import FIXTURES
-from nasviz.train import ScratchConfig, accuracy, train_from_scratch
+from nasviz.train import accuracy
 
 HAS_DEBIAN = all(
     (Path(nasviz_data.DEBIAN_FASHION_MNIST) / f"{f}.gz").is_file() for f in nasviz_data.FASHION_MNIST_FILES
