@@ -228,7 +228,7 @@ SCRATCH = {
     "tiny": dict(channels=4, layers=3, epochs=1, batch_size=16, train_size=64, test_size=64, cutout=0,
                  drop_path=0.0, auxiliary_weight=0.0, seed=0, device="cpu"),
 }
-"""From-scratch training settings (`nasviz.train.ScratchConfig`) used by the ranking and methods benchmarks."""
+"""From-scratch training settings (`nasviz.scratch.ScratchConfig`) used by the ranking and methods benchmarks."""
 
 TINY_SEARCH = dict(warmup_steps=4, population=3, generations=1, finetune_steps=4, fitness_images=64,
                    weight_images=256, batch_size=16, eval_batch_size=64, bn_batches=1, top_k=2, checkpoint_every=100)
@@ -240,9 +240,9 @@ def size(quick: bool, tiny: bool) -> str:
 
 
 def scratch_accuracy(genotype, data, settings: dict[str, Any], cache: dict[tuple[str, int], dict]) -> dict:
-    """Test accuracy of `genotype` trained from scratch (`nasviz.train.train_from_scratch`), cached by
+    """Test accuracy of `genotype` trained from scratch (`nasviz.scratch.train_from_scratch`), cached by
     (genotype, seed) so a genotype found twice is trained once."""
-    from nasviz.train import ScratchConfig, train_from_scratch
+    from nasviz.scratch import ScratchConfig, train_from_scratch
 
     key = (genotype.key(), settings["seed"])
     if key not in cache:

@@ -4,7 +4,7 @@ For every seed, the three methods share one warm-up (the warm-up and the initial
 the method, so each method continues from a copy of the same state: identical to running it from scratch,
 and the warm-up is paid once). Then each runs its generations; all evaluate the same number of NEW genotypes
 (population x (generations + 1)), while SFT-GA also spends fine-tuning steps and re-evaluations. The best
-genotype of each run is trained from scratch (`nasviz.train.train_from_scratch`, the same small settings and
+genotype of each run is trained from scratch (`nasviz.scratch.train_from_scratch`, the same small settings and
 seed for all) and its test accuracy is what the methods are compared by: mean and std over seeds, and the
 per-seed paired differences. The seed-to-seed spread of from-scratch training of one genotype is measured
 too, so a reader can tell a difference from noise.

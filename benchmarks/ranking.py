@@ -10,7 +10,7 @@ fine-tuning?
    - `warmup_only`: the supernet after the warm-up (no fine-tuning; what GA without fine-tuning uses);
    - `uniform_extra`: the warm-up supernet trained for as many more steps as the fine-tuning took, but on
      uniformly sampled paths (a control: "more training" without "focused training").
-4. Train each architecture from scratch (`nasviz.train.train_from_scratch`, small settings) for test accuracy.
+4. Train each architecture from scratch (`nasviz.scratch.train_from_scratch`, small settings) for test accuracy.
 5. Kendall tau (scipy.stats.kendalltau) and top-k overlap between each fitness and the test accuracy, over all
    architectures, the region ones and the random ones. The seed-to-seed spread of from-scratch accuracy of one
    architecture is measured too: differences smaller than it are noise.

@@ -2,17 +2,16 @@
 
 from nasviz.errors import NasvizError
 from nasviz.space import CANDIDATE_OPS, FIXTURES, OPS, Genotype, sample_genotype
-
-__version__ = "0.1.0"
+from nasviz.version import __version__
 
 __all__ = [
-    "CANDIDATE_OPS", "FIXTURES", "OPS", "Genotype", "NasvizError", "Search", "SearchConfig", "sample_genotype",
-    "__version__",
+    "CANDIDATE_OPS", "FIXTURES", "OPS", "Genotype", "NasvizError", "Search", "SearchConfig", "load_model",
+    "sample_genotype", "__version__",
 ]
 
 
 def __getattr__(name: str):
-    """Import the torch-heavy engine lazily: `from nasviz import Search, SearchConfig`."""
+    """Import the torch-heavy engine lazily: `from nasviz import Search, SearchConfig, load_model`."""
     if name == "Search":
         from nasviz.search import Search
 
@@ -21,4 +20,8 @@ def __getattr__(name: str):
         from nasviz.config import SearchConfig
 
         return SearchConfig
+    if name == "load_model":
+        from nasviz.model_file import load_model
+
+        return load_model
     raise AttributeError(f"module 'nasviz' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Command line: `python -m nasviz {info,data,search,train,render,batch,demo} ...`.
+"""Command line: `python -m nasviz {info,data,search,train,export,predict,render,batch,demo} ...`.
 
 User errors print one line on stderr naming the bad value and what is allowed, and exit with code 2.
 """
@@ -11,47 +11,13 @@ import signal
 import sys
 from pathlib import Path
 
-from nasviz.errors import ConfigError, NasvizError
+from nasviz import rundir
+from nasviz.errors import ConfigError, NasvizError, one_line
+from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
+from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, parse_settings
+from nasviz.viz.cli import COMMANDS as VIZ_COMMANDS
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"nasviz: error: {message} (see: {self.prog} --help)\n")
-
-
-def parse_settings(pairs: list[str]) -> dict[str, str]:
-    """`key=value` pairs from `--set` into a dict of strings (typed later by the config)."""
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r} is not key=value")
-        settings[key.strip()] = value
-    return settings
-
-
-def _resolve_genotype(text: str):
-    """A genotype from DARTS text, a fixture name, or a run directory (its best genotype)."""
-    from nasviz.space import Genotype
-
-    path = Path(text)
-    try:
-        is_run_dir = len(text) < 4096 and path.is_dir() and (path / "result.json").is_file()
-    except OSError:  # genotype text is longer than a file name may be (ENAMETOOLONG): not a path
-        is_run_dir = False
-    if is_run_dir:
-        from nasviz.rundir import read_json
-
-        best = read_json(path / "result.json").get("best_genotype")
-        if not best:
-            raise ConfigError(f"run directory {path} has no best genotype yet")
-        return Genotype.parse(best)
-    return Genotype.parse(text)
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main"]
 
 
 # --- commands -------------------------------------------------------------------------------------------
@@ -59,18 +25,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     from nasviz.data import dataset_info
     from nasviz.network import describe
 
-    genotype = _resolve_genotype(args.genotype)
+    genotype = rundir.genotype_from(args.genotype)
     shape, classes = dataset_info(args.dataset)
     if args.layers < 1 or args.channels < 2 or args.channels % 2:
         raise ConfigError(f"--layers {args.layers} / --channels {args.channels}: need layers >= 1, even channels >= 2")
     out = {"genotype": str(genotype), "dataset": args.dataset, "layers": args.layers, "channels": args.channels,
            **describe(genotype, shape, classes, args.channels, args.layers)}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"{out['genotype']}\n{args.dataset}, {args.layers} cells, {args.channels} channels: "
-              f"{out['params'] / 1e6:.3f}M parameters (auxiliary head excluded), {out['flops'] / 1e6:.1f} MFLOPs")
-    return 0
+    return _print(out, args.json, f"{out['genotype']}\n{args.dataset}, {args.layers} cells, {args.channels} channels: "
+                  f"{out['params'] / 1e6:.3f}M parameters (auxiliary head excluded), {out['flops'] / 1e6:.1f} MFLOPs")
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -79,11 +41,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     data = load_dataset(args.name, args.root, download=not args.offline)
     out = {"name": data.name, "train": len(data.train_labels), "test": len(data.test_labels),
            "classes": data.classes, "shape": list(data.shape), "source": data.source}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"{data.name}: {out['train']} train / {out['test']} test images of shape {tuple(data.shape)}, "
-              f"{len(data.classes)} classes ({', '.join(map(str, data.classes))}); from {data.source}")
+    return _print(out, args.json, f"{data.name}: {out['train']} train / {out['test']} test images of shape "
+                  f"{tuple(data.shape)}, {len(data.classes)} classes ({', '.join(map(str, data.classes))}); "
+                  f"from {data.source}")
+
+
+def _print(out: dict, as_json: bool, text: str) -> int:
+    """Print `out` as one JSON object, or `text`; exit code 0."""
+    print(json.dumps(out) if as_json else text)
     return 0
 
 
@@ -111,7 +76,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     def on_sigint(*_) -> None:
         """First Ctrl-C: stop after the next checkpoint (exit 130, resumable); a second one: quit now."""
-        if search._stop_requested:
+        if search.stop_requested:
             raise KeyboardInterrupt
         search.request_stop()
         if not args.quiet:
@@ -139,21 +104,21 @@ def _render_best(run_dir: Path, genotype_text: str) -> None:
         from nasviz.viz.cells import write_cells
     except ImportError:
         return
-    write_cells(genotype_text, run_dir / "best")
+    write_cells(genotype_text, run_dir / rundir.BEST_CELLS)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nasviz.config import check_device
     from nasviz.data import check_dataset_name, load_dataset
-    from nasviz.rundir import write_json
-    from nasviz.train import ScratchConfig, train_from_scratch
+    from nasviz.model_file import MODEL_FILE, save_model, scratch_info
+    from nasviz.scratch import ScratchConfig, train_from_scratch
+    from nasviz.train import pick_device
 
-    genotype = _resolve_genotype(args.genotype)
+    genotype = rundir.genotype_from(args.genotype)
     check_dataset_name(args.dataset)
     fields = {k: getattr(args, k) for k in ("epochs", "channels", "layers", "batch_size", "train_size",
                                              "test_size", "seed", "device") if getattr(args, k) is not None}
     config = ScratchConfig.from_settings({**fields, **parse_settings(args.set)})
-    check_device(config.device)
+    pick_device(config.device)  # a CUDA device this machine lacks is refused before the data is loaded
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
@@ -162,69 +127,115 @@ def cmd_train(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    result = train_from_scratch(genotype, data, config, progress=not args.quiet)
-    write_json(out / "train.json", result)
+    trained = []
+    result = train_from_scratch(genotype, data, config, progress=not args.quiet, on_model=trained.append)
+    rundir.write_json(out / rundir.SCRATCH, result)
+    model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images; "
-          f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; {out / 'train.json'}")
+          f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; "
+          f"{out / rundir.SCRATCH}, {model_path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nasviz.export import CHECK_BATCH, export_model
+
+    report = export_model(args.model, args.format, args.out)
+    print(f"wrote {report.path} ({report.format}, {report.bytes:,} bytes); largest logit difference from the "
+          f"PyTorch model on {CHECK_BATCH} random inputs: {report.max_abs_error:.2e}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nasviz.model_file import load_model
+    from nasviz.predict import image_files, predict
+
+    if args.top < 1:
+        raise ConfigError(f"--top {args.top} is out of range; allowed: an integer >= 1")
+    files = image_files(args.images)  # bad paths are reported before the model is loaded
+    rows = predict(load_model(args.model), files, top=args.top)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        print(f"{row['file']}: " + ", ".join(f"{p['class']} {p['probability']:.3f}" for p in row["predictions"]))
     return 0
 
 
 # --- parser ---------------------------------------------------------------------------------------------
+GENOTYPE_HELP = "DARTS genotype text, a fixture name (e.g. DARTS_V2) or a run directory (its best genotype)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nasviz", description="One-shot NAS with supernet fine-tuning (SFT-GA), made visible.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="nasviz", description="One-shot NAS with supernet fine-tuning (SFT-GA), made visible.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("info", help="parameters and FLOPs of a genotype's evaluation network")
-    p.add_argument("--genotype", required=True, help="DARTS genotype text, a fixture name (DARTS_V2) or a run dir")
-    p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--layers", type=int, default=20)
-    p.add_argument("--channels", type=int, default=36)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--genotype", required=True, help=GENOTYPE_HELP)
+    p.add_argument("--dataset", default="cifar10", help="dataset the network is built for (default cifar10); "
+                                                        "a built-in one is not loaded")
+    p.add_argument("--layers", type=int, default=20, help="cells of the network (default 20, DARTS on CIFAR)")
+    p.add_argument("--channels", type=int, default=36, help="initial channels, even (default 36, DARTS on CIFAR)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("data", help="load a dataset and describe it")
     p.add_argument("name", help="fashion-mnist, mnist, cifar10, cifar100, svhn or imagefolder:PATH")
-    p.add_argument("--root", default=None, help="folder holding (or receiving) the dataset files")
+    p.add_argument("--root", default=None, help="folder holding (or receiving) the dataset files "
+                                                "(default $NASVIZ_DATA or ~/.cache/nasviz/data)")
     p.add_argument("--offline", action="store_true", help="never download")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("search", help="run (or resume) a search")
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist, cifar10, cifar100, svhn or "
+                                                   "imagefolder:PATH")
+    p.add_argument("--data-root", default=None, help="folder holding (or receiving) the dataset files")
     p.add_argument("--preset", default=None, help="smoke, quick (default) or paper")
-    p.add_argument("--seed", default=None)
+    p.add_argument("--seed", default=None, help="seed of every random choice (default 0)")
     p.add_argument("--method", default=None, help="sft-ga (default), ga or random")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--out", default=None, help="run directory to create")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--override", action="store_true", help="with --resume: accept settings that differ")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting (any SearchConfig field, e.g. population=20); repeatable")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("train", help="train a genotype from scratch (DARTS protocol) and report test accuracy")
-    p.add_argument("--genotype", required=True)
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--channels", type=int, default=None)
-    p.add_argument("--layers", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--test-size", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--out", required=True)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--genotype", required=True, help=GENOTYPE_HELP)
+    p.add_argument("--dataset", default="fashion-mnist", help="dataset to train and test on (default fashion-mnist)")
+    p.add_argument("--data-root", default=None, help="folder holding (or receiving) the dataset files")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 600)")
+    p.add_argument("--channels", type=int, default=None, help="initial channels, even (default 36)")
+    p.add_argument("--layers", type=int, default=None, help="cells (default 20)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per step (default 96)")
+    p.add_argument("--train-size", type=int, default=None, help="train on this many images (default: all)")
+    p.add_argument("--test-size", type=int, default=None, help="test on this many images (default: all)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the weights, shuffle and augmentation (default 0)")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one training setting (any ScratchConfig field, e.g. lr=0.05); repeatable")
+    p.add_argument("--out", required=True, help=f"folder that receives {rundir.SCRATCH} and model.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    from nasviz.headless import COMMANDS as notebook_commands  # demo, batch
-    from nasviz.viz.cli import add_commands as add_viz_commands  # render, report
+    p = sub.add_parser("export", help="export a trained model.pt to TorchScript or ONNX (checked against PyTorch)")
+    p.add_argument("--model", required=True, help="a model.pt written by `nasviz train`")
+    p.add_argument("--format", required=True, help="torchscript or onnx (onnx needs: pip install 'nasviz[export]')")
+    p.add_argument("--out", required=True, help="file to write, e.g. model.onnx")
+    p.set_defaults(func=cmd_export)
 
-    for extra in (*notebook_commands, add_viz_commands):
-        extra(sub)
+    p = sub.add_parser("predict", help="classify image files with a trained model.pt")
+    p.add_argument("--model", required=True, help="a model.pt written by `nasviz train`")
+    p.add_argument("images", nargs="+", help="PNG/JPEG/... files or folders of them")
+    p.add_argument("--top", type=int, default=1, help="how many classes to show per image (default 1)")
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.set_defaults(func=cmd_predict)
+
+    for add_commands in (*HEADLESS_COMMANDS, *VIZ_COMMANDS):  # demo, batch; render, report
+        add_commands(sub)
     return parser
 
 
@@ -234,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except NasvizError as exc:
-        print(f"nasviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(error_line(exc, args.command), file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # the system refused (disk full, permissions): one line, not a traceback
-        print(f"nasviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"nasviz: error: {one_line(exc, None)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nasviz: interrupted", file=sys.stderr)

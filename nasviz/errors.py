@@ -1,8 +1,18 @@
 """The project's own exception types: user mistakes are `NasvizError`s with a one-line message."""
 
+from __future__ import annotations
+
 
 class NasvizError(Exception):
-    """A user-facing error: bad input, missing data, a corrupt file. Its message is one line."""
+    """A user-facing error: bad input, missing data, a corrupt file. Its message is one line.
+
+    `setting` names the argument or setting the error is about (its Python name: `out`, `root`, ...), so that a
+    front end can say how to give it there (the command line adds its option); engine messages never name
+    command-line options themselves."""
+
+    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ConfigError(NasvizError, ValueError):
@@ -19,3 +29,10 @@ class CheckpointError(NasvizError):
 
 class DivergedError(NasvizError):
     """Training produced a NaN or infinite loss."""
+
+
+def one_line(exc: BaseException | str, limit: int | None = 200) -> str:
+    """An exception (or text) as one line: whitespace runs become one space, an empty message becomes the
+    exception's type name, and text longer than `limit` characters is cut with '...'."""
+    text = " ".join(str(exc).split()) or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."

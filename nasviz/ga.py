@@ -230,3 +230,113 @@ def balanced_rounds(members: Sequence[T], steps: int, rng: random.Random) -> lis
         rng.shuffle(round_)
         out.extend(round_[: steps - len(out)])
     return out
+
+
+# =========================================================================================================
+# Multi-objective selection (NSGA-II): non-dominated sorting and crowding distance on (fitness up, params
+# down). A separate section, added for issue #15; pure Python like the rest of this module.
+# =========================================================================================================
+
+Objectives = tuple[float, ...]
+"""One individual's objective values, every one to be maximised."""
+
+
+def size_objectives(fitness: Sequence[float], params: Sequence[float]) -> list[Objectives]:
+    """(fitness, -params) per individual, both maximised. A NaN fitness becomes (-inf, -inf): worse than every
+    individual with a number, whatever its size."""
+    if len(params) != len(fitness):
+        raise ValueError(f"fitness has {len(fitness)} values but params has {len(params)}")
+    return [(-math.inf, -math.inf) if math.isnan(f) else (float(f), -float(p)) for f, p in zip(fitness, params)]
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether `a` Pareto-dominates `b` (objectives maximised): at least as good in all, better in one."""
+    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+
+def non_dominated_sort(points: Sequence[Sequence[float]]) -> list[list[int]]:
+    """Deb's fast non-dominated sort: the indices of `points` in fronts, best first, each front in index order.
+
+    Front 0 holds the points no other point dominates; front k those dominated only by points of fronts < k.
+    Equal points are in the same front. O(objectives x n^2)."""
+    n = len(points)
+    dominated_by: list[list[int]] = [[] for _ in range(n)]  # i -> the points i dominates
+    count = [0] * n  # how many points dominate i
+    for i in range(n):
+        for j in range(i + 1, n):
+            if dominates(points[i], points[j]):
+                dominated_by[i].append(j)
+                count[j] += 1
+            elif dominates(points[j], points[i]):
+                dominated_by[j].append(i)
+                count[i] += 1
+    fronts: list[list[int]] = []
+    current = [i for i in range(n) if count[i] == 0]
+    while current:
+        fronts.append(current)
+        following = []
+        for i in current:
+            for j in dominated_by[i]:
+                count[j] -= 1
+                if count[j] == 0:
+                    following.append(j)
+        current = sorted(following)
+    return fronts
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the non-dominated points of two maximised objectives, in index order: front 0 of
+    `non_dominated_sort`, found by one sweep in O(n log n) (for figures over long histories)."""
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best, k = [], -math.inf, 0
+    while k < len(order):  # groups of equal first objective, best first
+        group = [order[k]]
+        while k + len(group) < len(order) and points[order[k + len(group)]][0] == points[order[k]][0]:
+            group.append(order[k + len(group)])
+        top = points[group[0]][1]
+        if top > best or not front and top == best:  # a tie with a better first objective is dominated
+            front += [i for i in group if points[i][1] == top]
+            best = top
+        k += len(group)
+    return sorted(front)
+
+
+def crowding_distance(points: Sequence[Sequence[float]], front: Sequence[int]) -> list[float]:
+    """NSGA-II crowding distance of each member of `front` (indices into `points`), in `front`'s order.
+
+    Per objective the members are sorted; the two extremes get infinity, every other member adds the gap
+    between its two neighbours divided by the objective's range (an objective with zero or infinite range
+    adds nothing). Larger means lonelier, so preferred."""
+    distance = {i: 0.0 for i in front}
+    if len(front) <= 2:
+        return [math.inf] * len(front)
+    for m in range(len(points[front[0]])):
+        ordered = sorted(front, key=lambda i: (points[i][m], i))
+        low, high = points[ordered[0]][m], points[ordered[-1]][m]
+        distance[ordered[0]] = distance[ordered[-1]] = math.inf
+        span = high - low
+        if span == 0 or not math.isfinite(span):
+            continue
+        for prev, i, nxt in zip(ordered, ordered[1:], ordered[2:]):
+            distance[i] += (points[nxt][m] - points[prev][m]) / span
+    return [distance[i] for i in front]
+
+
+def pareto_selection(fitness: Sequence[float], params: Sequence[int], n: int) -> list[int]:
+    """NSGA-II environmental selection of `n` individuals on (fitness up, params down).
+
+    Whole fronts are kept best first; the front that does not fit is cut by crowding distance (larger first,
+    ties: higher fitness, fewer params, lower index). Returns indices in that order of preference."""
+    if len(params) != len(fitness):
+        raise ValueError(f"fitness has {len(fitness)} values but params has {len(params)}")
+    if not 0 <= n <= len(fitness):
+        raise ValueError(f"cannot keep {n} of {len(fitness)} individuals")
+    points = size_objectives(fitness, params)
+    kept: list[int] = []
+    for front in non_dominated_sort(points):
+        if len(kept) >= n:
+            break
+        crowding = dict(zip(front, crowding_distance(points, front)))
+        ranked = sorted(front, key=lambda i: (-crowding[i], -points[i][0], -points[i][1], i))
+        kept += ranked[: n - len(kept)]
+    return kept

@@ -1,22 +1,18 @@
-"""Training and evaluation loops: supernet steps on sampled paths, BatchNorm recalibration, fitness, and
-from-scratch training of a genotype with the DARTS evaluation protocol."""
+"""Training and evaluation loops: supernet steps on sampled paths, BatchNorm recalibration, accuracy and
+fitness; the device and mixed precision they run with. (From-scratch training of a genotype: `nasviz.scratch`.)"""
 
 from __future__ import annotations
 
 import math
-import time
-import typing
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from nasviz.cells import CellNetwork
 from nasviz.errors import ConfigError, DivergedError
+from nasviz.settings import check_device_name
 from nasviz.space import Genotype
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -25,9 +21,18 @@ PathSampler = Callable[[], Genotype]
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """'auto' is CUDA when present, else the CPU."""
+    """The device to run on: 'auto' is CUDA when present, else the CPU. ConfigError for a device name that is not
+    allowed or a CUDA device this machine does not have."""
+    check_device_name("device", requested)
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(requested.partition(":")[2] or 0) >= count:
+            raise ConfigError(
+                f"device={requested!r} is not available: this machine has {count} CUDA device(s); "
+                f"allowed: auto, cpu{''.join(f', cuda:{i}' for i in range(count))}"
+            )
     return torch.device(requested)
 
 
@@ -64,7 +69,9 @@ def train_steps(
     grad_clip: float = 5.0,
     on_step: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """Train the supernet for `steps` steps, each on one sampled path; returns one record per step."""
+    """Train the supernet for `steps` steps, each on one sampled path; returns one record per step.
+
+    A NaN or infinite loss, or weights that an update made NaN or infinite, raise `DivergedError`."""
     model.train()
     params = list(model.parameters())  # once per call: walking the supernet's ~2,900 modules costs ms per step
     device = params[0].device
@@ -92,6 +99,13 @@ def train_steps(
         records.append(record)
         if on_step is not None:
             on_step(record)
+    maxima = torch.stack([p.detach().abs().max().float() for p in params])
+    if steps and not torch.isfinite(maxima).all():  # a finite loss whose update broke the weights
+        raise DivergedError(
+            f"{phase} diverged: the supernet weights became NaN or infinite at step {first_step + steps - 1} "
+            f"with learning rate {optimizer.param_groups[0]['lr']:g}; lower the learning rate and resume from the "
+            "last checkpoint"
+        )
     return records
 
 
@@ -153,136 +167,3 @@ def fitness(
     """Fitness with inherited weights: recalibrate BatchNorm on a few training batches, then accuracy."""
     recalibrate_bn(model, genotype, calibration)
     return accuracy(model, genotype, fitness_batches)
-
-
-@dataclass
-class ScratchConfig:
-    """From-scratch training of a genotype: DARTS's CIFAR-10 evaluation protocol by default."""
-
-    epochs: int = 600
-    channels: int = 36
-    layers: int = 20
-    batch_size: int = 96
-    lr: float = 0.025
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    cutout: int = 16
-    auxiliary_weight: float = 0.4
-    drop_path: float = 0.2
-    train_size: int | None = None
-    """Train on the first `train_size` images of a seeded shuffle (None: the whole training set)."""
-    test_size: int | None = None
-    seed: int = 0
-    device: str = "auto"
-
-    @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> ScratchConfig:
-        """A config from `settings` (values may be text, as from the CLI or papermill), validated."""
-        from nasviz.config import check_network_size, check_type, coerce
-        from nasviz.space import suggest
-
-        names = [f.name for f in fields(cls)]
-        hints = typing.get_type_hints(cls)
-        values = {}
-        for key, value in settings.items():
-            if key not in names:
-                raise ConfigError(f"unknown training setting {key!r}{suggest(key, names)}; allowed: {', '.join(names)}")
-            values[key] = coerce(key, value, hints[key])
-            check_type(key, values[key], hints[key])
-        config = cls(**values)
-        check_network_size(config.channels, config.layers)
-        for name in ("epochs", "batch_size"):
-            if getattr(config, name) < 1:
-                raise ConfigError(f"{name}={getattr(config, name)} is out of range; allowed: an integer >= 1")
-        for name in ("train_size", "test_size"):
-            if getattr(config, name) is not None and getattr(config, name) < 1:
-                raise ConfigError(f"{name}={getattr(config, name)} is out of range; allowed: an integer >= 1 or none")
-        if not config.lr > 0 or not config.grad_clip > 0:
-            raise ConfigError(f"lr={config.lr} and grad_clip={config.grad_clip} must be positive")
-        for name in ("drop_path", "momentum"):
-            if not 0 <= getattr(config, name) < 1:
-                raise ConfigError(f"{name}={getattr(config, name)} is out of range; allowed: [0, 1)")
-        if config.cutout < 0 or config.auxiliary_weight < 0 or config.weight_decay < 0:
-            raise ConfigError("cutout, auxiliary_weight and weight_decay must be >= 0")
-        return config
-
-
-def train_from_scratch(
-    genotype: Genotype,
-    data,
-    config: ScratchConfig,
-    on_epoch: Callable[[dict], None] | None = None,
-    progress: bool = True,
-) -> dict:
-    """Train `genotype`'s evaluation network on `data` (an `ImageData`) and report test accuracy."""
-    from nasviz.data import BatchStream, crop_padding_for, eval_batches
-    from nasviz.network import EvalNetwork, count_flops, count_params
-
-    torch.manual_seed(config.seed)
-    device = pick_device(config.device)
-    n_train = len(data.train_labels) if config.train_size is None else min(config.train_size, len(data.train_labels))
-    order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(config.seed))[:n_train]
-    stream = BatchStream(
-        data.train_images[order],
-        data.train_labels[order],
-        min(config.batch_size, n_train),
-        data.mean,
-        data.std,
-        seed=config.seed,
-        crop_padding=crop_padding_for(data.shape),
-        flip=data.flip,
-        cutout=config.cutout,
-        device=device,
-        channels_last=True,
-    )
-    net = EvalNetwork(genotype, data.shape[0], data.num_classes, config.channels, config.layers)
-    params, flops = count_params(net), count_flops(net, data.shape)
-    net = prepare_model(net, device)
-    optimizer = torch.optim.SGD(
-        net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
-    n_test = len(data.test_labels) if config.test_size is None else min(config.test_size, len(data.test_labels))
-    start = time.perf_counter()
-    history = []
-    for epoch in tqdm(range(config.epochs), desc="train from scratch", disable=not progress):
-        net.train()
-        net.drop_prob = config.drop_path * epoch / config.epochs
-        losses, correct, seen = [], 0, 0
-        for step in range(stream.steps_per_epoch):
-            x, y = stream.next()
-            with autocast(device):
-                logits, aux = net.forward_with_aux(x)
-                loss = F.cross_entropy(logits.float(), y)
-                if aux is not None:
-                    loss = loss + config.auxiliary_weight * F.cross_entropy(aux.float(), y)
-            lr = scheduler.get_last_lr()[0]
-            losses.append(check_finite(loss, epoch * stream.steps_per_epoch + step, lr, "training"))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            optimizer.step()
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += y.numel()
-        scheduler.step()
-        record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "train_accuracy": correct / seen}
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-    test = eval_batches(
-        data.test_images[:n_test], data.test_labels[:n_test], 256, data.mean, data.std, device, channels_last=True
-    )
-    return {
-        "genotype": str(genotype),
-        "dataset": data.name,
-        "test_accuracy": accuracy(net, None, test),
-        "test_images": n_test,
-        "train_images": n_train,
-        "params": params,
-        "flops": flops,
-        "wall_time_s": time.perf_counter() - start,
-        "device": str(device),
-        "config": asdict(config),
-        "history": history,
-    }

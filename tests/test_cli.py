@@ -96,6 +96,7 @@ def test_train_writes_train_json(tmp_path, data_root):
     assert saved["config"]["epochs"] == 1 and saved["config"]["channels"] == 4 and saved["config"]["layers"] == 3
     assert len(saved["history"]) == 1
     assert "test accuracy" in result.stdout and str(out_dir / "train.json") in result.stdout
+    assert str(out_dir / "model.pt") in result.stdout and (out_dir / "model.pt").is_file()  # see test_deploy.py
 
 
 @pytest.mark.parametrize(
@@ -200,3 +201,34 @@ def test_info_accepts_genotype_text_and_a_run_directory(tmp_path, capsys):
     (run_dir / "result.json").write_text(json.dumps({"best_genotype": None}))
     code, _, err = run_main(["info", "--genotype", str(run_dir)], capsys)
     assert_user_error(code, err, "no best genotype")
+
+
+def test_every_option_of_every_command_has_a_help_text():
+    import argparse
+
+    from nasviz.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"info", "data", "search", "train", "render", "report", "demo", "batch"} <= set(commands)
+    for name, parser in commands.items():
+        for action in parser._actions:
+            assert action.help, f"nasviz {name} {'/'.join(action.option_strings) or action.dest} has no help text"
+
+
+def test_train_help_explains_its_options(capsys):
+    code, out, _ = run_main(["train", "--help"], capsys)
+    assert code == 0
+    for option, words in (("--epochs", "training epochs"), ("--train-size", "train on"), ("--set", "ScratchConfig")):
+        line = next(line for line in out.splitlines() if line.strip().startswith(option))
+        assert words in out[out.index(line):].split("\n  -")[0], (option, line)
+
+
+def test_an_engine_error_names_the_commands_own_option(tmp_path, capsys):
+    """The engine says what is wrong with a setting; the command line says which of its options gives it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.jsonl").write_text("")
+    code, _, err = run_main(["search", "--preset", "smoke", "--out", str(run)], capsys)
+    assert_user_error(code, err, f"{run} already holds a search run", "--out DIR", "--resume DIR")
+    code, _, err = run_main(["search", "--resume", str(tmp_path / "missing")], capsys)
+    assert_user_error(code, err, "does not exist", "--resume DIR")

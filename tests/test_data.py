@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from nasviz import data
+from nasviz.datasets import BUILTIN
 from nasviz.errors import CheckpointError, ConfigError, DataError
 
 HAS_DEBIAN = all((Path(data.DEBIAN_FASHION_MNIST) / f"{f}.gz").is_file() for f in data.FASHION_MNIST_FILES)
@@ -54,6 +55,17 @@ def test_fashion_mnist_from_debian_files(fashion):
 
 
 @needs_debian
+def test_the_facts_table_matches_the_loaded_dataset(fashion):
+    """What config validation and `dataset_info` know without loading is what loading finds."""
+    _, d = fashion
+    facts = BUILTIN["fashion-mnist"]
+    assert (facts.shape, facts.classes, facts.train_images) == (d.shape, d.num_classes, len(d.train_labels))
+    assert (facts.mean, facts.std, facts.flip) == (d.mean, d.std, d.flip)
+    assert data.dataset_info("fashion-mnist") == (d.shape, d.num_classes)
+    assert set(BUILTIN) == set(data.DATASETS) and all(not f.flip for n, f in BUILTIN.items() if n in ("mnist", "svhn"))
+
+
+@needs_debian
 def test_fashion_mnist_from_existing_root_without_debian(fashion, monkeypatch, tmp_path):
     root, first = fashion
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(tmp_path / "missing"))
@@ -69,7 +81,8 @@ def test_fashion_mnist_no_way_lists_all_three(monkeypatch, tmp_path):
         data.load_dataset("fashion-mnist", root=tmp_path / "empty", download=False)
     message = str(info.value)
     assert "\n" not in message
-    assert "--root" in message and "FashionMNIST/raw" in message
+    assert "root folder" in message and "FashionMNIST/raw" in message
+    assert "--" not in message and info.value.setting == "root"  # the command line names its own option
     assert "apt-get install dataset-fashion-mnist" in message
     assert "internet" in message
 

@@ -183,6 +183,24 @@ def test_04_train_from_scratch(tmp_path, one_thread, tiny_runs):
     assert results["search's best"]["genotype"] == best
     assert all(r["config"]["epochs"] == 1 and r["train_images"] == 128 for r in results.values())
     assert "application/vnd.plotly.v1+json" in mimetypes(nb)
+    # it ends by saving the best network and exporting it
+    import torch
+
+    from nasviz.export import onnx_missing, run_exported
+    from nasviz.model_file import load_model
+
+    winner = max(results, key=lambda name: results[name]["test_accuracy"])
+    net = load_model(tmp_path / "scratch" / "model.pt")
+    assert net.model_info.genotype == results[winner]["genotype"]
+    assert net.model_info.info["test_accuracy"] == results[winner]["test_accuracy"]
+    assert (net.model_info.channels, net.model_info.layers) == (SCRATCH["channels"], SCRATCH["layers"])
+    exports = ["model.ts"] + ([] if onnx_missing() else ["model.onnx"])
+    x = torch.randn(4, 1, 28, 28)
+    with torch.inference_mode():
+        expected = net(x)
+    for name in exports:
+        assert (run_exported(tmp_path / "scratch" / name, x) - expected).abs().max() < 1e-4, name
+    assert text_of(nb).count("largest logit difference from PyTorch") == len(exports)
 
 
 @pytest.mark.slow

@@ -28,9 +28,10 @@ from nasviz import cli, rundir
 from nasviz.config import SearchConfig
 from nasviz.data import BatchStream, ImageData
 from nasviz.errors import CheckpointError, DivergedError, NasvizError
-from nasviz.search import Search, load_history
+from nasviz.rundir import load_history
+from nasviz.scratch import ScratchConfig, train_from_scratch
+from nasviz.search import Search
 from nasviz.space import Genotype
-from nasviz.train import ScratchConfig, train_from_scratch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(warmup_steps=4, population=2, generations=2, finetune_steps=2, fitness_images=32, weight_images=64,

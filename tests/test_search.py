@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from nasviz import ga
 from nasviz.config import SearchConfig
 from nasviz.errors import CheckpointError, ConfigError
-from nasviz.search import Search, load_history
+from nasviz.events import Checkpoint, Evaluation, Generation, from_json
+from nasviz.rundir import load_history
+from nasviz.search import Search
 from nasviz.space import Genotype
 
 TINY = dict(warmup_steps=4, population=3, generations=2, finetune_steps=6, fitness_images=64, weight_images=256,
@@ -65,7 +69,7 @@ def test_resume_ends_where_the_uninterrupted_run_ends(tmp_path, stop_after):
     search = Search(tiny(), tmp_path / "cut")
     if stop_after == "warmup-chunk":
         stop = search.request_stop
-        search.subscribe(lambda e: stop() if e["type"] == "checkpoint" else None)
+        search.subscribe(lambda e: stop() if isinstance(e, Checkpoint) else None)
         search.warmup()
         assert search.generation == -1 and 0 < search.warmup_done < 4
     elif stop_after == "initial":
@@ -179,20 +183,50 @@ def test_baselines_never_finetune_and_refuse_to(tmp_path):
 
 def test_events_reach_subscribers_and_the_event_log(tmp_path):
     search = Search(tiny(), tmp_path / "r")
-    seen: list[dict] = []
+    seen: list = []
     unsubscribe = search.subscribe(seen.append)
     search.warmup()
     unsubscribe()
     search.step()
-    types = Counter(e["type"] for e in seen)
+    types = Counter(e.kind for e in seen)
     assert types["train_step"] == 4 and types["evaluation"] == 3 and types["generation"] == 1
     assert types["new_best"] == 1
-    assert all(e["generation"] == 0 for e in seen if e["type"] == "evaluation")
+    assert all(e.generation == 0 for e in seen if isinstance(e, Evaluation))
     logged = [json.loads(line) for line in (tmp_path / "r" / "events.jsonl").read_text().splitlines()]
     assert Counter(e["type"] for e in logged)["generation"] == 2
+    # the log holds exactly what subscribers saw, and reads back into the same events
+    assert logged[: len(seen)] == [e.to_json() for e in seen]
+    assert [from_json(line) for line in logged[: len(seen)]] == seen
+    assert isinstance(from_json(logged[-1]), type(seen[-1])) and any(isinstance(e, Generation) for e in seen)
 
 
 def test_without_a_run_directory_nothing_is_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = Search(tiny(generations=1)).run()
     assert result["finished"] and list(tmp_path.iterdir()) == []
+
+
+def open_files() -> set[str]:
+    """The files this process holds open (Linux: /proc/self/fd)."""
+    fds = Path("/proc/self/fd")
+    found = set()
+    for fd in os.listdir(fds):
+        try:
+            found.add(os.readlink(fds / fd))
+        except OSError:  # closed meanwhile
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_the_event_log_is_closed_when_the_search_ends_or_run_returns(tmp_path):
+    search = Search(tiny(generations=1), tmp_path / "r")
+    search.warmup()
+    log = str((tmp_path / "r" / "events.jsonl").resolve())
+    assert log in open_files()  # open while the search goes on step by step
+    search.step()  # the last generation
+    assert search.done and log not in open_files()
+    stopped = Search(tiny(), tmp_path / "s")
+    stopped.subscribe(lambda e: stopped.request_stop() if isinstance(e, Checkpoint) else None)
+    assert not stopped.run()["finished"]
+    assert str((tmp_path / "s" / "events.jsonl").resolve()) not in open_files()

@@ -19,14 +19,14 @@ import pytest
 
 from nasviz import cli
 from nasviz.config import SearchConfig
-from nasviz.rundir import read_jsonl
-from nasviz.search import Search, load_history
+from nasviz.rundir import load_history, read_jsonl
+from nasviz.search import Search
 from nasviz.space import CANDIDATE_OPS, FIXTURES, Genotype
 from nasviz.viz import cells, figures, widgets
 from nasviz.viz.cli import add_render_command
 from nasviz.viz.common import (
     gene_entropy,
-    kendall_tau,
+    kendall,
     op_counts,
     population_table_html,
     ranks,
@@ -45,7 +45,7 @@ def smoke(tmp_path_factory):
     """A real smoke search (seed 0), run by a Dashboard in its background thread; its events recorded too."""
     run_dir = tmp_path_factory.mktemp("viz") / "run"
     search = Search(SearchConfig.from_preset("smoke", seed=0), run_dir)
-    events: list[dict] = []
+    events: list = []
     search.subscribe(events.append)
     dashboard = Dashboard(min_interval=0.0)
     assert dashboard.run(search, background=True) is dashboard
@@ -197,8 +197,10 @@ def test_every_figure_accepts_no_rows_and_one_row(smoke):
 
 def test_helpers():
     assert ranks([0.2, 0.9, 0.5]) == [3, 1, 2]
-    assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1 and kendall_tau([1, 2, 3], [3, 2, 1]) == -1
-    assert kendall_tau([1], [1]) is None
+    assert kendall([1, 2, 3], [1, 2, 3])[0] == 1 and kendall([1, 2, 3], [3, 2, 1])[0] == -1
+    assert math.isnan(kendall([1], [1])[0]) and math.isnan(kendall([1, 2, 3], [5, 5, 5])[0])
+    # ties (common among fitness values on a few hundred images): tau-b, not tau-a (which would give 2/3)
+    assert kendall([1, 1, 2], [1, 2, 3])[0] == pytest.approx(2 / 6 ** 0.5)
     assert gene_entropy([FIXTURES["DARTS_V2"]] * 4) == 0
     assert gene_entropy([FIXTURES["DARTS_V2"], FIXTURES["PDARTS"]]) > 0
 
@@ -294,7 +296,7 @@ def test_live_dashboard_received_every_generation(smoke):
 
 def test_dashboard_figures_change_as_recorded_events_arrive(smoke):
     events = read_jsonl(smoke.run_dir / "events.jsonl")
-    assert [e["type"] for e in events] == [e["type"] for e in smoke.events]
+    assert events == [e.to_json() for e in smoke.events]  # the log holds exactly what subscribers saw
     dash = Dashboard(min_interval=0.0)
     best_lengths, loss_lengths = [], []
     for event in events:
@@ -487,3 +489,42 @@ def test_engine_and_cell_rendering_never_import_widgets():
             "bad = [m for m in ('ipywidgets', 'anywidget', 'plotly') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- fitness vs size, with the non-dominated front (synthetic history rows) --------------------------------------
+def _row(generation: int, individuals: list[tuple[str, float, int, int]]) -> dict:
+    return {"generation": generation, "individuals": [
+        {"genotype": g, "role": "offspring", "fitness": f, "params": p, "flops": fl, "selected": True}
+        for g, f, p, fl in individuals]}
+
+
+def test_front_figure_marks_the_non_dominated_points_of_everything_evaluated():
+    from nasviz.viz import front_figure, front_points
+
+    rows = [
+        _row(0, [("a", 0.50, 100, 9_000), ("b", 0.70, 300, 20_000), ("c", 0.40, 200, 30_000)]),
+        _row(1, [("d", 0.80, 500, 25_000), ("e", 0.80, 400, 40_000), ("f", math.nan, 50, 1_000)]),
+    ]
+    # by FLOPs: a (9k, .5), b (20k, .7), d (25k, .8) trade off; c is beaten by a, e by d; f has no fitness
+    fig = front_figure(rows, "flops")
+    assert len(trace(fig, "evaluated").x) == 5
+    assert list(trace(fig, "non-dominated").x) == [9_000, 20_000, 25_000]
+    assert list(trace(fig, "Pareto front").y) == [0.5, 0.7, 0.8]
+    assert "3 non-dominated of 5" in fig.layout.title.text and "FLOPs" in fig.layout.xaxis.title.text
+    # by params the answer differs: e (400) has fewer params than d (500) at the same fitness; c is still beaten
+    assert [p["genotype"] for p in front_points(rows, "params") if p["front"]] == ["a", "b", "e"]
+    assert [p["genotype"] for p in front_points(rows, "params", generation=1) if p["front"]] == ["e"]
+
+
+def test_front_figure_without_sizes_or_rows_is_empty_but_complete():
+    from nasviz.viz import front_figure
+
+    no_flops = [{"generation": 0, "individuals": [{"genotype": "a", "role": "initial", "fitness": 0.5,
+                                                   "params": 10}]}]
+    for rows in ([], no_flops):
+        fig = front_figure(rows)
+        assert [t.name for t in fig.data] == ["evaluated", "non-dominated", "Pareto front"]
+        assert len(trace(fig, "evaluated").x) == 0
+    assert len(trace(front_figure(no_flops, "params"), "non-dominated").x) == 1
+    with pytest.raises(ValueError, match="size 'macs' is not allowed; allowed: flops, params"):
+        front_figure(no_flops, "macs")

@@ -4,7 +4,8 @@
 - `demo`: the main notebook with the quick preset into runs/demo/ (the README's first command).
 - `batch`: one papermill run per point of a parameter grid, in a process pool.
 
-Only the standard library is imported at module level: the CLI imports this package to add its commands.
+At module level only the standard library and nasviz's light modules are imported (no torch, no papermill): the
+CLI imports this package to add its commands.
 """
 
 from nasviz.headless.batch import add_batch_command

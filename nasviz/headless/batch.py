@@ -12,8 +12,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasviz.errors import ConfigError
-from nasviz.headless.execute import check_notebook, execute, notebook_parameters, one_line
+from nasviz import rundir
+from nasviz.errors import ConfigError, one_line
+from nasviz.headless.execute import check_notebook, execute, notebook_parameters
+from nasviz.space import suggest
 
 
 def parse_value(text: str) -> Any:
@@ -60,8 +62,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     import concurrent.futures as cf
     import multiprocessing
 
-    from nasviz.space import suggest
-
     notebook = check_notebook(args.notebook)
     grid = parse_grid(args.grid)
     if not grid:
@@ -92,7 +92,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         folder = out / point_name(texts)
         parameters = {**fixed, **{k: v for k, (_t, v) in zip(grid, combo)}}
         if "out" in declared and "out" not in parameters:
-            parameters["out"] = str((folder / "run").resolve())
+            parameters["out"] = str((folder / rundir.RUN_SUBDIR).resolve())
         if "live" in declared and "live" not in parameters:
             parameters["live"] = False
         points.append({"name": folder.name, "folder": folder, "parameters": parameters})
@@ -100,11 +100,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if taken:
         raise ConfigError(f"{out} already holds results for {taken[0]!r}; choose another --out (results are never "
                           "overwritten)")
-    if (out / "batch.json").exists():
-        raise ConfigError(f"{out} already holds a batch (batch.json); choose another --out")
+    if (out / rundir.BATCH).exists():
+        raise ConfigError(f"{out} already holds a batch ({rundir.BATCH}); choose another --out")
     for point in points:
         point["folder"].mkdir(parents=True, exist_ok=True)
-        (point["folder"] / "parameters.json").write_text(json.dumps(point["parameters"], indent=2) + "\n")
+        (point["folder"] / rundir.PARAMETERS).write_text(json.dumps(point["parameters"], indent=2) + "\n")
 
     jobs = min(args.jobs, len(points))
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -120,7 +120,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 try:
                     outcomes[name] = future.result()
                 except Exception as exc:  # the worker process died
-                    outcomes[name] = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}",
+                    outcomes[name] = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc, 300)}",
                                       "seconds": None}
                 o = outcomes[name]
                 tail = "" if o["status"] == "ok" else f": {o['error']}"
@@ -137,9 +137,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     summary = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
                "fixed": fixed, "jobs": jobs, "points": records, "failed": len(failed),
                "seconds": round(time.perf_counter() - start, 1)}
-    (out / "batch.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / rundir.BATCH).write_text(json.dumps(summary, indent=2) + "\n")
     print(summary_table(records))
-    print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / 'batch.json'}")
+    print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
     return 1 if failed else 0
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nasviz import rundir
 from nasviz.errors import ConfigError
 from nasviz.headless.batch import parse_value
 from nasviz.headless.execute import (
@@ -22,9 +23,9 @@ from nasviz.headless.execute import (
     notebook_dir,
     notebook_parameters,
 )
-from nasviz.notebooks.runs import read_json_or_none
+from nasviz.options import parse_settings
 
-DEMO_OUTPUTS = ("run", MAIN_NOTEBOOK, MAIN_NOTEBOOK.replace(".ipynb", ".html"))
+DEMO_OUTPUTS = (rundir.RUN_SUBDIR, MAIN_NOTEBOOK, MAIN_NOTEBOOK.replace(".ipynb", ".html"))
 
 
 def move_aside(out: Path) -> Path | None:
@@ -33,11 +34,7 @@ def move_aside(out: Path) -> Path | None:
     if not present:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(max(p.stat().st_mtime for p in present)))
-    target = out / f"previous-{stamp}"
-    k = 2
-    while target.exists():
-        target = out / f"previous-{stamp}-{k}"
-        k += 1
+    target = rundir.fresh_sibling(out / "previous", stamp)
     target.mkdir(parents=True)
     for path in present:
         shutil.move(str(path), str(target / path.name))
@@ -45,14 +42,10 @@ def move_aside(out: Path) -> Path | None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nasviz.config import PRESETS, SearchConfig
-    from nasviz.data import check_dataset_name
-    from nasviz.space import suggest
+    from nasviz.config import SearchConfig
+    from nasviz.datasets import check_dataset_name
 
     notebook = check_notebook(args.notebook or notebook_dir() / MAIN_NOTEBOOK)
-    if args.preset not in PRESETS:
-        raise ConfigError(f"unknown preset {args.preset!r}{suggest(args.preset, list(PRESETS))}; "
-                          f"allowed: {', '.join(PRESETS)}")
     dataset = check_dataset_name(args.dataset)
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
@@ -68,7 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     previous = move_aside(out)
     if previous is not None:
         print(f"moved the previous demo's files to {previous}")
-    run_dir = (out / "run").resolve()
+    run_dir = (out / rundir.RUN_SUBDIR).resolve()
     executed = out / notebook.name
     page = executed.with_suffix(".html")
     parameters = {"dataset": dataset, "preset": args.preset, "seed": args.seed, "out": str(run_dir), "live": False,
@@ -86,7 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"nasviz: error: the notebook failed after {status['seconds']:.0f} s: {status['error']}; "
               f"see {executed}", file=sys.stderr)
         return 1
-    result = read_json_or_none(run_dir / "result.json") or {}
+    result = rundir.load_result(run_dir) or {}
     print(f"\ndemo finished in {status['seconds']:.0f} s: best fitness {result.get('best_fitness')}\n"
           f"  notebook  {executed}\n  HTML      {page}\n  run files {run_dir}")
     return 0
@@ -94,8 +87,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _settings(pairs: Sequence[str]) -> dict[str, Any]:
     """`--set key=value` pairs into a dict (values typed as JSON where they parse, else text)."""
-    from nasviz.cli import parse_settings
-
     return {key: parse_value(value) for key, value in parse_settings(pairs).items()}
 
 
@@ -121,8 +112,8 @@ def add_demo_command(subparsers) -> None:
                               description="Run notebooks/03_search.ipynb headless with papermill; write the executed "
                                           "notebook, an HTML export and the run's files to --out.")
     p.add_argument("--preset", default="quick", help="smoke, quick (default) or paper")
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", default="fashion-mnist", help="dataset to search on (default fashion-mnist)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo); earlier demo files in it "
                                                        "are moved to a previous-<time>/ subfolder")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasviz.errors import ConfigError
-from nasviz.notebooks import HEADLESS_ENV
+from nasviz.errors import ConfigError, one_line
+from nasviz.notebooks.session import HEADLESS_ENV
 
 MAIN_NOTEBOOK = "03_search.ipynb"
 KERNEL_NAME = "python3"
@@ -26,13 +26,8 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     try:
         declared = pm.inspect_notebook(str(path))
     except Exception as exc:  # not JSON, not a notebook
-        raise ConfigError(f"cannot read notebook {str(path)!r}: {one_line(exc)}") from None
+        raise ConfigError(f"cannot read notebook {str(path)!r}: {one_line(exc, 300)}") from None
     return {name: info.get("default") for name, info in declared.items()}
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def check_notebook(path: str | Path) -> Path:
@@ -60,9 +55,9 @@ def execute(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: st
         pm.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=KERNEL_NAME,
                             progress_bar=False, log_output=log_output, cwd=None if cwd is None else str(cwd))
     except PapermillExecutionError as exc:
-        error = f"{exc.ename}: {one_line(exc.evalue)}" if exc.evalue else exc.ename
+        error = f"{exc.ename}: {one_line(exc.evalue, 300)}" if exc.evalue else exc.ename
     except Exception as exc:  # the kernel died, the notebook could not be written, ...
-        error = f"{type(exc).__name__}: {one_line(exc)}"
+        error = f"{type(exc).__name__}: {one_line(exc, 300)}"
     finally:
         if saved is None:
             os.environ.pop(HEADLESS_ENV, None)

@@ -7,8 +7,8 @@ short: the logic lives here, not in cells.
 - `runs`: a run's files, and reading a folder of runs to compare them side by side.
 - `experiments`: from-scratch results, ablation variants, Kendall tau of fitness vs accuracy.
 
-Running the notebooks headless (`demo`, `batch`) is `nasviz.headless`. Only the standard library is imported at
-module level: plotly, torch and scipy are imported inside the functions that use them.
+Running the notebooks headless (`demo`, `batch`) is `nasviz.headless`. At module level only the standard library
+and nasviz's light modules are imported: plotly, torch and scipy are imported inside the functions that use them.
 """
 
 from nasviz.notebooks.experiments import (
@@ -16,7 +16,6 @@ from nasviz.notebooks.experiments import (
     ablation_config,
     ablation_table,
     best_table,
-    kendall,
     rank_figure,
     scratch_figure,
     scratch_table,
@@ -55,6 +54,7 @@ from nasviz.notebooks.session import (
     use_live,
 )
 from nasviz.notebooks.tables import display_html, html_table
+from nasviz.viz.common import kendall
 
 __all__ = [
     "HEADLESS_ENV",

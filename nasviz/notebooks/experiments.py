@@ -103,20 +103,12 @@ def spread_sample(individuals: Sequence[dict], k: int) -> list[dict]:
     return [unique[p] for p in picks]
 
 
-def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Kendall's tau-b between two rankings (scipy.stats.kendalltau) and its p-value; nan when undefined."""
-    from scipy.stats import kendalltau
-
-    if len(x) < 2:
-        return float("nan"), float("nan")
-    res = kendalltau(list(x), list(y))
-    return float(res.statistic), float(res.pvalue)
-
-
 def rank_figure(fitness: Sequence[float], accuracy: Sequence[float], labels: Sequence[str],
                 title: str = "Supernet fitness vs accuracy from scratch"):
     """Scatter of supernet fitness (inherited weights) against from-scratch test accuracy, with Kendall's tau."""
     import plotly.graph_objects as go
+
+    from nasviz.viz.common import kendall
 
     tau, p = kendall(fitness, accuracy)
     fig = go.Figure(go.Scatter(x=list(fitness), y=list(accuracy), mode="markers+text", text=list(labels),

@@ -8,17 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nasviz import rundir
 from nasviz.notebooks.tables import display_html, html_table
-
-_RUN_FILES = {
-    "config.json": "every setting of the run",
-    "history.jsonl": "one line per generation: individuals, fitness before/after fine-tuning, trained paths",
-    "events.jsonl": "every event, as the dashboard saw it",
-    "result.json": "best genotype and fitness, top-k, switches, seed, wall time, supernet steps, versions",
-    "checkpoint.pt": "supernet, optimizer, GA state and RNG states (resume with Search.resume)",
-    "best_normal.svg": "the best normal cell (graphviz)",
-    "best_reduce.svg": "the best reduction cell (graphviz)",
-}
 
 
 def run_files(run_dir: str | Path):
@@ -27,8 +18,7 @@ def run_files(run_dir: str | Path):
     rows = []
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
         name = str(path.relative_to(run_dir))
-        what = _RUN_FILES.get(name, "the static HTML report (figures, best cells, tables)"
-                              if name.endswith(".html") else "")
+        what = rundir.FILES.get(name, rundir.FILES[rundir.REPORT] if name.endswith(".html") else "")
         rows.append({"file": name, "size": _size(path.stat().st_size), "what it holds": what})
     return html_table(rows, caption=str(run_dir))
 
@@ -48,28 +38,24 @@ def show_json(path: str | Path):
 
 
 def find_runs(runs_dir: str | Path) -> list[dict]:
-    """Every run directory under `runs_dir` (itself included): folders holding result.json or history.jsonl.
+    """Every run directory under `runs_dir` (itself included; see `nasviz.rundir.is_run_dir`).
 
     Each run is a dict: name (path relative to `runs_dir`), path, config, result, rows (history), parameters
-    (the notebook parameters a batch recorded in parameters.json beside or above it, if any). A missing
-    `runs_dir` gives no runs (and says so)."""
-    from nasviz.search import load_history
-
+    (the notebook parameters a batch recorded beside or above it, if any). A missing `runs_dir` gives no runs
+    (and says so)."""
     root = Path(runs_dir).expanduser()
     if not root.is_dir():
         print(f"runs_dir {str(root)!r} is not a folder (yet); no runs to read")
         return []
-    folders = sorted({p.parent for name in ("result.json", "history.jsonl") for p in root.rglob(name)})
     runs = []
-    for folder in folders:
-        rows = load_history(folder)
-        result = read_json_or_none(folder / "result.json") or {}
-        config = read_json_or_none(folder / "config.json") or {}
-        parameters = (read_json_or_none(folder / "parameters.json")
-                      or read_json_or_none(folder.parent / "parameters.json") or {})
+    for folder in rundir.find_run_dirs(root):
+        rows = rundir.load_history(folder)
+        result = rundir.load_result(folder) or {}
+        config = rundir.load_config(folder) or {}
+        parameters = rundir.load_parameters(folder) or {}
         name = str(folder.relative_to(root)) if folder != root else root.name
-        if name.endswith("/run") and parameters:  # batch layout DIR/<point>/run: name it after the point
-            name = name[: -len("/run")]
+        if name.endswith(f"/{rundir.RUN_SUBDIR}") and parameters:  # batch layout DIR/<point>/run: the point's name
+            name = name[: -len(rundir.RUN_SUBDIR) - 1]
         runs.append({"name": name, "path": folder, "config": config, "result": result, "rows": rows,
                      "parameters": parameters})
     return runs
@@ -83,14 +69,6 @@ def select_runs(runs: Sequence[dict], **criteria: Any) -> list[dict]:
         return run["config"].get(key, run["result"].get(key, run["parameters"].get(key)))
 
     return [run for run in runs if all(setting(run, k) == v for k, v in wanted.items())]
-
-
-def read_json_or_none(path: Path) -> Any:
-    """A JSON file's content, or None when it is missing or not valid JSON (a run still being written)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def runs_table(runs: Sequence[dict]):

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from nasviz import rundir
+from nasviz.events import Checkpoint, Event, Generation
 from nasviz.notebooks.tables import display_html, html_table
 
 HEADLESS_ENV = "NASVIZ_HEADLESS"
@@ -52,36 +54,26 @@ def use_live(live: bool) -> bool:
 
 def holds_run(path: str | Path) -> bool:
     """True when `path` holds (part of) a search run."""
-    path = Path(path)
-    return any((path / name).exists() for name in ("checkpoint.pt", "history.jsonl", "result.json"))
+    return rundir.is_run_dir(Path(path).expanduser())
 
 
 def fresh_run_dir(out: str | Path) -> Path:
     """`out`, or if it already holds a run, a fresh sibling `out-YYYYmmdd-HHMMSS` (finished work is never
     overwritten)."""
     path = Path(out).expanduser()
-    if not holds_run(path):
-        return path
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = path.with_name(f"{path.name}-{stamp}")
-    k = 2
-    while candidate.exists():
-        candidate = path.with_name(f"{path.name}-{stamp}-{k}")
-        k += 1
-    print(f"{path} already holds a run; this one goes to {candidate}")
-    return candidate
+    return _elsewhere(path, "already holds a run; this one goes to") if rundir.is_run_dir(path) else path
 
 
 def fresh_folder(out: str | Path) -> Path:
     """`out`, or if it exists and is not empty, a fresh sibling `out-YYYYmmdd-HHMMSS` (for a folder of runs)."""
     path = Path(out).expanduser()
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return path
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate, k = path.with_name(f"{path.name}-{stamp}"), 2
-    while candidate.exists():
-        candidate, k = path.with_name(f"{path.name}-{stamp}-{k}"), k + 1
-    print(f"{path} is not empty; the runs go to {candidate}")
+    empty = not path.exists() or (path.is_dir() and not any(path.iterdir()))
+    return path if empty else _elsewhere(path, "is not empty; the runs go to")
+
+
+def _elsewhere(path: Path, why: str) -> Path:
+    candidate = rundir.fresh_sibling(path)
+    print(f"{path} {why} {candidate}")
     return candidate
 
 
@@ -91,16 +83,15 @@ def print_progress(search) -> Callable[[], None]:
     config = search.config
     start = time.perf_counter()
 
-    def listener(event: dict) -> None:
-        kind = event["type"]
+    def listener(event: Event) -> None:
         elapsed = time.perf_counter() - start
-        if kind == "checkpoint" and event["generation"] < 0:
-            print(f"warm-up: {event['warmup_done']}/{config.warmup_steps} supernet steps ({elapsed:.0f} s)", flush=True)
-        elif kind == "generation":
-            what = "initial population" if event["generation"] == 0 else f"generation {event['generation']}"
-            print(f"{what} ({event['generation']}/{config.generations}): best {event['best']['fitness']:.4f}, "
-                  f"mean {event['mean_fitness']:.4f}, {event['evaluations']} evaluations, "
-                  f"{event['supernet_steps']} supernet steps ({elapsed:.0f} s)", flush=True)
+        if isinstance(event, Checkpoint) and event.generation < 0:
+            print(f"warm-up: {event.warmup_done}/{config.warmup_steps} supernet steps ({elapsed:.0f} s)", flush=True)
+        elif isinstance(event, Generation):
+            what = "initial population" if event.generation == 0 else f"generation {event.generation}"
+            print(f"{what} ({event.generation}/{config.generations}): best {event.best['fitness']:.4f}, "
+                  f"mean {event.mean_fitness:.4f}, {event.evaluations} evaluations, "
+                  f"{event.supernet_steps} supernet steps ({elapsed:.0f} s)", flush=True)
 
     return search.subscribe(listener)
 

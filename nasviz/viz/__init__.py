@@ -20,6 +20,8 @@ _EXPORTS = {
     "fitness_vs_params_figure": "figures",
     "all_figures": "figures",
     "FIGURES": "figures",
+    "front_figure": "front",
+    "front_points": "front",
     "cell_dot": "cells",
     "cells_dot": "cells",
     "render": "cells",

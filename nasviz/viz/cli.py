@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nasviz import rundir
 from nasviz.errors import ConfigError
 
 RENDER_FORMATS = ("svg", "png", "pdf", "dot")
@@ -22,11 +23,9 @@ def add_render_command(sub) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from nasviz.cli import _resolve_genotype
-    from nasviz.rundir import atomic_write_bytes
     from nasviz.viz.cells import dot_text, render
 
-    genotype = _resolve_genotype(args.genotype)
+    genotype = rundir.genotype_from(args.genotype)
     out = Path(args.out)
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in RENDER_FORMATS:
@@ -37,7 +36,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     cell = None if args.cell == "both" else args.cell
     data = dot_text(genotype, cell).encode() if fmt == "dot" else render(genotype, fmt, cell)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, data)
+    rundir.atomic_write_bytes(out, data)
     print(out)
     return 0
 
@@ -53,14 +52,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from nasviz.viz.report import write_report
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "history.jsonl").is_file():
-        raise ConfigError(f"{run_dir} is not a run directory with a history.jsonl")
+    if not rundir.load_history(run_dir):
+        raise ConfigError(f"{run_dir} is not a run directory with a recorded generation ({rundir.HISTORY})")
     for path in write_report(run_dir):
         print(path)
     return 0
 
 
-def add_commands(sub) -> None:
-    """Add every viz subcommand (render, report)."""
-    add_render_command(sub)
-    add_report_command(sub)
+COMMANDS = (add_render_command, add_report_command)
+"""`f(subparsers)` functions that add the viz commands to the CLI."""

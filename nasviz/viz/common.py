@@ -12,7 +12,7 @@ from typing import Any
 from nasviz.space import CANDIDATE_OPS, CELL_TYPES, NODES, Genotype
 
 Row = dict[str, Any]
-"""One history row (history.jsonl line): see `nasviz.search`."""
+"""One history row (a history.jsonl line): see `nasviz.recorder.history_row`."""
 
 GenotypeLike = Genotype | str
 """A Genotype, its DARTS text, or a fixture name such as 'DARTS_V2'."""
@@ -115,20 +115,20 @@ def cell_summary(genotype: GenotypeLike, cell_type: str) -> str:
     )
 
 
-def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Kendall's tau-a between two equally long sequences (None for fewer than 2 pairs)."""
-    n = len(a)
-    if n < 2:
-        return None
-    score = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            score += _sign(a[i] - a[j]) * _sign(b[i] - b[j])
-    return score / (n * (n - 1) / 2)
+def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Kendall's τ-b between two equally long sequences (scipy; ties, common among fitness values measured on a
+    few hundred images, are accounted for) and its p-value; (nan, nan) where undefined (fewer than two items,
+    or one sequence constant)."""
+    import warnings
 
+    from scipy.stats import kendalltau  # imported here: scipy.stats takes a second to import
 
-def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
+    if len(x) < 2:
+        return math.nan, math.nan
+    with warnings.catch_warnings():  # scipy warns about a constant input; nan says it
+        warnings.simplefilter("ignore")
+        res = kendalltau(list(x), list(y))
+    return float(res.statistic), float(res.pvalue)
 
 
 def ranks(values: Sequence[float]) -> list[int]:

@@ -18,22 +18,24 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nasviz.search import load_history
+from nasviz import rundir
+from nasviz.events import Done, Evaluation, Event, Generation, NewBest, Phase, Resumed, TrainLog, TrainStep, from_json
 from nasviz.viz import figures
-from nasviz.viz.common import Row, genotype_ids, population_table_html
-from nasviz.viz.widgets import FIGURE_WIDTH, boxed, cells_view, figure_widget, sync
+from nasviz.viz.common import Row
+from nasviz.viz.widgets import FIGURE_WIDTH, RunView
 from nasviz.viz.widgets import row as side_by_side
 
-Event = dict[str, Any]
 _LABELS = {"warmup": "warm-up", "finetune": "fine-tune", "generations": "generations"}
+_PHASE_NOTES = {"warmup": "warming up the supernet (uniform path sampling)",
+                "initial": "evaluating the initial population",
+                "generation": "generation {generation}: offspring, fine-tuning, fair re-evaluation"}
 
 
-class Dashboard:
+class Dashboard(RunView):
     """Progress bars, live figures, the best cells and the population table of one search."""
 
     def __init__(self, min_interval: float = 0.5, figure_width: int = FIGURE_WIDTH) -> None:
         self.min_interval = min_interval
-        self.figure_width = figure_width
         self.rows: list[Row] = []
         """History rows received so far (as in history.jsonl), plain Python."""
         self.events = 0
@@ -45,7 +47,7 @@ class Dashboard:
         self._unsubscribe = None
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
-        self._pending: dict[str, list] = {"paths": [], "loss": [], "accuracy": []}
+        self._pending = TrainLog()
         self._pending_generation = 0
         self._pending_end = 0
         self._last_draw = 0.0
@@ -54,14 +56,16 @@ class Dashboard:
         self._evaluations = 0
         self._status_html = ""
         self._counts: dict[str, list[int]] = {"warmup": [0, 0], "finetune": [0, 0], "generations": [0, 0]}
-        self._build()
+        super().__init__(self._controls(figure_width), figure_width)
 
     # --- widgets ------------------------------------------------------------------------------------------
-    def _build(self) -> None:
+    def _controls(self, w: int) -> list[widgets.Widget]:
+        """The title and Stop button, the progress bars and the status line (above the figures)."""
+
         def bar(label: str) -> widgets.IntProgress:
             return widgets.IntProgress(value=0, min=0, max=1, description=label, bar_style="info",
                                        style={"description_width": "130px"},
-                                       layout=widgets.Layout(width=f"{(2 * self.figure_width) // 3}px"))
+                                       layout=widgets.Layout(width=f"{(2 * w) // 3}px"))
 
         self.title = widgets.HTML("<b style='font-size:15px'>nasviz · SFT-GA search</b>")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
@@ -70,38 +74,12 @@ class Dashboard:
         self.progress = {name: bar(label) for name, label in _LABELS.items()}
         """The three IntProgress bars: 'warmup', 'finetune' (this generation's steps), 'generations'."""
         self.status = widgets.HTML("<i>waiting for a search</i>")
-        empty: list[Row] = []
-        w = self.figure_width
-        self.figures = {
-            "fitness": figure_widget(figures.fitness_figure(empty), w),
-            "before_after": figure_widget(figures.before_after_figure(empty), w),
-            "training_curves": figure_widget(figures.training_curves_figure(empty), w),
-            "op_frequency": figure_widget(figures.op_frequency_figure(empty), w),
-        }
-        """The live plotly FigureWidgets by name."""
-        self.cells = widgets.Box([widgets.HTML("<b>Best cells</b><br><i>no genotype yet</i>")],
-                                 layout=widgets.Layout(max_width=f"{2 * w + 16}px", overflow="auto"))
-        self.table = widgets.HTML(population_table_html(None), layout=widgets.Layout(overflow="auto"))
-        f = self.figures
-        self.widget = widgets.VBox([
+        return [
             widgets.HBox([self.title, self.stop_button], layout=widgets.Layout(justify_content="space-between",
                                                                                max_width=f"{2 * w + 16}px")),
             side_by_side(*self.progress.values()),
             self.status,
-            side_by_side(boxed(f["fitness"], w), boxed(f["before_after"], w)),
-            side_by_side(boxed(f["training_curves"], w), boxed(f["op_frequency"], w)),
-            self.cells,
-            self.table,
-        ])
-        """The root widget."""
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        ]
 
     # --- search -------------------------------------------------------------------------------------------
     def attach(self, search) -> Dashboard:
@@ -114,7 +92,7 @@ class Dashboard:
                         "finetune": [done, c.finetune_steps],
                         "generations": [max(search.generation, 0), c.generations]}
         if not self.rows and search.run_dir is not None:
-            self.rows = load_history(search.run_dir)
+            self.rows = rundir.load_history(search.run_dir)
             if self.rows:
                 self._best = self.rows[-1]["best"]["genotype"]
                 self._dirty |= {"generation", "best"}
@@ -183,77 +161,68 @@ class Dashboard:
         return self._thread is not None and self._thread.is_alive()
 
     # --- events -------------------------------------------------------------------------------------------
-    def handle(self, event: Event) -> None:
+    def handle(self, event: Event | dict[str, Any]) -> None:
         """Take one engine event (what `Search.subscribe` delivers; events.jsonl lines work too). Never raises."""
         try:
             with self._lock:
-                self._handle(event)
+                self._handle(from_json(event) if isinstance(event, dict) else event)
         except Exception as exc:  # a drawing bug must never stop the search
             self.errors.append(traceback.format_exc())
             self.status.value = f"<span style='color:#c00'>dashboard error: {html.escape(repr(exc))}</span>"
 
     def _handle(self, event: Event) -> None:
         self.events += 1
-        kind = event.get("type")
-        force = False
-        if kind == "train_step":
-            gen = event["generation"]
-            if gen != self._pending_generation or (event["phase"] == "finetune" and event["step"] == 0):
-                self._pending = {"paths": [], "loss": [], "accuracy": []}
-                self._pending_generation = gen
-            self._pending["paths"].append(event["genotype"])
-            self._pending["loss"].append(event["loss"])
-            self._pending["accuracy"].append(event["accuracy"])
-            self._counts["warmup" if event["phase"] == "warmup" else "finetune"] = [event["step"] + 1, event["of"]]
-            base = 0 if event["phase"] == "warmup" else (self.rows[-1]["supernet_steps"] if self.rows else 0)
-            self._pending_end = base + event["step"] + 1
-            self._dirty |= {"progress", "training"}
-            self._note(f"{'warm-up' if event['phase'] == 'warmup' else f'generation {gen}: fine-tuning'}"
-                       f" step {event['step'] + 1}/{event['of']}, loss {event['loss']:.3f}")
-        elif kind == "evaluation":
-            self._evaluations += 1
-            stage = "before fine-tuning" if event.get("stage") == "before" else "with current weights"
-            self._note(f"generation {event['generation']}: evaluated {event['role']} {stage}, "
-                       f"fitness {event['fitness']:.4f} ({self._evaluations} evaluations)")
-            self._dirty.add("progress")
-        elif kind == "phase":
-            phase = event.get("phase")
-            if phase == "generation":
-                self._counts["finetune"][0] = 0
-                self._note(f"generation {event['generation']}: offspring, fine-tuning, fair re-evaluation")
-            elif phase == "initial":
-                self._note("evaluating the initial population")
-            elif phase == "warmup":
-                self._note("warming up the supernet (uniform path sampling)")
-            self._dirty.add("progress")
-            force = True
-        elif kind == "generation":
-            self._add_row(event)
-            force = True
-        elif kind == "new_best":
-            self._best = event["genotype"]
-            self._dirty.add("best")
-            force = True
-        elif kind == "done":
-            self.result = {k: v for k, v in event.items() if k != "type"}
-            self._note(f"done: best fitness {event.get('best_fitness')}, "
-                       f"{event.get('search_wall_time_s', 0):.1f} s search time")
-            self.stop_button.disabled = True
-            self._dirty.add("progress")
-            force = True
-        elif kind == "resumed":
-            self._note("resumed from checkpoint")
-            self._dirty.add("progress")
+        force = False  # what changes the figures' data redraws at once; the rest waits for `min_interval`
+        match event:
+            case TrainStep(phase=phase, generation=gen, step=step, of=of):
+                if gen != self._pending_generation or (phase == "finetune" and step == 0):
+                    self._pending, self._pending_generation = TrainLog(), gen
+                self._pending.add(event)
+                self._counts["warmup" if phase == "warmup" else "finetune"] = [step + 1, of]
+                base = 0 if phase == "warmup" else (self.rows[-1]["supernet_steps"] if self.rows else 0)
+                self._pending_end = base + step + 1
+                self._dirty |= {"progress", "training"}
+                self._note(f"{'warm-up' if phase == 'warmup' else f'generation {gen}: fine-tuning'}"
+                           f" step {step + 1}/{of}, loss {event.loss:.3f}")
+            case Evaluation():
+                self._evaluations += 1
+                stage = "before fine-tuning" if event.stage == "before" else "with current weights"
+                self._note(f"generation {event.generation}: evaluated {event.role} {stage}, "
+                           f"fitness {event.fitness:.4f} ({self._evaluations} evaluations)")
+                self._dirty.add("progress")
+            case Phase(phase=phase):
+                if phase == "generation":
+                    self._counts["finetune"][0] = 0
+                if phase in _PHASE_NOTES:
+                    self._note(_PHASE_NOTES[phase].format(generation=event.generation))
+                self._dirty.add("progress")
+                force = True
+            case Generation():
+                self._add_row(event.row())
+                force = True
+            case NewBest():
+                self._best = event.genotype
+                self._dirty.add("best")
+                force = True
+            case Done(result=result):
+                self.result = dict(result)
+                self._note(f"done: best fitness {result.get('best_fitness')}, "
+                           f"{result.get('search_wall_time_s', 0):.1f} s search time")
+                self.stop_button.disabled = True
+                self._dirty.add("progress")
+                force = True
+            case Resumed():
+                self._note("resumed from checkpoint")
+                self._dirty.add("progress")
         self.draw(force=force)
 
-    def _add_row(self, event: Event) -> None:
-        row = {k: v for k, v in event.items() if k != "type"}
-        paths = self._pending["paths"] if self._pending_generation == row["generation"] else []
+    def _add_row(self, row: Row) -> None:
+        paths = self._pending.paths if self._pending_generation == row["generation"] else []
         if len(paths) != len(row.get("train_loss", ())):
             paths = self._paths_from_history(row["generation"]) or paths
         row["trained_paths"] = list(paths)
         self.rows = [r for r in self.rows if r["generation"] < row["generation"]] + [row]
-        self._pending = {"paths": [], "loss": [], "accuracy": []}
+        self._pending = TrainLog()
         self._pending_generation = row["generation"] + 1
         self._pending_end = row["supernet_steps"]
         self._counts["generations"][0] = row["generation"]
@@ -266,7 +235,7 @@ class Dashboard:
         run_dir = getattr(self.search, "run_dir", None)
         if run_dir is None:
             return []
-        for row in load_history(run_dir):
+        for row in rundir.load_history(run_dir):
             if row["generation"] == generation:
                 return row.get("trained_paths", [])
         return []
@@ -274,11 +243,11 @@ class Dashboard:
     # --- drawing ------------------------------------------------------------------------------------------
     def _partial_rows(self) -> list[Row]:
         """The rows plus, while a generation is training, a partial row with its steps so far."""
-        if not self._pending["paths"]:
+        if not self._pending.paths:
             return self.rows
         partial = {"generation": self._pending_generation, "supernet_steps": self._pending_end,
-                   "trained_paths": self._pending["paths"], "train_loss": self._pending["loss"],
-                   "train_accuracy": self._pending["accuracy"]}
+                   "trained_paths": self._pending.paths, "train_loss": self._pending.loss,
+                   "train_accuracy": self._pending.accuracy}
         return [r for r in self.rows if r["generation"] < partial["generation"]] + [partial]
 
     def _note(self, text: str, raw: bool = False) -> None:
@@ -306,15 +275,13 @@ class Dashboard:
                 self.status.value = self._status_html
             if "training" in dirty or "generation" in dirty:
                 rows = self._partial_rows()
-                sync(self.figures["training_curves"], figures.training_curves_figure(rows), self.figure_width)
-                sync(self.figures["op_frequency"], figures.op_frequency_figure(rows), self.figure_width)
+                self.draw_figure("training_curves", figures.training_curves_figure(rows))
+                self.draw_figure("op_frequency", figures.op_frequency_figure(rows))
             if "generation" in dirty:
-                sync(self.figures["fitness"], figures.fitness_figure(self.rows), self.figure_width)
-                sync(self.figures["before_after"], figures.before_after_figure(self.rows), self.figure_width)
-                self.table.value = population_table_html(self.rows[-1] if self.rows else None,
-                                                         genotype_ids(self.rows))
+                self.draw_figure("fitness", figures.fitness_figure(self.rows))
+                self.draw_figure("before_after", figures.before_after_figure(self.rows))
+                self.show_population(self.rows, self.rows[-1] if self.rows else None)
             if "best" in dirty:
                 fitness = next((r["best"]["fitness"] for r in reversed(self.rows)
                                 if r["best"]["genotype"] == self._best), None)
-                title = "Best cells" + (f" (fitness {fitness:.4f})" if fitness is not None else "")
-                self.cells.children = [cells_view(self._best, title)]
+                self.show_best(self._best, "Best cells" + (f" (fitness {fitness:.4f})" if fitness is not None else ""))

@@ -7,6 +7,7 @@ updated in place (see `nasviz.viz.widgets.sync`) and tests can find traces by na
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -21,7 +22,7 @@ from nasviz.viz.common import (
     distinct,
     gene_entropy,
     genotype_ids,
-    kendall_tau,
+    kendall,
     node_labels,
     op_counts,
     ranks,
@@ -263,11 +264,11 @@ def before_after_figure(rows: Sequence[Row], generation: int | None = None) -> g
                 text += [f"#{ids[i['genotype']]} {i['role']}"] * 2 + [None]
         traces.append(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name, text=text, line={"color": color},
                                  hovertemplate="%{text}: rank %{y}<extra></extra>", **grid.on(1, 2)))
-    tau = kendall_tau([i["fitness_before"] for i in inds], [i["fitness"] for i in inds])
+    tau, _p = kendall([i["fitness_before"] for i in inds], [i["fitness"] for i in inds])
     title = "Before vs after fine-tuning"
     if g is not None:
         title += f", generation {g}"
-    if tau is not None:
+    if not math.isnan(tau):
         title += f" (Kendall τ = {tau:.2f})"
     grid.x(1, 1, title=_axis_title("fitness before fine-tuning"))
     grid.y(1, 1, title=_axis_title("fitness after fine-tuning"))

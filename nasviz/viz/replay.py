@@ -11,18 +11,17 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nasviz.search import load_history
+from nasviz import rundir
 from nasviz.viz import figures
-from nasviz.viz.common import Row, genotype_ids, population_table_html
-from nasviz.viz.widgets import FIGURE_WIDTH, boxed, cells_view, figure_widget, row, sync
+from nasviz.viz.common import Row
+from nasviz.viz.widgets import FIGURE_WIDTH, RunView
 
 
-class Replay:
+class Replay(RunView):
     """A slider over the generations of `run_dir`'s history.jsonl; `refresh()` re-reads a growing file."""
 
     def __init__(self, run_dir: str | Path, generation: int | None = None, figure_width: int = FIGURE_WIDTH) -> None:
         self.run_dir = Path(run_dir)
-        self.figure_width = w = figure_width
         self.rows: list[Row] = []
         self.state: dict[str, Any] = {"generation": None}
         """What is shown, as plain Python: generation, population, fitness, params, best_genotype, ..."""
@@ -32,37 +31,11 @@ class Replay:
                                              tooltip="re-read history.jsonl (for a running search)")
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.info = widgets.HTML()
-        self.figures = {
-            "fitness": figure_widget(figures.fitness_figure([]), w),
-            "before_after": figure_widget(figures.before_after_figure([]), w),
-            "op_frequency": figure_widget(figures.op_frequency_figure([]), w),
-            "training_curves": figure_widget(figures.training_curves_figure([]), w),
-        }
-        """The plotly FigureWidgets by name."""
-        self.cells = widgets.Box([widgets.HTML()], layout=widgets.Layout(max_width=f"{2 * w + 16}px", overflow="auto"))
-        self.table = widgets.HTML(layout=widgets.Layout(overflow="auto"))
-        f = self.figures
-        self.widget = widgets.VBox([
-            widgets.HBox([self.slider, self.refresh_button]),
-            self.info,
-            row(boxed(f["fitness"], w), boxed(f["before_after"], w)),
-            row(boxed(f["op_frequency"], w), boxed(f["training_curves"], w)),
-            self.cells,
-            self.table,
-        ])
-        """The root widget."""
+        super().__init__([widgets.HBox([self.slider, self.refresh_button]), self.info], figure_width)
         self.slider.observe(self._on_slider, names="value")
         self.refresh()
         if generation is not None:
             self.show(generation)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
 
     @property
     def generations(self) -> list[int]:
@@ -71,7 +44,7 @@ class Replay:
     def refresh(self) -> Replay:
         """Re-read history.jsonl; if the slider was on the last generation, follow the new last one."""
         following = not self.rows or self.slider.value >= len(self.rows) - 1
-        self.rows = load_history(self.run_dir)
+        self.rows = rundir.load_history(self.run_dir)
         if not self.rows:
             self.slider.disabled = True
             self.state = {"generation": None}
@@ -123,14 +96,12 @@ class Replay:
             "trained_paths": len(row.get("trained_paths", ())),
             "individuals": len(row["individuals"]),
         }
-        w = self.figure_width
-        sync(self.figures["fitness"], figures.fitness_figure(self.rows, highlight=g), w)
-        sync(self.figures["before_after"], figures.before_after_figure(rows_so_far, g if g >= 1 else None), w)
-        sync(self.figures["op_frequency"], figures.op_frequency_figure(rows_so_far, g if g >= 1 else None), w)
-        sync(self.figures["training_curves"], figures.training_curves_figure(rows_so_far), w)
-        self.table.value = population_table_html(row, genotype_ids(self.rows))
-        self.cells.children = [cells_view(row["best"]["genotype"],
-                                          f"Best cells of generation {g} (fitness {row['best']['fitness']:.4f})")]
+        self.draw_figure("fitness", figures.fitness_figure(self.rows, highlight=g))
+        self.draw_figure("before_after", figures.before_after_figure(rows_so_far, g if g >= 1 else None))
+        self.draw_figure("op_frequency", figures.op_frequency_figure(rows_so_far, g if g >= 1 else None))
+        self.draw_figure("training_curves", figures.training_curves_figure(rows_so_far))
+        self.show_population(self.rows, row)
+        self.show_best(row["best"]["genotype"], f"Best cells of generation {g} (fitness {row['best']['fitness']:.4f})")
         phase = "warm-up" if g == 0 else "fine-tuning"
         self.info.value = (f"generation <b>{g}</b> of {self.generations[-1]}: {row['supernet_steps']} supernet steps "
                            f"({len(row.get('trained_paths', ()))} in this {phase}), {row['evaluations']} evaluations, "

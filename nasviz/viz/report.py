@@ -4,26 +4,22 @@ for headless notebooks (papermill), where widget state renders poorly outside Ju
 from __future__ import annotations
 
 import html
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
 
-from nasviz.rundir import RESULT, atomic_write_bytes
-from nasviz.search import load_history
+from nasviz import rundir
 from nasviz.viz.cells import GraphvizMissing, svg_markup, write_cells
 from nasviz.viz.common import Row
 from nasviz.viz.figures import FIGURES, all_figures
 
-FIGURE_DIR = "figures"
 PLOTLY_JS = "plotly.min.js"
-REPORT = "report.html"
 
 
 def _rows(source: str | Path | Sequence[Row]) -> list[Row]:
-    return load_history(source) if isinstance(source, (str, Path)) else list(source)
+    return rundir.load_history(source) if isinstance(source, (str, Path)) else list(source)
 
 
 def _plotly_js() -> bytes:
@@ -37,35 +33,34 @@ def write_report(run_dir: str | Path) -> list[Path]:
     and `best_normal.svg`/`best_reduce.svg`; returns the written paths. Works offline: plotly.js is written
     once, to `figures/plotly.min.js`, and every page loads it from there."""
     run_dir = Path(run_dir)
-    rows = load_history(run_dir)
+    rows = rundir.load_history(run_dir)
     if not rows:
-        raise ValueError(f"{run_dir} has no history.jsonl rows yet; nothing to report")
-    folder = run_dir / FIGURE_DIR
+        raise ValueError(f"{run_dir} has no {rundir.HISTORY} rows yet; nothing to report")
+    folder = run_dir / rundir.FIGURES
     folder.mkdir(exist_ok=True)
     written = []
     js = folder / PLOTLY_JS
-    atomic_write_bytes(js, _plotly_js())
+    rundir.atomic_write_bytes(js, _plotly_js())
     written.append(js)
     figs = all_figures(rows)
     for name, fig in figs.items():
         path = folder / f"{name}.html"
         page = fig.to_html(include_plotlyjs=False, full_html=True)
         page = page.replace("<head>", f'<head><script src="{PLOTLY_JS}"></script>', 1)
-        atomic_write_bytes(path, page.encode())
+        rundir.atomic_write_bytes(path, page.encode())
         written.append(path)
     best = rows[-1]["best"]["genotype"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # without dot: .dot files, and the page says how to install Graphviz
-        written += write_cells(best, run_dir / "best")
-    report = run_dir / REPORT
-    atomic_write_bytes(report, _report_page(run_dir, rows, figs).encode())
+        written += write_cells(best, run_dir / rundir.BEST_CELLS)
+    report = run_dir / rundir.REPORT
+    rundir.atomic_write_bytes(report, _report_page(run_dir, rows, figs).encode())
     written.append(report)
     return written
 
 
 def _report_page(run_dir: Path, rows: list[Row], figs: dict[str, go.Figure]) -> str:
-    result_path = run_dir / RESULT
-    result = json.loads(result_path.read_text()) if result_path.is_file() else {}
+    result = rundir.load_result(run_dir) or {}
     best = rows[-1]["best"]
     try:
         cells = svg_markup(best["genotype"])
@@ -83,7 +78,7 @@ def _report_page(run_dir: Path, rows: list[Row], figs: dict[str, go.Figure]) -> 
                      for fig in figs.values())
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>nasviz report: {html.escape(run_dir.name)}</title>
-<script src="{FIGURE_DIR}/{PLOTLY_JS}"></script>
+<script src="{rundir.FIGURES}/{PLOTLY_JS}"></script>
 <style>body{{font-family:Helvetica,Arial,sans-serif;margin:24px;max-width:1200px}}
 th{{text-align:left;padding-right:12px}} code{{word-break:break-all}}
 .cells svg{{max-width:100%;height:auto}}</style></head>

@@ -1,4 +1,5 @@
-"""Small ipywidgets/plotly helpers for the dashboard and the replay (the engine never imports this)."""
+"""What the dashboard and the replay are made of: their shared `RunView` and small ipywidgets/plotly helpers (the
+engine never imports this)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from nasviz.viz.cells import GraphvizMissing, cell_figure, svg_markup
-from nasviz.viz.common import GenotypeLike
+from nasviz.viz.common import GenotypeLike, genotype_ids, population_table_html
+from nasviz.viz.figures import FIGURES
 
 FIGURE_WIDTH = 540
 """Pixel width of the dashboard's and the replay's figures (two side by side fill a default JupyterLab notebook;
@@ -78,3 +80,41 @@ def cells_view(genotype: GenotypeLike | None, title: str = "") -> widgets.Widget
 @lru_cache(maxsize=64)
 def _svg(genotype_text: str) -> str:
     return svg_markup(genotype_text)
+
+
+class RunView:
+    """What the live dashboard and the replay both show under their own controls (`header`): four figures of
+    the search (two rows of two), the best cells and the population table; it displays as its root widget."""
+
+    LAYOUT = (("fitness", "before_after"), ("training_curves", "op_frequency"))
+    """Names of the figures (`nasviz.viz.figures.FIGURES`), row by row."""
+
+    def __init__(self, header: list[widgets.Widget], figure_width: int = FIGURE_WIDTH) -> None:
+        self.figure_width = w = figure_width
+        self.figures = {name: figure_widget(FIGURES[name]([]), w) for pair in self.LAYOUT for name in pair}
+        """The live plotly FigureWidgets by name."""
+        self.cells = widgets.Box([widgets.HTML("<b>Best cells</b><br><i>no genotype yet</i>")],
+                                 layout=widgets.Layout(max_width=f"{2 * w + 16}px", overflow="auto"))
+        self.table = widgets.HTML(population_table_html(None), layout=widgets.Layout(overflow="auto"))
+        rows = [row(*(boxed(self.figures[name], w) for name in pair)) for pair in self.LAYOUT]
+        self.widget = widgets.VBox([*header, *rows, self.cells, self.table])
+        """The root widget."""
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def draw_figure(self, name: str, fig: go.Figure) -> None:
+        """Show `fig` in the figure widget `name`."""
+        sync(self.figures[name], fig, self.figure_width)
+
+    def show_population(self, rows: list[dict], row: dict | None) -> None:
+        """The population table of history row `row` (ids counted over `rows`)."""
+        self.table.value = population_table_html(row, genotype_ids(rows))
+
+    def show_best(self, genotype: GenotypeLike | None, title: str) -> None:
+        self.cells.children = [cells_view(genotype, title)]
