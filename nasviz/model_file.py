@@ -204,8 +204,8 @@ def _str_list(state: dict, name: str) -> list[str]:
 
 def _check_info(info: ModelInfo, path: Path) -> None:
     """Raise `CheckpointError` if the description cannot be a network this nasviz builds."""
-    from nasviz.config import check_network_size
     from nasviz.errors import ConfigError
+    from nasviz.settings import CHANNELS, LAYERS, Rule
 
     def bad(reason: str) -> CheckpointError:
         return CheckpointError(f"{path} is not a valid nasviz model file: {reason}")
@@ -218,7 +218,8 @@ def _check_info(info: ModelInfo, path: Path) -> None:
     if not 1 <= len(info.classes) <= 100_000:
         raise bad(f"{len(info.classes)} classes; allowed: 1..100000")
     try:
-        check_network_size(info.channels, info.layers)
+        Rule(**CHANNELS).apply("channels", info.channels, int, info)
+        Rule(**LAYERS).apply("layers", info.layers, int, info)
     except ConfigError as exc:
         raise bad(str(exc)) from None
 
