@@ -10,9 +10,12 @@ from nasviz import settings
 from nasviz.datasets import BUILTIN, check_dataset_name
 from nasviz.errors import CheckpointError, ConfigError
 from nasviz.settings import CHANNELS, DEVICE, LAYERS, SEED, setting
-from nasviz.space import suggest
+from nasviz.space import SPACES, suggest
 
 METHODS = ("sft-ga", "ga", "random")
+FITNESS = ("supernet", "table")
+SPACE_LAYOUT: dict[str, dict[str, Any]] = {"mini": {"image_size": 14, "layers": 3}}
+"""What choosing a space also sets, unless given: mini searches at its ground-truth table's layout."""
 PATH_SAMPLING = ("population", "region", "uniform")
 RESUMABLE_CHANGES = ("generations", "device", "data_root", "checkpoint_every")
 """Settings that may differ when resuming without `force` (extend a run, move it, checkpoint more often)."""
@@ -53,6 +56,21 @@ class SearchConfig:
     """Seeds every random choice: the data split, the weights, the GA, the path sampling."""
     device: str = setting("auto", **DEVICE)
     """auto (CUDA when present, else the CPU), cpu, cuda or cuda:N."""
+    space: str = setting("darts", choices=tuple(SPACES))
+    """The search space: darts (the DARTS cell space) or mini (2 nodes, 4 operations, reduction cell = normal cell:
+    648 networks, every one trained from scratch in a ground-truth table, see `nasviz.table`). Choosing mini also
+    sets image_size=14 and layers=3 (the table's layout) unless they are given."""
+    image_size: int | None = setting(None, low=4, high=1024)
+    """Scale every image to image_size x image_size (area averaging) before searching; None: as they are."""
+    fitness: str = setting("supernet", choices=FITNESS)
+    """How a candidate is scored: supernet (accuracy with inherited weights: the method) or table (its accuracy in
+    the ground-truth table: no training at all, thousands of searches a minute; a space with a table only)."""
+    table_noise: float = setting(0.0, low=0, high=1)
+    """With fitness=table: standard deviation of seeded Gaussian noise added to every lookup (accuracy units)."""
+    table: str | None = None
+    """The ground-truth table (a name or a table file); None: the table shipped for the space and dataset, if any.
+    Where there is one, every individual's table accuracy and percentile go into history.jsonl and result.json
+    under "truth" (the search never uses them unless fitness=table)."""
     # --- the supernet and its training
     channels: int = setting(8, **CHANNELS)
     """Initial channels of the supernet (DARTS searches with 16)."""
@@ -116,7 +134,8 @@ class SearchConfig:
         """A preset's config with `overrides` applied one by one, validated."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}{suggest(name, list(PRESETS))}; allowed: {', '.join(PRESETS)}")
-        return cls(**PRESETS[name], preset=name).replace(**overrides)
+        layout = SPACE_LAYOUT.get(str(overrides.get("space", "")).strip(), {})
+        return cls(**PRESETS[name], preset=name).replace(**{**layout, **overrides})
 
     def replace(self, **overrides: Any) -> SearchConfig:
         """A copy with `overrides` (values may be strings, as from the CLI or papermill), validated."""
@@ -133,6 +152,7 @@ class SearchConfig:
         """The config of a resumed run: the `saved` one with `overrides`; a change of a setting that is not in
         `RESUMABLE_CHANGES` is refused unless `force`."""
         config = cls.from_dict({**saved, **(overrides or {})})
+        saved = {**cls().to_dict(), **saved}  # a setting newer than the run has its default there
         refused = sorted(k for k, v in config.to_dict().items() if v != saved.get(k) and k not in RESUMABLE_CHANGES)
         if refused and not force:
             k = refused[0]
@@ -146,7 +166,10 @@ class SearchConfig:
 
     @property
     def uses_finetune(self) -> bool:
-        """Fine-tuning is on for sft-ga unless switched off; the baselines never fine-tune."""
+        """Fine-tuning is on for sft-ga unless switched off; the baselines never fine-tune; nor does a search whose
+        fitness comes from a table (it has no supernet)."""
+        if self.fitness == "table":
+            return False
         return self.method == "sft-ga" if self.finetune is None else self.finetune
 
     @property
@@ -169,6 +192,16 @@ class SearchConfig:
             )
         if self.top_k > self.population:
             raise ConfigError(f"top_k={self.top_k} exceeds population={self.population}; allowed: 1..population")
+        if self.table_noise and self.fitness != "table":
+            raise ConfigError(f"table_noise={self.table_noise} needs fitness='table'; "
+                              "allowed: 0 with fitness='supernet'")
+        if self.fitness == "table" or self.table is not None:
+            from nasviz.table import ground_truth
+
+            if ground_truth(self.space, self.dataset, self.table) is None:
+                raise ConfigError(f"fitness={self.fitness!r} needs a ground-truth table, and there is none for "
+                                  f"space={self.space!r} on dataset={self.dataset!r}; allowed: space='mini' with "
+                                  "dataset='fashion-mnist' (once its table is built), or table=<a table file>")
         dataset = check_dataset_name(self.dataset)
         if dataset in BUILTIN:
             self.check_train_images(BUILTIN[dataset].train_images, dataset)

@@ -25,6 +25,8 @@ class Individual:
     fitness_before: float | None = None
     selected: bool = False
     evaluated_at: int = -1
+    truth: dict[str, Any] | None = None
+    """Ground truth from a table (accuracy, percentile) where the space has one; never used for selection."""
 
     def as_parent(self) -> Individual:
         """This individual entering the next generation as a parent: its fitness so far is its 'before'."""
@@ -32,9 +34,10 @@ class Individual:
 
     def to_json(self) -> dict[str, Any]:
         """As a history.jsonl row lists it."""
-        return {"genotype": str(self.genotype), "role": self.role, "fitness": self.fitness,
-                "fitness_before": self.fitness_before, "params": self.params, "selected": self.selected,
-                "evaluated_at_step": self.evaluated_at}
+        row = {"genotype": str(self.genotype), "role": self.role, "fitness": self.fitness,
+               "fitness_before": self.fitness_before, "params": self.params, "selected": self.selected,
+               "evaluated_at_step": self.evaluated_at}
+        return row if self.truth is None else {**row, "truth": self.truth}
 
 
 class Population:

@@ -89,7 +89,8 @@ def history_row(search: Search, region: Population, trained: TrainLog) -> dict[s
         "population": [str(g) for g in population.genotypes],
         "fitness": population.fitness,
         "params": population.params,
-        "best": {"genotype": str(population[0].genotype), "fitness": population[0].fitness},
+        "best": {"genotype": str(population[0].genotype), "fitness": population[0].fitness,
+                 **({"truth": population[0].truth} if population[0].truth is not None else {})},
         "mean_fitness": sum(population.fitness) / len(population),
         "trained_paths": trained.paths,
         "train_loss": trained.loss,
@@ -124,6 +125,25 @@ def search_result(search: Search) -> dict[str, Any]:
         "genotypes_evaluated": len(search.seen),
         "device": str(search.device),
         "versions": {"nasviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        **({"truth": _truth_summary(search)} if search.truth is not None and len(search.population) else {}),
+    }
+
+
+def _truth_summary(search: Search) -> dict[str, Any]:
+    """result.json's "truth": how the returned genotype and the best one evaluated fare in the ground-truth
+    table (marked as such: the search never uses it unless its fitness is the table)."""
+    table, best = search.truth, search.population[0].genotype
+    evaluated = max(table.accuracy(key) for key in search.seen) if search.seen else None
+    return {
+        "table": table.name,
+        "used_by_search": search.config.fitness == "table",
+        "best_accuracy": table.accuracy(best),
+        "best_percentile": table.percentile(best),
+        "best_rank": table.rank(best),
+        "best_regret": table.regret(best),
+        "table_best_accuracy": table.best().accuracy,
+        "best_evaluated_accuracy": evaluated,
+        "architectures": len(table),
     }
 
 
@@ -135,9 +155,11 @@ def checkpoint_state(search: Search) -> dict[str, Any]:
         "generation": search.generation, "warmup_done": search.warmup_done, "steps": search.steps,
         "evaluations": search.evaluations, "wall_time_s": search.wall_time_s,
         **search.population.state(), "seen": sorted(search.seen), "warmup_log": search.warmup_log.state(),
-        "supernet": search.supernet.state_dict(), "optimizer": search.optimizer.state_dict(),
-        "stream": search.stream.state_dict(),
-        "rng": {"ga": search.rng_ga.getstate(), "paths": search.rng_paths.getstate(), "torch": torch.get_rng_state()},
+        **({} if search.supernet is None else {"supernet": search.supernet.state_dict(),
+                                               "optimizer": search.optimizer.state_dict(),
+                                               "stream": search.stream.state_dict()}),
+        "rng": {"ga": search.rng_ga.getstate(), "paths": search.rng_paths.getstate(), "torch": torch.get_rng_state(),
+                **({"noise": search.rng_noise.getstate()} if search.config.table_noise else {})},
     }
 
 
@@ -150,9 +172,12 @@ def restore_state(search: Search, state: dict[str, Any], source: str | Path = "t
         search.population = Population.from_state(state)
         search.seen = set(state["seen"])
         search.warmup_log = TrainLog.from_state(state["warmup_log"])
-        search.supernet.load_state_dict(state["supernet"])
-        search.optimizer.load_state_dict(state["optimizer"])
-        search.stream.load_state_dict(state["stream"])
+        if search.supernet is not None:
+            search.supernet.load_state_dict(state["supernet"])
+            search.optimizer.load_state_dict(state["optimizer"])
+            search.stream.load_state_dict(state["stream"])
+        if search.config.table_noise:
+            search.rng_noise.setstate(_random_state(state["rng"]["noise"]))
         search.rng_ga.setstate(_random_state(state["rng"]["ga"]))
         search.rng_paths.setstate(_random_state(state["rng"]["paths"]))
         torch.set_rng_state(state["rng"]["torch"])

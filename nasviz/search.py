@@ -23,14 +23,15 @@ from tqdm.auto import tqdm
 from nasviz import events, ga, rundir
 from nasviz.batches import search_batches
 from nasviz.config import SearchConfig
-from nasviz.data import load_dataset
+from nasviz.data import load_dataset, resized
 from nasviz.errors import DivergedError
 from nasviz.network import search_params
 from nasviz.population import Individual, Population
 from nasviz.recorder import Recorder, checkpoint_state, history_row, restore_state, search_result
 from nasviz.sampling import region_sampler, uniform_sampler
-from nasviz.space import Genotype
+from nasviz.space import Genotype, get_space
 from nasviz.supernet import Supernet
+from nasviz.table import ground_truth
 from nasviz.train import PathSampler, fitness, pick_device, prepare_model, train_steps
 
 
@@ -65,20 +66,31 @@ class Search(events.Publisher):
             self.emit(events.Resumed(self.generation, self.warmup_done))
 
     def _set_up(self) -> None:
-        """Device, data (the weight part as a batch stream; calibration and fitness batches), supernet, optimizer
-        and random number generators."""
+        """Space and ground truth; device, data (the weight part as a batch stream; calibration and fitness
+        batches), supernet, optimizer (none of these when the fitness comes from a table); random generators."""
         c = self.config
+        self.space = get_space(c.space)
+        self.truth = ground_truth(c.space, c.dataset, c.table)
+        """The ground-truth table the run is judged by (None where the space and dataset have none)."""
+        self.rng_ga = random.Random(c.seed)
+        self.rng_paths = random.Random(c.seed + 1_000_003)
+        self.rng_noise = random.Random(c.seed + 2_000_003)  # table_noise
+        self._params_cache: dict[str, int] = {}
+        if c.fitness == "table":  # every score is a lookup: no data, no supernet, no training
+            self.device, self.data, self.supernet, self.optimizer, self.stream = torch.device("cpu"), None, None, \
+                None, None
+            return
         self.device = pick_device(c.device)
         self.data = d = load_dataset(c.dataset, c.data_root)
         c.check_train_images(len(d.train_labels), d.name)  # an image folder's size is known now
+        if c.image_size is not None:
+            self.data = d = resized(d, c.image_size)
         self.stream, self.calibration, self.fitness_batches = search_batches(d, c, self.device)
         torch.manual_seed(c.seed)
-        self.supernet = prepare_model(Supernet(d.shape[0], d.num_classes, c.channels, c.layers), self.device)
+        self.supernet = prepare_model(Supernet(d.shape[0], d.num_classes, c.channels, c.layers, self.space),
+                                      self.device)
         self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=c.lr, momentum=c.momentum,
                                          weight_decay=c.weight_decay)
-        self.rng_ga = random.Random(c.seed)
-        self.rng_paths = random.Random(c.seed + 1_000_003)
-        self._params_cache: dict[str, int] = {}
 
     # --- state ------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -98,8 +110,16 @@ class Search(events.Publisher):
         key = genotype.key()
         if key not in self._params_cache:
             c, d = self.config, self.data
-            self._params_cache[key] = search_params(genotype, d.shape[0], d.num_classes, c.channels, c.layers)
+            self._params_cache[key] = self.truth.entry(genotype).params if d is None else \
+                search_params(genotype, d.shape[0], d.num_classes, c.channels, c.layers)
         return self._params_cache[key]
+
+    def truth_of(self, genotype: Genotype) -> dict[str, Any] | None:
+        """`genotype`'s ground truth: its table accuracy and percentile (None without a table)."""
+        if self.truth is None:
+            return None
+        return {"accuracy": round(self.truth.accuracy(genotype), 6),
+                "percentile": round(self.truth.percentile(genotype), 2)}
 
     # --- the steps --------------------------------------------------------------------------------------
     def warmup(self) -> dict | None:
@@ -107,12 +127,14 @@ class Search(events.Publisher):
 
         Returns generation 0's history row, or None if stopped early or already past it."""
         c, start = self.config, time.perf_counter()
+        if c.fitness == "table":
+            self.warmup_done = c.warmup_steps  # nothing to warm up
         if self.generation < 0 and self.warmup_done < c.warmup_steps:
             self.emit(events.Phase("warmup", 0, steps=c.warmup_steps, done=self.warmup_done))
             bar = tqdm(total=c.warmup_steps, initial=self.warmup_done, desc="warm-up", disable=not self.progress)
             while self.warmup_done < c.warmup_steps and not self.stop_requested:
                 chunk = min(c.checkpoint_every, c.warmup_steps - self.warmup_done)
-                self._train(uniform_sampler(self.rng_paths), chunk, "warmup", 0, c.lr, self.warmup_log)
+                self._train(uniform_sampler(self.rng_paths, self.space), chunk, "warmup", 0, c.lr, self.warmup_log)
                 self.warmup_done += chunk
                 bar.update(chunk)
                 self.wall_time_s, start = self.wall_time_s + time.perf_counter() - start, time.perf_counter()
@@ -123,7 +145,7 @@ class Search(events.Publisher):
         if self.generation >= 0:
             return None
         self.emit(events.Phase("initial", 0))
-        initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen), "initial")
+        initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen, self.space), "initial")
         for individual in initial:
             self._evaluate(individual, 0)
         self.population = initial.select(c.population)
@@ -152,7 +174,7 @@ class Search(events.Publisher):
         trained = events.TrainLog()
         if finetuned:  # fine-tune on paths of the search region R = P ∪ Q
             sampler = region_sampler(c.path_sampling, (parents + offspring).genotypes, c.finetune_steps,
-                                     self.rng_paths)
+                                     self.rng_paths, self.space)
             self._train(sampler, c.finetune_steps, "finetune", g, c.finetune_lr or c.lr, trained)
         # fair re-evaluation: every fitness compared below is measured with the current weights
         for parent in parents:
@@ -193,13 +215,13 @@ class Search(events.Publisher):
         mutation), or random ones for random search."""
         c, p = self.config, self.population
         if c.method == "random":
-            return ga.random_population(c.population, self.rng_ga, self.seen)
+            return ga.random_population(c.population, self.rng_ga, self.seen, self.space)
         return ga.make_offspring(p.genotypes, p.fitness, self.rng_ga, n=c.population, p_c=c.p_crossover,
-                                 p_m=c.p_mutation, seen=self.seen, params=p.params)
+                                 p_m=c.p_mutation, seen=self.seen, params=p.params, space=self.space)
 
     def _newcomers(self, genotypes: list[Genotype], role: str) -> Population:
-        self.seen.update(g.key() for g in genotypes)
-        return Population(Individual(g, self.params_of(g), role) for g in genotypes)
+        self.seen.update(self.space.key(g) for g in genotypes)
+        return Population(Individual(g, self.params_of(g), role, truth=self.truth_of(g)) for g in genotypes)
 
     def _train(self, sampler: PathSampler, steps: int, phase: str, generation: int, lr: float,
                log: events.TrainLog) -> None:
@@ -222,7 +244,12 @@ class Search(events.Publisher):
         self.steps += steps
 
     def _measure(self, individual: Individual, generation: int, stage: str) -> float:
-        value = fitness(self.supernet, individual.genotype, self.calibration, self.fitness_batches)
+        if self.supernet is None:  # fitness from the table
+            value = self.truth.accuracy(individual.genotype)
+            if self.config.table_noise:
+                value += self.rng_noise.gauss(0.0, self.config.table_noise)
+        else:
+            value = fitness(self.supernet, individual.genotype, self.calibration, self.fitness_batches)
         self.evaluations += 1
         self.emit(events.Evaluation(generation, str(individual.genotype), value, individual.params, individual.role,
                                     stage, self.steps))
@@ -259,6 +286,8 @@ class Search(events.Publisher):
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict()`; CheckpointError where it does not fit this search."""
         restore_state(self, state, self.recorder.last_checkpoint or "the checkpoint")
+        for individual in self.population:
+            individual.truth = self.truth_of(individual.genotype)
 
     def _checkpoint(self) -> None:
         if self.run_dir is None:

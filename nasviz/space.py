@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import itertools
 import math
 import random
@@ -355,13 +356,19 @@ class SearchSpace:
 
     def key(self, genotype: Genotype) -> str:
         """Canonical identity: equal for genotypes that build the same network (see `canonical_nodes`)."""
-        return genotype.key() if not self.canonical_nodes else str(self.canonical(genotype))
+        return _key(self, genotype)
 
     def distinct(self) -> int:
         """Distinct networks in the space (genotypes counted once per canonical form)."""
         if not self.canonical_nodes:
             return self.size()
         return len({self.key(g) for g in self.enumerate()})
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key(space: SearchSpace, genotype: Genotype) -> str:
+    """`SearchSpace.key`, remembered (searches ask for the same keys again and again)."""
+    return genotype.key() if not space.canonical_nodes else str(space.canonical(genotype))
 
 
 def _canonical_cell(nodes: tuple[tuple[Edge, Edge], ...]) -> tuple[tuple[Edge, Edge], ...]:

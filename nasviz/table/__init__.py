@@ -4,6 +4,6 @@
 (see nasviz/table/build.py for how a table is built, recipe.py for how each network is trained).
 """
 
-from nasviz.table.table import Entry, Table, TableError, available, load, read
+from nasviz.table.table import Entry, Table, TableError, available, ground_truth, load, read
 
-__all__ = ["Entry", "Table", "TableError", "available", "load", "read"]
+__all__ = ["Entry", "Table", "TableError", "available", "ground_truth", "load", "read"]

@@ -13,6 +13,7 @@ Tables are gzip-compressed JSON (data, never code) with their recipe and provena
 from __future__ import annotations
 
 import bisect
+import functools
 import gzip
 import json
 import statistics
@@ -56,6 +57,7 @@ class Table:
         self.name, self.space, self.recipe, self.provenance, self.noise = name, space, recipe, provenance, noise
         self.entries = {e.genotype: e for e in entries}
         self._sorted = sorted(e.accuracy for e in entries)
+        self._best = max(entries, key=lambda e: e.accuracy) if entries else None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -72,6 +74,8 @@ class Table:
 
     def entry(self, genotype: Genotype | str) -> Entry:
         """The entry of `genotype` (text or `Genotype`, any form that builds the same network)."""
+        if isinstance(genotype, str) and genotype in self.entries:  # already the canonical text
+            return self.entries[genotype]
         g = self.space.parse(genotype) if isinstance(genotype, str) else self.space.check(genotype)
         key = self.space.key(g)
         if key not in self.entries:
@@ -99,8 +103,10 @@ class Table:
         return 100.0 * bisect.bisect_left(self._sorted, accuracy) / max(len(self._sorted) - 1, 1)
 
     def best(self) -> Entry:
-        """The entry with the highest mean accuracy (ties: the smaller genotype text)."""
-        return max(self.entries.values(), key=lambda e: (e.accuracy, [-ord(ch) for ch in e.genotype]))
+        """The entry with the highest mean accuracy (ties: the first in the table)."""
+        if self._best is None:
+            raise TableError(f"table {self.name!r} is empty")
+        return self._best
 
     def regret(self, genotype: Genotype | str) -> float:
         """Best mean accuracy minus `genotype`'s (0 for the best network)."""
@@ -170,6 +176,29 @@ def load(name: str) -> Table:
         return read(name)
     raise TableError(f"unknown table {name!r}{suggest(name, list(SHIPPED))}; allowed: {', '.join(SHIPPED)} "
                      "or the path of a table file")
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(name: str, mtime: float) -> Table:
+    return load(name)
+
+
+def ground_truth(space: str, dataset: str, table: str | None = None) -> Table | None:
+    """The table a search in `space` on `dataset` is judged by: `table` (a name or file) if given, else the
+    shipped table of that space and dataset, else None. A given table of another space or dataset is an error."""
+    from nasviz.datasets import check_dataset_name
+
+    dataset = check_dataset_name(dataset)
+    if table is None:
+        table = next((name for name in available() if name == f"{space}-{dataset}"), None)
+        if table is None:
+            return None
+    path = Path(table)
+    found = _cached(table, path.stat().st_mtime if path.is_file() else 0.0)
+    if found.space.name != space or found.recipe.get("dataset") != dataset:
+        raise TableError(f"table {table!r} is for space={found.space.name!r} on {found.recipe.get('dataset')!r}, "
+                         f"not space={space!r} on {dataset!r}")
+    return found
 
 
 def available() -> list[str]:
