@@ -15,6 +15,7 @@ from nasviz import rundir
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
 from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, parse_settings
+from nasviz.table.cli import add_table_command
 from nasviz.viz.cli import COMMANDS as VIZ_COMMANDS
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main"]
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(func=cmd_predict)
 
-    for add_commands in (*HEADLESS_COMMANDS, *VIZ_COMMANDS):  # demo, batch; render, report
+    for add_commands in (*HEADLESS_COMMANDS, *VIZ_COMMANDS, add_table_command):  # demo, batch; render, report; table
         add_commands(sub)
     return parser
 

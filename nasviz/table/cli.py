@@ -62,7 +62,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    rundir.append_jsonl(Path(args.out) / STARTS_FILE, {"argv": ["python", "-m", "nasviz", "table", *sys.argv[1:]]
+    argv = sys.argv[1:] if sys.argv[1:2] == ["table"] else ["table", *sys.argv[1:]]
+    rundir.append_jsonl(Path(args.out) / STARTS_FILE, {"argv": ["python", "-m", "nasviz", *argv]
                                                        if args.argv is None else args.argv,
                                                        "threads": args.threads, **machine()})
     pilot = None
@@ -114,9 +115,9 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nasviz table", description="Ground-truth tables of small search spaces.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Add build, info and assemble under `parser`."""
+    sub = parser.add_subparsers(dest="table_command", required=True)
     b = sub.add_parser("build", help="train (a shard of) every genotype of a space from scratch; resumable")
     b.add_argument("--space", default="mini", help="search space to tabulate (default: mini)")
     b.add_argument("--out", required=True, help="build folder (created; rerun with the same folder to resume)")
@@ -136,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--name", default="mini-fashion-mnist", help="table name (default: mini-fashion-mnist)")
     a.add_argument("--out", required=True, help="table file to write (.json.gz)")
     a.set_defaults(func=cmd_assemble)
+
+
+def add_table_command(sub) -> None:
+    """Add `table build|info|assemble` to the nasviz command line."""
+    add_subcommands(sub.add_parser("table", help="ground-truth tables: build (resumable, sharded), info, assemble",
+                                   description="Ground-truth tables of small search spaces."))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nasviz table", description="Ground-truth tables of small search spaces.")
+    add_subcommands(parser)
     return parser
 
 
