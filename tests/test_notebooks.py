@@ -28,6 +28,7 @@ NAMES = [
     "04_train_from_scratch.ipynb",
     "05_ablation.ipynb",
     "06_compare_runs.ipynb",
+    "07_ground_truth.ipynb",
 ]
 TINY = {"warmup_steps": 4, "population": 3, "generations": 1, "finetune_steps": 4, "fitness_images": 64,
         "weight_images": 256, "batch_size": 16, "eval_batch_size": 64, "top_k": 2}
@@ -229,6 +230,25 @@ def test_06_compare_runs(tmp_path, one_thread, tiny_runs):
     nb = run_notebook("06_compare_runs.ipynb", tmp_path / "filtered.ipynb",
                       {"runs_dir": str(tiny_runs), "preset": "quick"})
     assert f"0 run(s) under {tiny_runs}" in text_of(nb)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_07_ground_truth(tmp_path, one_thread):
+    from table_support import synthetic_table
+
+    table = synthetic_table(tmp_path / "synthetic.json.gz")
+    out = tmp_path / "gt"
+    nb = run_notebook("07_ground_truth.ipynb", tmp_path / "out.ipynb",
+                      {"table_name": str(table), "preset": "smoke", "overrides": TINY, "ranking_sample": 6,
+                       "table_searches": 5, "out": str(out)})
+    result = json.loads((out / "result.json").read_text())
+    assert result["finished"] and result["truth"]["table"] == "synthetic"
+    text = text_of(nb)
+    assert "synthetic: 648 networks of the mini space" in text
+    assert "genotypes: 768, different networks: 648" in text
+    assert "supernet vs table, Kendall τ-b:" in text
+    assert "5 searches per method, 70 evaluations each" in text
 
 
 def test_compare_helpers_without_runs(tmp_path, capsys):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from table_support import synthetic_table
 
 from nasviz.config import SearchConfig
 from nasviz.errors import ConfigError, NasvizError
@@ -16,9 +16,6 @@ from nasviz.rundir import load_history
 from nasviz.search import Search
 from nasviz.space import MINI
 from nasviz.table import ground_truth
-from nasviz.table.build import networks
-from nasviz.table.recipe import Recipe
-from nasviz.table.table import from_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(warmup_steps=4, population=3, generations=2, finetune_steps=6, fitness_images=64, weight_images=256,
@@ -28,12 +25,7 @@ TINY = dict(warmup_steps=4, population=3, generations=2, finetune_steps=6, fitne
 @pytest.fixture(scope="module")
 def table_file(tmp_path_factory) -> Path:
     """A synthetic ground-truth table of every mini network (made-up accuracies: for testing the plumbing)."""
-    rng = random.Random(0)
-    rows = [{"genotype": key, "seed": 0, "test_accuracy": round(0.7 + 0.2 * rng.random(), 4), "train_loss": 0.5,
-             "params": 1000 + i, "flops": 10_000 + i} for i, key in enumerate(networks(MINI))]
-    path = tmp_path_factory.mktemp("table") / "synthetic.json.gz"
-    from_rows("synthetic", MINI, rows, Recipe().to_dict(), {"note": "test"}).save(path)
-    return path
+    return synthetic_table(tmp_path_factory.mktemp("table") / "synthetic.json.gz")
 
 
 def mini(**overrides) -> SearchConfig:

@@ -20,7 +20,7 @@ STARTS_FILE = "starts.jsonl"
 def _recipe(pairs: list[str]) -> Recipe:
     from dataclasses import fields, replace
 
-    from nasviz.config import coerce
+    from nasviz.settings import coerce
 
     kinds = {f.name: f.type for f in fields(Recipe)}
     types = {"int": int, "float": float, "str": str, "int | None": int | None}
