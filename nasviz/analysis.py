@@ -10,11 +10,11 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,31 @@ class Estimate:
         return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
 
 
+def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Kendall's tau-b between two equally long sequences (scipy; ties, common among fitness values measured on a
+    few hundred images, are accounted for) and its p-value; (nan, nan) where undefined (fewer than two items,
+    or one sequence constant). The project's one Kendall tau."""
+    from scipy.stats import kendalltau  # imported here: scipy.stats takes a second to import
+
+    if len(x) != len(y):
+        raise ValueError(f"Kendall's tau needs paired sequences, got {len(x)} and {len(y)} values")
+    if len(x) < 2:
+        return math.nan, math.nan
+    with warnings.catch_warnings():  # scipy warns about a constant input; nan says it
+        warnings.simplefilter("ignore")
+        res = kendalltau(list(x), list(y))
+    return float(res.statistic), float(res.pvalue)
+
+
 def kendall_tau_b(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """scipy's Kendall tau-b of two paired sequences; None if it is undefined (fewer than 2 items, or one
-    sequence constant)."""
-    if len(a) != len(b):
-        raise ValueError(f"kendall_tau_b needs paired sequences, got {len(a)} and {len(b)} values")
-    if len(a) < 2 or len(set(a)) < 2 or len(set(b)) < 2:
-        return None
-    return float(stats.kendalltau(a, b).statistic)
+    """`kendall`'s tau-b alone; None where it is undefined."""
+    tau = kendall(a, b)[0]
+    return None if math.isnan(tau) else tau
 
 
 def _bootstrap(data: tuple, statistic, *, paired: bool, seed: int, confidence: float, resamples: int):
+    from scipy import stats
+
     result = stats.bootstrap(data, statistic, paired=paired, vectorized=False, n_resamples=resamples,
                              confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
@@ -87,6 +101,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float], **kwargs) -> Estim
 def holm_wilcoxon(reference: Sequence[float], others: Mapping[str, Sequence[float]]) -> dict[str, dict]:
     """Wilcoxon signed-rank test of `reference` against each of `others` (paired), p-values Holm-corrected
     over the comparisons. A comparison whose differences are all zero gets p = 1."""
+    from scipy import stats
+
     raw = {}
     for name, values in others.items():
         if len(values) != len(reference):

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import pytest
 
 from nasviz import cli
+from nasviz.analysis import kendall
 from nasviz.config import SearchConfig
 from nasviz.rundir import load_history, read_jsonl
 from nasviz.search import Search
@@ -26,7 +27,6 @@ from nasviz.viz import cells, figures, widgets
 from nasviz.viz.cli import add_render_command
 from nasviz.viz.common import (
     gene_entropy,
-    kendall,
     op_counts,
     population_table_html,
     ranks,

@@ -11,6 +11,7 @@ Running the notebooks headless (`demo`, `batch`) is `nasviz.headless`. At module
 and nasviz's light modules are imported: plotly, torch and scipy are imported inside the functions that use them.
 """
 
+from nasviz.analysis import kendall
 from nasviz.notebooks.experiments import (
     ABLATIONS,
     ablation_config,
@@ -54,7 +55,6 @@ from nasviz.notebooks.session import (
     use_live,
 )
 from nasviz.notebooks.tables import display_html, html_table
-from nasviz.viz.common import kendall
 
 __all__ = [
     "HEADLESS_ENV",

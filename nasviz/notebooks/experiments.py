@@ -108,7 +108,7 @@ def rank_figure(fitness: Sequence[float], accuracy: Sequence[float], labels: Seq
     """Scatter of supernet fitness (inherited weights) against from-scratch test accuracy, with Kendall's tau."""
     import plotly.graph_objects as go
 
-    from nasviz.viz.common import kendall
+    from nasviz.analysis import kendall
 
     tau, p = kendall(fitness, accuracy)
     fig = go.Figure(go.Scatter(x=list(fitness), y=list(accuracy), mode="markers+text", text=list(labels),

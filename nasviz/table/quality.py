@@ -6,7 +6,7 @@ import itertools
 import statistics
 from collections import defaultdict
 
-from scipy import stats
+from nasviz.analysis import kendall_tau_b
 
 
 def by_architecture(rows: list[dict]) -> dict[str, dict[int, float]]:
@@ -26,9 +26,9 @@ def seed_agreement(accuracy: dict[str, dict[int, float]], keys: list[str] | None
     for a, b in itertools.combinations(seeds, 2):
         common = [k for k in keys if a in accuracy.get(k, {}) and b in accuracy.get(k, {})]
         if len(common) >= 3:
-            tau = stats.kendalltau([accuracy[k][a] for k in common], [accuracy[k][b] for k in common]).statistic
-            pairs[f"{a}-{b}"] = {"tau_b": float(tau), "architectures": len(common)}
-    taus = [p["tau_b"] for p in pairs.values()]
+            tau = kendall_tau_b([accuracy[k][a] for k in common], [accuracy[k][b] for k in common])
+            pairs[f"{a}-{b}"] = {"tau_b": tau, "architectures": len(common)}
+    taus = [p["tau_b"] for p in pairs.values() if p["tau_b"] is not None]
     return {"tau_b": statistics.fmean(taus) if taus else None, "pairs": pairs}
 
 

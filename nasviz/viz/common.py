@@ -115,22 +115,6 @@ def cell_summary(genotype: GenotypeLike, cell_type: str) -> str:
     )
 
 
-def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Kendall's τ-b between two equally long sequences (scipy; ties, common among fitness values measured on a
-    few hundred images, are accounted for) and its p-value; (nan, nan) where undefined (fewer than two items,
-    or one sequence constant)."""
-    import warnings
-
-    from scipy.stats import kendalltau  # imported here: scipy.stats takes a second to import
-
-    if len(x) < 2:
-        return math.nan, math.nan
-    with warnings.catch_warnings():  # scipy warns about a constant input; nan says it
-        warnings.simplefilter("ignore")
-        res = kendalltau(list(x), list(y))
-    return float(res.statistic), float(res.pvalue)
-
-
 def ranks(values: Sequence[float]) -> list[int]:
     """1-based ranks, best (highest) first; ties keep their order."""
     order = sorted(range(len(values)), key=lambda i: -values[i])

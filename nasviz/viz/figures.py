@@ -14,6 +14,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from nasviz.analysis import kendall
 from nasviz.space import CANDIDATE_OPS
 from nasviz.viz.common import (
     OP_SHORT,
@@ -22,7 +23,6 @@ from nasviz.viz.common import (
     distinct,
     gene_entropy,
     genotype_ids,
-    kendall,
     node_labels,
     op_counts,
     ranks,

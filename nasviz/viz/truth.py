@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
-from scipy import stats
+
+from nasviz.analysis import kendall_tau_b
 
 Row = dict[str, Any]
 HEIGHT = 380
@@ -19,13 +20,6 @@ HEIGHT = 380
 def _truth(individual: Row) -> float | None:
     truth = individual.get("truth")
     return truth.get("accuracy") if isinstance(truth, dict) else None
-
-
-def kendall_tau_b(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """scipy's Kendall tau-b, or None with fewer than 2 pairs or no variation."""
-    if len(a) < 2 or len(set(a)) < 2 or len(set(b)) < 2:
-        return None
-    return float(stats.kendalltau(a, b).statistic)
 
 
 def fitness_vs_truth_figure(rows: Sequence[Row], generation: int | None = None) -> go.Figure:
