@@ -142,3 +142,27 @@ def test_cli_search_in_mini(tmp_path, table_file):
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["truth"]["used_by_search"] is True and MINI.parse(result["best_genotype"])
+
+
+def test_reports_of_mini_runs_show_the_truth(tmp_path, table_file):
+    from nasviz.viz.figures import FIGURES, all_figures
+    from nasviz.viz.report import write_report
+    from nasviz.viz.truth import fitness_vs_truth_figure
+
+    Search(mini(table=str(table_file)), tmp_path / "run").run()
+    rows = load_history(tmp_path / "run")
+    figures = all_figures(rows)
+    assert set(figures) == set(FIGURES) | {"fitness_vs_truth", "pick_percentile"}
+    scatter = fitness_vs_truth_figure(rows).data[0]
+    last = rows[-1]["individuals"]
+    assert list(scatter.y) == [i["truth"]["accuracy"] for i in last]
+    assert list(scatter.x) == [i["fitness"] for i in last]
+    picks = figures["pick_percentile"].data[0]
+    assert list(picks.y) == [r["best"]["truth"]["percentile"] for r in rows]
+    names = {p.name for p in write_report(tmp_path / "run")}
+    assert {"fitness_vs_truth.html", "pick_percentile.html"} <= names
+    darts = load_history(tmp_path / "run")  # a darts run gets no truth figures
+    for row in darts:
+        for i in row["individuals"]:
+            i.pop("truth")
+    assert set(all_figures(darts)) == set(FIGURES)

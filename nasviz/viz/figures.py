@@ -469,5 +469,11 @@ FIGURES = {
 
 
 def all_figures(rows: Sequence[Row]) -> dict[str, go.Figure]:
-    """Every figure of `FIGURES`, built from `rows`."""
-    return {name: build(rows) for name, build in FIGURES.items()}
+    """Every figure of `FIGURES`, built from `rows`, and, for a run in a space with a ground-truth table, those of
+    `TRUTH_FIGURES` (supernet fitness vs the truth, the pick's true percentile per generation)."""
+    from nasviz.viz.truth import TRUTH_FIGURES, has_truth
+
+    figures = {name: build(rows) for name, build in FIGURES.items()}
+    if has_truth(rows):
+        figures.update({name: build(rows) for name, build in TRUTH_FIGURES.items()})
+    return figures

@@ -105,3 +105,13 @@ def op_share_figure(table, top_fraction: float = 0.1) -> go.Figure:
     fig.add_trace(go.Bar(x=ops, y=[every[o] for o in ops], name="all architectures"))
     fig.add_trace(go.Bar(x=ops, y=[best[o] for o in ops], name=f"best {top_fraction:.0%}"))
     return fig
+
+
+def has_truth(rows: Sequence[Row]) -> bool:
+    """Whether any individual of `rows` carries ground truth (a run in a space with a table)."""
+    return any(_truth(i) is not None for r in rows for i in r.get("individuals", []))
+
+
+TRUTH_FIGURES = {"fitness_vs_truth": fitness_vs_truth_figure, "pick_percentile": best_percentile_figure}
+"""The figures of a run with ground truth, by name, each `f(rows) -> go.Figure`."""
+
