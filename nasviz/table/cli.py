@@ -117,7 +117,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
 
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add build, info and assemble under `parser`."""
-    sub = parser.add_subparsers(dest="table_command", required=True)
+    sub = parser.add_subparsers(dest="table_command", required=True, help="build, info or assemble")
     b = sub.add_parser("build", help="train (a shard of) every genotype of a space from scratch; resumable")
     b.add_argument("--space", default="mini", help="search space to tabulate (default: mini)")
     b.add_argument("--out", required=True, help="build folder (created; rerun with the same folder to resume)")
