@@ -17,7 +17,8 @@ import benchmarks  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
 
-MINE = ["step-ratio", "mixed-op-ratio", "eval-throughput", "quick-search", "ranking", "methods", "gpu"]
+MINE = ["step-ratio", "mixed-op-ratio", "eval-throughput", "quick-search", "ranking", "methods", "gpu",
+        "table-search"]
 TINY_ARGS = {"methods": {"seeds": [0]}}
 
 
@@ -64,6 +65,8 @@ def test_benchmark_runs_tiny(name):
     elif name == "eval-throughput":
         assert results["best_eval_batch_size"] in out["inputs"]["batch_sizes_swept"]
         assert set(results["eval_batch_size_sweep"]) == {str(b) for b in out["inputs"]["batch_sizes_swept"]}
+    elif name == "table-search":
+        assert set(results["searches_per_minute_median"]) == {"ga", "random"} and out["figure"]["value"] > 0
     elif name == "quick-search":
         assert results["peak_rss_gb"] > 0 and results["evaluations"] > 0 and results["best_genotype"]
     elif name == "ranking":
