@@ -51,6 +51,7 @@ from nasviz.notebooks.session import (
     headless,
     holds_run,
     print_progress,
+    result_summary,
     setup,
     use_live,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "config_table",
     "describe_search",
     "generation_summary",
+    "result_summary",
     "display_html",
     "html_table",
     "operations_table",
