@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run (or resume) a search")
     p.add_argument("--dataset", default=None)
     p.add_argument("--data-root", default=None)
-    p.add_argument("--preset", default=None, help="smoke, quick (default) or paper")
+    p.add_argument("--preset", default=None, help="smoke, class, quick (default) or paper")
     p.add_argument("--seed", default=None)
     p.add_argument("--method", default=None, help="sft-ga (default), ga or random")
     p.add_argument("--device", default=None)

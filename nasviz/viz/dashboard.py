@@ -83,6 +83,7 @@ class Dashboard:
         self.progress = {name: bar(label) for name, label in _LABELS.items()}
         """The three IntProgress bars: 'warmup', 'finetune' (this generation's steps), 'generations'."""
         self.status = widgets.HTML("<i>waiting for a search</i>")
+        self.status.add_class("nasviz-status")
         empty: list[Row] = []
         w = self.figure_width
         self.figures = {
