@@ -7,6 +7,7 @@
     ranking          Kendall tau of supernet fitness vs from-scratch accuracy, with / without fine-tuning
     methods          sft-ga vs ga vs random, compared by from-scratch accuracy of the best genotypes
     gpu              per-step costs at the paper preset's size and the projected paper-preset search time
+    notebooks        wall time of each notebook (papermill) at a preset (default: class)
     memory-growth    RSS of a long search, generation after generation (when benchmarks/memory_growth.py exists)
 
 Every benchmark module has `run(quick: bool = False, **sizes) -> dict` (the layout is in `benchmarks.common`).
@@ -26,6 +27,7 @@ REGISTRY: dict[str, str] = {
     "ranking": "benchmarks.ranking",
     "methods": "benchmarks.methods",
     "gpu": "benchmarks.gpu",
+    "notebooks": "benchmarks.notebooks",
 }
 OPTIONAL: dict[str, str] = {"memory-growth": "benchmarks.memory_growth"}
 """Benchmarks listed only when their module exists."""

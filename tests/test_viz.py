@@ -420,6 +420,29 @@ def test_stop_button_stops_the_search_at_a_checkpoint(smoke):
     assert "stopped" in dash.status.value and not dash.running
 
 
+def test_call_runs_a_step_in_a_thread_and_after_stop_starts_nothing_unless_resumed(smoke):
+    import asyncio
+
+    fake = RecordedSearch(smoke.run_dir)
+    fake.release.set()  # no pause at checkpoints
+    calls: list[str] = []
+
+    def step(self):
+        calls.append(threading.current_thread().name)
+        return {"generation": len(calls)}
+
+    fake.step = step.__get__(fake)  # a bound method, as search.step is
+    dash = Dashboard(min_interval=0.0)
+    assert asyncio.run(dash.call(fake.step)) == {"generation": 1}
+    assert dash.search is fake and calls == ["nasviz-search"]  # attached by the call, run in the worker thread
+    assert dash.stop_button.disabled and not dash.running
+    dash.stop_button.click()  # between two steps: the next call starts nothing
+    assert dash.stopped and fake.stop_requested is False
+    assert asyncio.run(dash.call(fake.step)) is None and len(calls) == 1
+    assert "Stop was pressed" in dash.status.value and "Stop pressed</b>" not in dash.status.value
+    assert asyncio.run(dash.call(fake.step, resume=True)) == {"generation": 2} and not dash.stopped
+
+
 def test_a_failing_search_is_reported_and_reraised_by_wait(smoke):
     fake = RecordedSearch(smoke.run_dir, fail=True)
     dash = Dashboard().run(fake)
