@@ -35,6 +35,9 @@ ROLE_OFFSETS = {"initial": 0.0, "parent": -0.12, "offspring": 0.12}
 UNIFORM = 1 / len(CANDIDATE_OPS)
 """An operation's share of a node's edges under uniform path sampling (1/7)."""
 EMPTY_NOTE = "no data yet"
+BLANK_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "showline": False, "ticks": "",
+              "title": {"text": ""}}
+"""An axis of a figure without data: drawn, but blank (`visible: False` breaks live FigureWidget views)."""
 
 
 @lru_cache(maxsize=1)
@@ -131,7 +134,7 @@ def _figure(traces: list, grid: Grid, title: str, height: int = HEIGHT, **layout
     full["annotations"] = grid.layout["annotations"] + layout.get("annotations", [])
     if not any(_has_points(t) for t in traces):  # no data: no meaningless default axes (-1..6, -1..4), a note
         for key in [k for k in full if k.startswith(("xaxis", "yaxis"))]:
-            full[key] = {**full[key], "visible": False}
+            full[key] = {**full[key], **BLANK_AXIS}
         if not layout.get("annotations"):
             full["annotations"] = full["annotations"] + [_note(EMPTY_NOTE)]
     return go.Figure(data=traces, layout=full)
