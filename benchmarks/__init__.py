@@ -8,6 +8,7 @@
     methods          sft-ga vs ga vs random, compared by from-scratch accuracy of the best genotypes
     gpu              per-step costs at the paper preset's size and the projected paper-preset search time
     table-search     searches per minute with fitness from the ground-truth table (goal >= 1,000)
+    notebooks        wall time of each notebook (papermill) at a preset (default: class)
     memory-growth    RSS of a long search, generation after generation (when benchmarks/memory_growth.py exists)
 
 Every benchmark module has `run(quick: bool = False, **sizes) -> dict` (the layout is in `benchmarks.common`).
@@ -28,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "methods": "benchmarks.methods",
     "gpu": "benchmarks.gpu",
     "table-search": "benchmarks.table_search",
+    "notebooks": "benchmarks.notebooks",
 }
 OPTIONAL: dict[str, str] = {"memory-growth": "benchmarks.memory_growth"}
 """Benchmarks listed only when their module exists."""

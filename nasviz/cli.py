@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist, cifar10, cifar100, svhn or "
                                                    "imagefolder:PATH")
     p.add_argument("--data-root", default=None, help="folder holding (or receiving) the dataset files")
-    p.add_argument("--preset", default=None, help="smoke, quick (default) or paper")
+    p.add_argument("--preset", default=None, help="smoke, class, quick (default) or paper")
     p.add_argument("--seed", default=None, help="seed of every random choice (default 0)")
     p.add_argument("--method", default=None, help="sft-ga (default), ga or random")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")

@@ -247,6 +247,14 @@ PROBE_JS = r"""
   const allPlots = () => Array.from(document.querySelectorAll(
     '.jp-OutputArea-output .js-plotly-plot, .jp-OutputArea-output.js-plotly-plot'));
   const plots = () => allPlots().filter(inWidget);
+  // plain (non-widget) plotly figures as shown: a live graph, or the PNG snapshot JupyterLab's plotly renderer
+  // saved with the output and shows when a saved notebook is reopened (loaded, i.e. naturalWidth > 0)
+  const staticFigs = () => Array.from(document.querySelectorAll('.jp-OutputArea-output')).filter((el) => {
+    const graph = el.matches('.js-plotly-plot') ? el : el.querySelector('.js-plotly-plot');
+    if (graph) return !inWidget(graph);
+    return Array.from(el.querySelectorAll('img.plot-img')).some((img) => img.style.display !== 'none'
+      && (img.getAttribute('src') || '').startsWith('data:image/png') && img.naturalWidth > 0);
+  }).length;
   // one signature per figure: for each trace, number of x and y values and the sum of the y values
   const figSigs = () => plots().map((gd) => (gd.data || []).map((t) => {
     const [nx] = num(t.x); const [ny, sy] = num(t.y);
@@ -273,11 +281,20 @@ PROBE_JS = r"""
     }
     return n;
   };
+  // the dashboard's Stop button ('enabled', 'disabled' or null), progress-bar labels and status line
+  const stopButton = () => Array.from(document.querySelectorAll('.jp-OutputArea-output button.widget-button'))
+    .find((b) => b.textContent.trim() === 'Stop');
+  const stop = () => { const b = stopButton(); return b ? (b.disabled ? 'disabled' : 'enabled') : null; };
+  const labels = () => Array.from(document.querySelectorAll('.widget-hprogress .widget-label'))
+    .map((e) => e.textContent.trim());
+  const status = () => { const e = document.querySelector('.nasviz-status'); return e ? e.innerText : null; };
   const state = () => {
     const p = panel();
     const out = {app: !!window.jupyterapp, panel: !!p, kernel: null, codeCells: 0, executed: 0, errors: [],
                  plots: plots().length, allPlots: allPlots().length, figs: figSigs(), points: points(),
-                 progress: progress(), cellSvgs: cellSvgs(false), widgetSvgs: cellSvgs(true)};
+                 progress: progress(), cellSvgs: cellSvgs(false), widgetSvgs: cellSvgs(true),
+                 staticFigs: staticFigs(), stop: stop(), labels: labels(), status: status(),
+                 dirty: p ? p.context.model.dirty : null};
     if (!p) return out;
     const s = p.sessionContext;
     out.kernel = (s && s.session && s.session.kernel) ? s.session.kernel.status : null;
@@ -424,3 +441,23 @@ def show_output(page, selector: str, max_height: int = 2000) -> None:
     if size:
         page.mouse.move(2, size["height"] - 2)
     _frames(page)
+
+
+def click_stop(page, timeout_s: float = 10) -> None:
+    """Click the dashboard's Stop button (an ipywidgets Button labelled 'Stop')."""
+    page.locator(".jp-OutputArea-output button.widget-button", has_text="Stop").first.click(timeout=timeout_s * 1000)
+
+
+def save_and_shut_down(page, nb_path: str, timeout_s: float = 60) -> None:
+    """Save the notebook (File > Save: outputs and all), wait until it is saved, then shut its kernel down: what
+    a teacher does before handing out an executed notebook."""
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    wait_for_state(page, "s.dirty === false", timeout_s, "the notebook to be saved")
+    page.evaluate(
+        """async (nbPath) => {
+          for (const w of window.jupyterapp.shell.widgets('main')) {
+            if (w.context && w.context.path === nbPath && w.sessionContext) await w.sessionContext.shutdown();
+          }
+        }""",
+        nb_path,
+    )

@@ -110,3 +110,22 @@ def test_finished_points_are_never_overwritten(tmp_path, capsys):
     assert main(["batch", str(MAIN), "--grid", "seed=1,2", "--out", str(out)]) == 2
     assert "already holds results for 'seed=1'" in capsys.readouterr().err
     assert not (out / "seed=2").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_run_batch_from_python_in_any_folder_with_quiet_kernels(tmp_path, monkeypatch, capfd):
+    """06_compare_runs starts a sweep from JupyterLab, whose working folder is notebooks/: the Python API finds
+    the main notebook itself, and papermill's kernels (CurveZMQ-encrypted) print no TCP warning."""
+    from nasviz.headless import run_batch
+
+    for key, value in ONE_THREAD.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)  # not the repository root
+    code = run_batch({"seed": [3]}, "sweep", {"preset": "smoke", "overrides": TINY})
+    captured = capfd.readouterr()
+    assert code == 0, captured.out[-3000:] + captured.err[-3000:]
+    result = json.loads((tmp_path / "sweep" / "seed=3" / "run" / "result.json").read_text())
+    assert result["seed"] == 3 and result["finished"]
+    assert "[1/1] seed=3: ok" in captured.out
+    assert "without encryption" not in captured.out + captured.err

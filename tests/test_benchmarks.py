@@ -18,8 +18,8 @@ from benchmarks import common  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
 
 MINE = ["step-ratio", "mixed-op-ratio", "eval-throughput", "quick-search", "ranking", "methods", "gpu",
-        "table-search"]
-TINY_ARGS = {"methods": {"seeds": [0]}}
+        "table-search", "notebooks"]
+TINY_ARGS = {"methods": {"seeds": [0]}, "notebooks": {"notebooks": ["01", "03", "06"]}}
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +76,11 @@ def test_benchmark_runs_tiny(name):
     elif name == "methods":
         assert set(results["by_method"]) == {"sft-ga", "ga", "random"}
         assert len(results["runs"]) == 3 and set(results["paired"]) == {"sft-ga minus ga", "sft-ga minus random"}
+    elif name == "notebooks":
+        assert list(results["seconds"]) == ["01_search_space.ipynb", "03_search.ipynb", "06_compare_runs.ipynb"]
+        assert results["failed"] == [] and all(s > 0 for s in results["seconds"].values())
+        assert out["figure"]["value"] >= sum(results["seconds"].values()) - 0.2
+        assert results["runs"]["03_search.ipynb"]["parameters"]["out"] == "search"
     elif name == "gpu":
         assert results["projection"]["supernet_steps"] == 26000 + 20 * 520
         assert results["projection"]["evaluations"] == 50 + 20 * 150

@@ -2,14 +2,19 @@
 
 Opens a copy of notebooks/03_search.ipynb whose parameters cell says `preset = "smoke"` (the front end cannot pass
 papermill parameters), runs all cells from the Run menu and checks that the live dashboard appears (plotly
-figures, progress bars, the best cell drawn by graphviz), that a figure changes while the search runs, and that
-the run finishes. Set NASVIZ_SCREENSHOT=path to keep a screenshot of the dashboard (docs/dashboard.png).
+figures, progress bars, the best cell drawn by graphviz) and that a figure changes while the search runs. Then,
+with the later cells still queued, it presses **Stop**: the search must stop at its next checkpoint (result.json
+says finished: false, after fewer generations than asked), the remaining cells must run, and the status line must
+say where it stopped. Last, the notebook is saved, its kernel shut down and the notebook reopened: the static
+figures and cell drawings must still be there (what a student gets in a handed-out executed notebook).
+Set NASVIZ_SCREENSHOT=path to keep a screenshot of the dashboard (docs/dashboard.png).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -26,10 +31,12 @@ VIEWPORT = (1400, 1000)
 # process contend with the browser and the server (and with other jobs) and made the smoke search ~5x slower here.
 # NASVIZ_HEADLESS would make the notebook draw static figures instead of the live dashboard.
 KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NASVIZ_HEADLESS": None}
-# The smoke preset with two more generations. The browser draws the dashboard well after the kernel displayed it
-# (each plotly FigureWidget ships plotly.js, ~5 MB, through its comm; 15-25 s behind on a loaded 2-core machine), so
-# the search must outlast that lag for the test to see a figure change while it runs.
-PARAMETERS = {"preset": '"smoke"', "live": "True", "overrides": '{"generations": 4}'}
+# The smoke preset with many more generations than the test lets it run: Stop is pressed after generation 1. The
+# browser draws the dashboard well after the kernel displayed it (each plotly FigureWidget ships plotly.js, ~5 MB,
+# through its comm; 15-25 s behind on a loaded 2-core machine), so the search must outlast that lag; and a Stop
+# that does nothing lets it run all 30 (a few minutes), which fails the test.
+GENERATIONS = 30
+PARAMETERS = {"preset": '"smoke"', "live": "True", "overrides": json.dumps({"generations": GENERATIONS})}
 
 
 def _skip_without_browser() -> None:
@@ -52,16 +59,18 @@ def lab(lab_root, tmp_path_factory):
         yield server
 
 
-def _finished_result(run_dir: Path) -> dict | None:
-    for path in [run_dir / "result.json", *sorted(run_dir.glob("**/result.json"))]:
-        if path.is_file():
-            try:
-                result = json.loads(path.read_text())
-            except ValueError:  # being written
-                continue
-            if result.get("finished"):
-                return result
-    return None
+def _result(run_dir: Path) -> dict | None:
+    path = run_dir / "result.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # missing, or being written
+        return None
+
+
+def _generations_done(labels: list[str]) -> int:
+    """Generations done, from the dashboard's 'generations k/n' progress label (-1 if not shown)."""
+    found = [re.match(r"generations (\d+)/", label) for label in labels]
+    return max((int(m.group(1)) for m in found if m), default=-1)
 
 
 def _running(sample: dict) -> bool:
@@ -81,7 +90,7 @@ def _change_while_running(trace: list[dict]) -> tuple[dict, dict, int] | None:
     return None
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(900)
 def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
     source = NOTEBOOKS / MAIN
     assert source.is_file(), f"{source} is missing"
@@ -100,16 +109,22 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
                                    "the dashboard (plotly figures and progress bars)")
             timings["dashboard shown"] = time.monotonic() - t0
 
-            st = bs.wait_for_state(page, "s.widgetSvgs > 0 || (s.kernel === 'idle' && s.executed === s.codeCells)",
-                                   240, "the best cell rendered by graphviz")
-            timings["cell drawn"] = time.monotonic() - t0
+            # Stop, with the later cells queued: once generation 1 is on the page and the button is enabled
+            st = bs.wait_for_state(
+                page, "s.stop === 'enabled' && s.labels.some((l) => /^generations [1-9]/.test(l))", 240,
+                "generation 1 on the dashboard with Stop enabled")
+            clicked_at = _generations_done(st["labels"])
+            queued = st["codeCells"] - st["executed"]
+            bs.click_stop(page)
+            timings["stop clicked"] = time.monotonic() - t0
 
             st = bs.wait_for_state(page, "s.kernel === 'idle' && s.codeCells > 0 && s.executed === s.codeCells",
-                                   300, "every cell to finish")
+                                   300, "every cell to finish after Stop")
             timings["all cells executed"] = time.monotonic() - t0
             trace = bs.page_trace(page)
             stderr = bs.stderr_text(page)
-            result = _finished_result(run_dir)
+            result = _result(run_dir)
+            history = (run_dir / "history.jsonl").read_text().splitlines() if result else []
 
             bs.show_output(page, ".jp-OutputArea-output .js-plotly-plot")
             shot = tmp_path / "dashboard.png"
@@ -118,6 +133,14 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
                 target = Path(os.environ["NASVIZ_SCREENSHOT"])
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(shot, target)
+
+            # hand it out: save, shut the kernel down, reopen
+            bs.save_and_shut_down(page, MAIN)
+            timings["saved"] = time.monotonic() - t0
+            bs.open_notebook(page, lab, MAIN, timeout_s=120)
+            reopened = bs.wait_for_state(page, "s.staticFigs >= 9 && s.cellSvgs >= 2", 120,
+                                         "the static figures of the reopened notebook")
+            timings["reopened"] = time.monotonic() - t0
         except BaseException:
             try:
                 page.screenshot(path=str(tmp_path / "failure.png"))
@@ -132,9 +155,9 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
     for x in trace:
         done_at.setdefault(x["executed"], round(x["t"] / 1000, 1))
     print(f"\npage time (s) when n code cells had executed: {done_at}")
-    print(f"ran all cells with: {how}"
+    print(f"ran all cells with: {how}; Stop clicked at generation {clicked_at} with {queued} code cells queued"
           f"\ntimings (s since the page opened): {json.dumps({k: round(v, 1) for k, v in timings.items()})}"
-          f"\nscreenshot: {shot}\nfinal state: {bs.summary(st)}")
+          f"\nscreenshot: {shot}\nfinal state: {bs.summary(st)}\nreopened: {bs.summary(reopened)}")
     context = f"\nfinal state: {bs.summary(st)}" + (f"\nstderr outputs of the notebook:\n{stderr}" if stderr else "")
     assert st["plots"] >= 2, f"expected the dashboard's plotly figures (.js-plotly-plot), found {st['plots']}{context}"
     assert st["progress"], f"expected the dashboard's progress bars (.widget-hprogress){context}"
@@ -150,13 +173,24 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
     assert len({str(x["progress"]) for x in trace if x["progress"] and _running(x)}) >= 2, (
         f"the progress bars never moved while the search ran{context}"
     )
-    assert result is not None, (
-        f"{run_dir} has no result.json with finished=true: {sorted(map(str, run_dir.glob('*')))}{context}"
-    )
+    # Stop worked under Run All: the search ended early, at a checkpoint, and every queued cell still ran
+    assert queued > 0, f"Stop was clicked with no cell queued: not the Run All case{context}"
+    assert result is not None, f"{run_dir} has no result.json: {sorted(map(str, run_dir.glob('*')))}{context}"
+    assert result["finished"] is False, f"the search ran to the end despite Stop: {result}{context}"
+    assert clicked_at <= result["generation"] < GENERATIONS, (result["generation"], clicked_at)
+    assert len(history) == result["generation"] + 1, "history.jsonl ends at the generation result.json reports"
+    assert f"stopped after generation {result['generation']}" in st["status"], f"status: {st['status']!r}"
+    assert "Stop pressed" not in st["status"] and st["stop"] == "disabled", f"stale status: {st['status']!r}"
+    # the executed notebook keeps its figures without a kernel: training curves, before/after, the 7 static
+    # figures (plotly, outside widgets; shown as the PNG snapshot JupyterLab saved with each), and the best cells
+    # drawn twice (section 6 and the static figures)
+    assert reopened["staticFigs"] >= 9 and reopened["cellSvgs"] >= 2, bs.summary(reopened)
+    assert st["staticFigs"] >= 9, f"live run: the static figures are drawn too{context}"
     earlier, later, k = change
     updates = sum(1 for a, b in zip(trace, trace[1:]) if _running(b) and len(a["figs"]) == len(b["figs"])
                   and any(x and y and x != y for x, y in zip(a["figs"], b["figs"])))
     print(f"{updates} figure updates seen while running; first: figure {k}: {earlier['figs'][k][:60]} -> "
           f"{later['figs'][k][:60]} "
           f"(at {later['t'] / 1000:.1f} s, kernel {later['kernel']}, {later['executed']}/{later['codeCells']} cells "
-          f"done); best fitness {result.get('best_fitness')}")
+          f"done); stopped after generation {result['generation']} of {GENERATIONS}, best fitness "
+          f"{result.get('best_fitness')}")

@@ -311,3 +311,29 @@ def test_demo_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, message)
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "demo").exists()
+
+
+def _run(name: str, preset: str, finished: bool, dataset: str = "fashion-mnist") -> dict:
+    return {"name": name, "config": {"preset": preset, "dataset": dataset}, "parameters": {}, "rows": [],
+            "result": {"finished": finished, "preset": preset, "dataset": dataset}}
+
+
+def test_comparable_runs_leave_out_unfinished_and_other_presets_with_a_warning(capsys):
+    runs = [_run("a", "smoke", True), _run("b", "smoke", True), _run("c", "quick", True), _run("d", "smoke", False)]
+    kept = nv.comparable_runs(runs)
+    out = capsys.readouterr().out
+    assert [r["name"] for r in kept] == ["a", "b"]
+    assert "left out 1 unfinished run(s) (d)" in out
+    assert "mix presets or datasets" in out and "'smoke'" in out and "quick on fashion-mnist" in out
+    assert [r["name"] for r in nv.comparable_runs(runs, finished_only=False)] == ["a", "b", "d"]
+    assert nv.comparable_runs([_run("a", "smoke", True)]) == [_run("a", "smoke", True)]
+    assert capsys.readouterr().out.count("warning") == 1  # finished_only=False: only the preset warning
+
+
+def test_result_summary_says_where_a_search_stopped():
+    base = {"supernet_steps": {"warmup": 20, "total": 32}, "search_wall_time_s": 3.2, "evaluations": 16,
+            "generations": 4, "generation": 1, "best_fitness": 0.31}
+    assert nv.result_summary({**base, "finished": True}).startswith("best fitness 0.3100 after 1 generations")
+    assert "stopped after generation 1 of 4 (not finished)" in nv.result_summary({**base, "finished": False})
+    warm = nv.result_summary({**base, "finished": False, "best_fitness": None})
+    assert warm.startswith("stopped during the warm-up after 20 supernet steps: no population yet")

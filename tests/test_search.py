@@ -230,3 +230,14 @@ def test_the_event_log_is_closed_when_the_search_ends_or_run_returns(tmp_path):
     stopped.subscribe(lambda e: stopped.request_stop() if isinstance(e, Checkpoint) else None)
     assert not stopped.run()["finished"]
     assert str((tmp_path / "s" / "events.jsonl").resolve()) not in open_files()
+def test_class_preset_sits_between_smoke_and_quick():
+    smoke, klass, quick = (SearchConfig.from_preset(name) for name in ("smoke", "class", "quick"))
+    assert klass.preset == "class"
+    # the quick preset's network (so class and quick runs are comparable), at a smaller budget than quick's
+    assert (klass.channels, klass.layers) == (quick.channels, quick.layers)
+    for knob in ("warmup_steps", "population", "generations", "finetune_steps", "fitness_images"):
+        assert getattr(smoke, knob) <= getattr(klass, knob) <= getattr(quick, knob), knob
+    assert smoke.evaluation_budget < klass.evaluation_budget < quick.evaluation_budget
+    assert klass.warmup_steps * klass.finetune_steps < quick.warmup_steps * quick.finetune_steps
+    # Stop during the warm-up answers at least every quarter of it
+    assert klass.checkpoint_every <= klass.warmup_steps // 4

@@ -75,6 +75,26 @@ def edges_of(dot: str) -> list[tuple[str, str, str | None]]:
 
 
 # --- figures ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(figures.FIGURES))
+def test_an_empty_figure_shows_a_note_and_no_default_axes(name, smoke):
+    empty = figures.FIGURES[name]([])
+    axes = [k for k in empty.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]
+    assert axes and all(empty.layout[k].showticklabels is False and not empty.layout[k].title.text for k in axes)
+    notes = [a.text for a in empty.layout.annotations]
+    assert any(n in (figures.EMPTY_NOTE, "no fine-tuned generation yet") for n in notes), notes
+    full = figures.FIGURES[name](smoke.rows)
+    assert all(full.layout[k].showticklabels is not False for k in axes if not full.layout[k].matches), name
+    assert figures.EMPTY_NOTE not in [a.text for a in full.layout.annotations]
+
+
+def test_operation_heatmap_is_a_diverging_scale_centred_on_uniform_sampling(smoke):
+    fig = figures.op_frequency_figure(smoke.rows)
+    freq, diff = fig.layout.coloraxis, fig.layout.coloraxis2
+    assert math.isclose((freq.cmin + freq.cmax) / 2, 1 / len(CANDIDATE_OPS))  # white (the middle) = 1/7
+    assert math.isclose(diff.cmin, -diff.cmax)  # white = no difference
+    # one diverging scale for both, same direction: blue = more than uniform / than warm-up
+    assert freq.colorscale == diff.colorscale and freq.colorscale[0][1] != freq.colorscale[-1][1]
+
 def test_the_smoke_search_finished_and_recorded_three_generations(smoke):
     assert smoke.result["finished"]
     assert [r["generation"] for r in smoke.rows] == [0, 1, 2]
@@ -229,7 +249,7 @@ def test_cell_dot_of_darts_v2_has_the_eight_labelled_input_edges():
     assert normal == ["sep_conv_3x3"] * 5 + ["skip_connect"] * 2 + ["dil_conv_3x3"]
 
 
-def test_cells_dot_has_both_cells_side_by_side():
+def test_cells_dot_has_both_cells_stacked():
     g = FIXTURES["DARTS_V2"]
     dot = cells.cells_dot(str(g))
     assert "subgraph cluster_normal" in dot and "subgraph cluster_reduce" in dot
@@ -245,7 +265,16 @@ def test_render_with_dot(tmp_path):
     g = FIXTURES["DARTS_V2"]
     svg = cells.render(g)
     assert svg.startswith(b"<?xml") or b"<svg" in svg
-    assert "sep_conv_3x3" in svg.decode() and "c_{k-1}" in html.unescape(svg.decode())
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg.decode())]
+    assert "sep_conv_3x3" in texts and "k-1" in texts and "k-2" in texts  # c with a subscript ...
+    assert 'baseline-shift="sub"' in svg.decode() and not any("{" in t for t in texts)  # ... not "c_{k-1}"
+    # both cells stacked, normal above reduction: about as wide as the wider cell, not as both side by side
+    width = {t: float(re.search(rb'<svg width="([0-9.]+)pt"', cells.render(g, "svg", t)).group(1))
+             for t in (None, "normal", "reduce")}
+    assert width[None] < 1.2 * max(width["normal"], width["reduce"]), width
+    y = {m[1]: float(m[0]) for m in re.findall(r'<text[^>]* y="([-0-9.]+)"[^>]*>(normal cell|reduction cell)<',
+                                                 cells.render(g, "svg").decode())}
+    assert y["normal cell"] < y["reduction cell"], y  # SVG y grows downwards: normal on top
     assert cells.render("DARTS_V2", "png", "normal").startswith(b"\x89PNG")
     paths = cells.write_cells(str(g), tmp_path / "best")
     assert [p.name for p in paths] == ["best_normal.svg", "best_reduce.svg"]
@@ -391,6 +420,29 @@ def test_stop_button_stops_the_search_at_a_checkpoint(smoke):
         fake.release.set()
     assert dash.wait(30) == {"finished": False}
     assert "stopped" in dash.status.value and not dash.running
+
+
+def test_call_runs_a_step_in_a_thread_and_after_stop_starts_nothing_unless_resumed(smoke):
+    import asyncio
+
+    fake = RecordedSearch(smoke.run_dir)
+    fake.release.set()  # no pause at checkpoints
+    calls: list[str] = []
+
+    def step(self):
+        calls.append(threading.current_thread().name)
+        return {"generation": len(calls)}
+
+    fake.step = step.__get__(fake)  # a bound method, as search.step is
+    dash = Dashboard(min_interval=0.0)
+    assert asyncio.run(dash.call(fake.step)) == {"generation": 1}
+    assert dash.search is fake and calls == ["nasviz-search"]  # attached by the call, run in the worker thread
+    assert dash.stop_button.disabled and not dash.running
+    dash.stop_button.click()  # between two steps: the next call starts nothing
+    assert dash.stopped and fake.stop_requested is False
+    assert asyncio.run(dash.call(fake.step)) is None and len(calls) == 1
+    assert "Stop was pressed" in dash.status.value and "Stop pressed</b>" not in dash.status.value
+    assert asyncio.run(dash.call(fake.step, resume=True)) == {"generation": 2} and not dash.stopped
 
 
 def test_a_failing_search_is_reported_and_reraised_by_wait(smoke):

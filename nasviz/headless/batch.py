@@ -143,6 +143,26 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def run_batch(grid: dict[str, Sequence[Any]], out: str | Path, parameters: dict[str, Any] | None = None,
+              notebook: str | Path | None = None, jobs: int = 1) -> int:
+    """`python -m nasviz batch` from Python (a notebook cell, any working folder): run `notebook` (default: the
+    repository's 03_search.ipynb) once per point of `grid`, with `parameters` for every point, into `out`.
+
+        run_batch({"seed": [0, 1, 2], "method": ["sft-ga", "random"]}, "runs/sweep", {"preset": "smoke"})
+
+    Prints one line per finished point; returns 0, or 1 if a point failed. Bad input: one-line ConfigError."""
+    from nasviz.headless.execute import MAIN_NOTEBOOK, notebook_dir
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
+    args = argparse.Namespace(
+        notebook=str(notebook if notebook is not None else notebook_dir() / MAIN_NOTEBOOK),
+        grid=[f"{key}={','.join(text(v) for v in values)}" for key, values in grid.items()],
+        out=str(out), jobs=jobs, parameter=[(key, text(value)) for key, value in (parameters or {}).items()])
+    return cmd_batch(args)
+
+
 def summary_table(records: Iterable[dict]) -> str:
     """A plain-text table of a batch: point, status, seconds, error."""
     rows = [("point", "status", "seconds", "error")]

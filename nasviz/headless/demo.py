@@ -111,7 +111,7 @@ def add_demo_command(subparsers) -> None:
     p = subparsers.add_parser("demo", help="run the main notebook headless (papermill) and export it to HTML",
                               description="Run notebooks/03_search.ipynb headless with papermill; write the executed "
                                           "notebook, an HTML export and the run's files to --out.")
-    p.add_argument("--preset", default="quick", help="smoke, quick (default) or paper")
+    p.add_argument("--preset", default="quick", help="smoke, class, quick (default) or paper")
     p.add_argument("--dataset", default="fashion-mnist", help="dataset to search on (default fashion-mnist)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo); earlier demo files in it "

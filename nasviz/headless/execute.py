@@ -40,6 +40,15 @@ def check_notebook(path: str | Path) -> Path:
     return path
 
 
+def kernel_config():
+    """papermill's kernel manager settings: CurveZMQ transport encryption where the kernel supports it (ipykernel
+    >= 7.4 declares it), which also silences its "Kernel is running over TCP without encryption" warning."""
+    import zmq
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}})
+
+
 def execute(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: str | Path | None = None,
             log_output: bool = False) -> dict:
     """Run `notebook` with papermill into `output` (the venv's `python3` kernel, headless); never raises for an
@@ -53,7 +62,8 @@ def execute(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: st
     error = None
     try:
         pm.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=KERNEL_NAME,
-                            progress_bar=False, log_output=log_output, cwd=None if cwd is None else str(cwd))
+                            progress_bar=False, log_output=log_output, cwd=None if cwd is None else str(cwd),
+                            config=kernel_config())
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {one_line(exc.evalue, 300)}" if exc.evalue else exc.ename
     except Exception as exc:  # the kernel died, the notebook could not be written, ...

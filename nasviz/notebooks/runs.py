@@ -64,11 +64,38 @@ def find_runs(runs_dir: str | Path) -> list[dict]:
 def select_runs(runs: Sequence[dict], **criteria: Any) -> list[dict]:
     """The runs whose settings equal every criterion that is not None, e.g. `select_runs(runs, preset="smoke")`."""
     wanted = {k: v for k, v in criteria.items() if v is not None}
+    return [run for run in runs if all(_setting(run, k) == v for k, v in wanted.items())]
 
-    def setting(run: dict, key: str) -> Any:
-        return run["config"].get(key, run["result"].get(key, run["parameters"].get(key)))
 
-    return [run for run in runs if all(setting(run, k) == v for k, v in wanted.items())]
+def comparable_runs(runs: Sequence[dict], finished_only: bool = True) -> list[dict]:
+    """The runs that can be compared: finished ones (unless `finished_only` is False), and, when they mix presets
+    or datasets, only those of the most common (preset, dataset); prints a warning for whatever it leaves out."""
+    from collections import Counter
+
+    kept = list(runs)
+    if finished_only:
+        unfinished = [r["name"] for r in kept if not r["result"].get("finished")]
+        kept = [r for r in kept if r["result"].get("finished")]
+        if unfinished:
+            print(f"warning: left out {len(unfinished)} unfinished run(s) ({', '.join(unfinished[:5])}"
+                  f"{', ...' if len(unfinished) > 5 else ''}); finished_only=False shows them")
+
+    def kind(run: dict) -> tuple[str, str]:
+        return (str(_setting(run, "preset")), str(_setting(run, "dataset")))
+
+    counts = Counter(kind(r) for r in kept)
+    if len(counts) > 1:
+        (preset, dataset), _n = counts.most_common(1)[0]
+        others = sorted(f"{p} on {d}" for p, d in counts if (p, d) != (preset, dataset))
+        print(f"warning: these runs mix presets or datasets, whose fitness values are not comparable; showing the "
+              f"{counts[(preset, dataset)]} run(s) of preset {preset!r} on {dataset}, leaving out: {', '.join(others)} "
+              "(set preset= and dataset= to choose)")
+        kept = [r for r in kept if kind(r) == (preset, dataset)]
+    return kept
+
+
+def _setting(run: dict, key: str) -> Any:
+    return run["config"].get(key, run["result"].get(key, run["parameters"].get(key)))
 
 
 def runs_table(runs: Sequence[dict]):
@@ -98,7 +125,8 @@ def runs_table(runs: Sequence[dict]):
 
 
 def compare_figure(runs: Sequence[dict], title: str = "Runs side by side"):
-    """Best and mean population fitness per generation, one colour per run (left: best, right: mean)."""
+    """Best and mean population fitness per generation, one colour per run (left: best, right: mean). A long
+    `title` may break lines with <br>."""
     import plotly.express as px
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -114,10 +142,12 @@ def compare_figure(runs: Sequence[dict], title: str = "Runs side by side"):
         fig.add_trace(go.Scatter(x=gens, y=[r["mean_fitness"] for r in run["rows"]], mode="lines+markers",
                                  name=run["name"], legendgroup=run["name"], showlegend=False,
                                  line={"color": color, "dash": "dash"}), row=1, col=2)
-    fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=420,
-                      legend={"orientation": "h", "y": -0.2}, margin={"l": 60, "r": 20, "t": 70, "b": 40})
+    # a short axis title (a long one ran into the figure title) and room above the subplot titles
+    fig.update_layout(title={"text": title, "x": 0.01, "y": 0.97, "yanchor": "top"}, template="plotly_white",
+                      height=460, legend={"orientation": "h", "y": -0.22},
+                      margin={"l": 60, "r": 20, "t": 100, "b": 40})
     fig.update_xaxes(title_text="generation", tickmode="linear", dtick=1)
-    fig.update_yaxes(title_text="fitness (validation accuracy, inherited weights)", row=1, col=1)
+    fig.update_yaxes(title_text="fitness (inherited weights)", row=1, col=1)
     return fig
 
 
@@ -136,5 +166,6 @@ def final_best_figure(runs: Sequence[dict], by: str = "method"):
         fig.add_trace(go.Box(y=[f for _, f in points], name=key, boxpoints="all", pointpos=0, jitter=0.3,
                              text=[n for n, _ in points], hovertemplate="%{text}: %{y:.4f}<extra></extra>"))
     fig.update_layout(title={"text": f"Final best fitness by {by}", "x": 0.01}, template="plotly_white", height=380,
-                      showlegend=False, yaxis_title="best fitness", xaxis_title=by)
+                      showlegend=False, xaxis_title=by,
+                      yaxis={"title": "best fitness (each run's own supernet)", "rangemode": "tozero"})
     return fig

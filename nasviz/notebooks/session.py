@@ -128,10 +128,22 @@ def describe_search(search) -> str:
             f"of {c.finetune_steps if c.uses_finetune else 0} fine-tuning steps")
 
 
+def result_summary(result: dict) -> str:
+    """One line on a search's result (`result.json`): finished or where it stopped, best fitness, budgets."""
+    steps = result["supernet_steps"]
+    if result["best_fitness"] is None:
+        return (f"stopped during the warm-up after {steps['warmup']} supernet steps: no population yet "
+                f"({result['search_wall_time_s']:.0f} s)")
+    state = (f"after {result['generation']} generations" if result["finished"] else
+             f"stopped after generation {result['generation']} of {result['generations']} (not finished)")
+    return (f"best fitness {result['best_fitness']:.4f} {state}, {result['evaluations']} evaluations, "
+            f"{steps['total']} supernet steps, {result['search_wall_time_s']:.0f} s")
+
+
 def generation_summary(row: dict | None):
     """One generation's individuals: role, fitness before and after fine-tuning, ranks, and who was selected."""
     if row is None:
-        return display_html("<i>nothing to do: the search is finished</i>")
+        return display_html("<i>no generation ran here: the search is finished, or was stopped</i>")
     from nasviz.viz.common import cell_summary, ranks
 
     inds = row["individuals"]

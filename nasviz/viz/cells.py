@@ -26,6 +26,8 @@ INSTALL_HINT = (
 
 _INPUTS = ("c_{k-2}", "c_{k-1}")
 _OUTPUT = "c_{k}"
+_LABELS = {"c_{k-2}": "<c<SUB>k-2</SUB>>", "c_{k-1}": "<c<SUB>k-1</SUB>>", "c_{k}": "<c<SUB>k</SUB>>"}
+"""Graphviz HTML labels: the DARTS names drawn with subscripts (node ids keep the plain text)."""
 _FILL = {"input": "darkseagreen2", "node": "lightblue", "output": "palegoldenrod"}
 
 
@@ -44,8 +46,8 @@ def _check_cell_type(cell_type: str) -> None:
 
 
 def _node_name(index: int) -> str:
-    """Name of state `index` of a cell: 0/1 are the inputs, 2.. the intermediate nodes 0.."""
-    return _INPUTS[index] if index < 2 else str(index - 2)
+    """Name of state `index` of a cell: 0/1 are the inputs, 2-5 the intermediate nodes 0-3, 6 the output."""
+    return _INPUTS[index] if index < 2 else _OUTPUT if index == 2 + NODES else str(index - 2)
 
 
 def _cell_lines(genotype: GenotypeLike, cell_type: str, prefix: str = "") -> list[str]:
@@ -54,7 +56,7 @@ def _cell_lines(genotype: GenotypeLike, cell_type: str, prefix: str = "") -> lis
     edges = as_genotype(genotype).cell(cell_type)
 
     def node(name: str, kind: str) -> str:
-        label = f', label="{name}"' if prefix else ""
+        label = f", label={_LABELS[name]}" if name in _LABELS else (f', label="{name}"' if prefix else "")
         return f'"{prefix}{name}" [fillcolor={_FILL[kind]}{label}];'
 
     lines = [node(name, "input") for name in _INPUTS]
@@ -85,7 +87,8 @@ def cell_dot(genotype: GenotypeLike, cell_type: str) -> str:
 
 
 def cells_dot(genotype: GenotypeLike) -> str:
-    """DOT text of both cells side by side: two clusters, normal cell left, reduction cell right."""
+    """DOT text of both cells: two clusters, the normal cell above the reduction cell (about 800 px wide: it fits
+    a notebook's width, where side by side took 1,500-2,000 px and hid the reduction cell behind a scroll)."""
     lines = list(_HEADER)
     for cell_type in CELL_TYPES:
         inner = [f'label="{CELL_TITLES[cell_type]}"; style=rounded; color="#cccccc";']
@@ -93,8 +96,9 @@ def cells_dot(genotype: GenotypeLike) -> str:
         lines.append(f"subgraph cluster_{cell_type} {{")
         lines += ["  " + line for line in inner]
         lines.append("}")
-    # an invisible edge puts the reduction cell to the right of the normal cell
-    lines.append(f'"normal:{_OUTPUT}" -> "reduce:{_INPUTS[0]}" [style=invis];')
+    # the clusters share the left-to-right ranks, so they stack; an invisible edge that does not constrain the
+    # ranks keeps the normal cell on top
+    lines.append(f'"normal:{_OUTPUT}" -> "reduce:{_INPUTS[0]}" [style=invis, constraint=false];')
     return "digraph cells {\n" + "\n".join("  " + line for line in lines) + "\n}\n"
 
 
@@ -224,7 +228,7 @@ def cell_figure(genotype: GenotypeLike, cell_type: str | None = "normal"):
         fig.add_trace(go.Scatter(x=label_x, y=label_y, mode="text", text=labels, name="op labels", showlegend=False,
                                  textfont={"color": label_colors, "size": 10}, hoverinfo="text"), row=1, col=col)
         fig.add_trace(go.Scatter(x=[pos[i][0] for i in range(7)], y=[pos[i][1] for i in range(7)],
-                                 mode="markers+text", text=[_node_name(i) for i in range(6)] + [_OUTPUT],
+                                 mode="markers+text", text=[_plotly_label(_node_name(i)) for i in range(7)],
                                  name="nodes", showlegend=False, textfont={"size": 11}, hoverinfo="text",
                                  marker={"size": 40, "symbol": "square", "color": ["#c1ffc1"] * 2
                                          + ["#add8e6"] * NODES + ["#eee8aa"], "line": {"width": 1.5, "color": "#333"}}),
@@ -238,6 +242,11 @@ def cell_figure(genotype: GenotypeLike, cell_type: str | None = "normal"):
     fig.update_layout(template="plotly_white", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       legend={"orientation": "h", "y": -0.02, "font": {"size": 10}}, uirevision="nasviz")
     return fig
+
+
+def _plotly_label(name: str) -> str:
+    """c_{k-2} -> c<sub>k-2</sub> (plotly's text markup)."""
+    return f"c<sub>{name[3:-1]}</sub>" if name.startswith("c_{") else name
 
 
 def _lerp(p0: tuple[float, float], p1: tuple[float, float], t: float) -> tuple[float, float]:

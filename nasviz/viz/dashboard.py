@@ -1,8 +1,15 @@
 """The live dashboard: ipywidgets + plotly FigureWidgets fed by a Search's events.
 
-    dash = Dashboard()
-    dash.run(Search(SearchConfig.from_preset("quick"), "runs/q0"))   # runs in a thread; shows itself
-    dash.wait()                                                       # optional: block until it ends
+    dash = Dashboard().attach(search)          # display(dash) shows it
+    row = await dash.call(search.warmup)       # in a notebook: runs in a thread; Stop works while it waits
+    result = await dash.call(search.run)
+    dash.run(search); dash.wait()              # in a script: a thread, and a blocking wait
+
+`await dash.call(...)` keeps the kernel's event loop running while the search works in its thread, so the kernel
+handles the Stop button's click even when later cells are queued (Run All). A blocking wait (`wait()`,
+`thread.join()`, `time.sleep`) cannot: the click would wait in the kernel's queue behind those cells. (This needs
+ipykernel >= 7.4, which dispatches widget messages while a cell awaits.) After Stop, `call` and `run` start
+nothing more unless asked with `resume=True`, so the rest of a Run All shows the run as it stopped.
 
 Redraws are throttled (train_step/evaluation events at most every `min_interval` seconds; generation,
 new_best and done always redraw) so a fast search never floods the browser.
@@ -10,10 +17,13 @@ new_best and done always redraw) so a fast search never floods the browser.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import ipywidgets as widgets
@@ -46,6 +56,9 @@ class Dashboard(RunView):
         self.error: BaseException | None = None
         self._unsubscribe = None
         self._thread: threading.Thread | None = None
+        self._busy = False
+        self.stopped = False
+        """True once Stop was pressed: `call` and `run` then start nothing (unless `resume=True`)."""
         self._lock = threading.RLock()
         self._pending = TrainLog()
         self._pending_generation = 0
@@ -74,6 +87,7 @@ class Dashboard(RunView):
         self.progress = {name: bar(label) for name, label in _LABELS.items()}
         """The three IntProgress bars: 'warmup', 'finetune' (this generation's steps), 'generations'."""
         self.status = widgets.HTML("<i>waiting for a search</i>")
+        self.status.add_class("nasviz-status")
         return [
             widgets.HBox([self.title, self.stop_button], layout=widgets.Layout(justify_content="space-between",
                                                                                max_width=f"{2 * w + 16}px")),
@@ -109,45 +123,99 @@ class Dashboard(RunView):
             self._unsubscribe()
             self._unsubscribe = None
 
-    def run(self, search, background: bool = True) -> Dashboard:
+    def run(self, search, background: bool = True, *, resume: bool = False) -> Dashboard:
         """Run `search.run()` with this dashboard attached: in a thread (default) or here. Returns the dashboard,
-        so `Dashboard().run(search)` as a cell's last line shows it; `wait()` returns the result."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("a search is already running in this dashboard; wait() or stop() it first")
+        so `Dashboard().run(search)` as a cell's last line shows it; `wait()` returns the result. In a notebook
+        prefer `await dash.call(search.run)`: Stop then works even while later cells are queued."""
         if self.search is not search or self._unsubscribe is None:
             self.attach(search)
-        self.result, self.error = None, None
-        self.stop_button.disabled = False
-        if background:
-            self._thread = threading.Thread(target=self._run, name="nasviz-search", daemon=True)
-            self._thread.start()
-        else:
-            self._run()
+        self._start(search.run, (), resume, background)
         return self
 
-    def _run(self) -> None:
+    async def call(self, fn: Callable, *args, resume: bool = False):
+        """`await dash.call(search.step)`: run `fn(*args)` (`search.warmup`, `search.step`, `search.run`) in a
+        thread with the Stop button enabled and return its value (re-raising its exception). The kernel keeps
+        handling widget messages while the cell awaits, so Stop works under Run All. After Stop was pressed it
+        returns None without calling `fn`; `resume=True` calls it anyway (`await dash.call(search.run,
+        resume=True)` continues a stopped search)."""
+        owner = getattr(fn, "__self__", None)
+        if owner is not None and hasattr(owner, "request_stop") and owner is not self.search:
+            self.attach(owner)
+        future = self._start(fn, args, resume, background=True)
+        return None if future is None else await asyncio.wrap_future(future)
+
+    def _start(self, fn: Callable, args: tuple, resume: bool, background: bool) -> Future | None:
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("a search is already running in this dashboard; wait() or stop() it first")
+        if self.stopped and not resume:
+            self._note(self._stopped_text() + " (Stop was pressed: not continuing; resume=True continues)")
+            self.draw()
+            return None
+        self.stopped = False
+        self.error = None
+        if getattr(fn, "__name__", "") == "run":
+            self.result = None
+        future: Future = Future()
+        self._busy = True
+        self.stop_button.disabled = self.search is None
+        if background:
+            self._thread = threading.Thread(target=self._work, args=(fn, args, future), name="nasviz-search",
+                                            daemon=True)
+            self._thread.start()
+        else:
+            self._work(fn, args, future)
+        return future
+
+    def _work(self, fn: Callable, args: tuple, future: Future) -> None:
+        value, error = None, None
         try:
-            self.result = self.search.run()
-            if not self.result.get("finished"):
-                self._note(f"stopped after generation {self.search.generation}; continue with "
-                           "dashboard.run(search), or later with Search.resume(run_dir)")
-        except BaseException as exc:  # shown, and re-raised by wait()
-            self.error = exc
+            value = fn(*args)
+            if getattr(fn, "__name__", "") == "run":
+                self.result = value
+        except BaseException as exc:  # shown, and re-raised by wait() and call()
+            error = self.error = exc
             self._note(f"<span style='color:#c00'>search failed: {html.escape(repr(exc))}</span>", raw=True)
         finally:
+            self._busy = False
             self.stop_button.disabled = True
+            unfinished = isinstance(value, dict) and value.get("finished") is False
+            if error is None and (self.stopped or unfinished) and not getattr(self.search, "done", False):
+                self._note(self._stopped_text() + "; the cells below show the run so far. Continue with "
+                           "await dash.call(search.run, resume=True), or later with Search.resume(run_dir)")
             self.draw(force=True)
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def _stopped_text(self) -> str:
+        search = self.search
+        if search is None:
+            return "stopped"
+        if getattr(search, "generation", 0) < 0:
+            return (f"stopped during the warm-up, after {search.warmup_done}/{search.config.warmup_steps} "
+                    "supernet steps")
+        return f"stopped after generation {search.generation}"
 
     def stop(self) -> None:
-        """Ask the search to stop at its next checkpoint (what the Stop button does)."""
-        if self.search is not None:
+        """Ask the search to stop at its next checkpoint (what the Stop button does): a running warm-up stops
+        after its current chunk of `checkpoint_every` steps, a generation when it ends. Later `call`s and `run`s
+        start nothing, so the rest of a Run All shows the run as it stopped."""
+        if self.search is None:
+            return
+        self.stop_button.disabled = True
+        if getattr(self.search, "done", False):
+            return  # a click that arrived after the search finished: nothing to stop, keep the status
+        self.stopped = True
+        if self._busy:
             self.search.request_stop()
-            self.stop_button.disabled = True
-            self._note("stopping at the next checkpoint…")
-            self.draw()
+        else:
+            self._note(self._stopped_text())
+        self.draw()
 
     def wait(self, timeout: float | None = None) -> dict | None:
-        """Wait for a background run to end; returns its result (re-raises its exception)."""
+        """Block until a background `run` ends; returns its result (re-raises its exception). In a notebook use
+        `await dash.call(search.run)` instead: a blocking wait keeps the kernel from handling the Stop button."""
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -165,6 +233,8 @@ class Dashboard(RunView):
         """Take one engine event (what `Search.subscribe` delivers; events.jsonl lines work too). Never raises."""
         try:
             with self._lock:
+                if self.stopped and self.running and self.search is not None:
+                    self.search.request_stop()  # again: Search.run() forgets a request made just before it began
                 self._handle(from_json(event) if isinstance(event, dict) else event)
         except Exception as exc:  # a drawing bug must never stop the search
             self.errors.append(traceback.format_exc())
@@ -271,8 +341,10 @@ class Dashboard(RunView):
                     bar.max = max(total, 1)
                     bar.value = min(value, bar.max)
                     bar.description = f"{_LABELS[name]} {value}/{total}"
-            if "status" in dirty:
-                self.status.value = self._status_html
+            if "status" in dirty or self.stopped:
+                pending = self.stopped and self._busy
+                self.status.value = ("<b>Stop pressed</b>: stopping at the next checkpoint · " if pending else
+                                     "") + self._status_html
             if "training" in dirty or "generation" in dirty:
                 rows = self._partial_rows()
                 self.draw_figure("training_curves", figures.training_curves_figure(rows))

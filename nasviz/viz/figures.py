@@ -33,6 +33,12 @@ GENERATION = "generation"
 HEIGHT = 380
 ROLE_NAMES = {"initial": "initial population", "parent": "parents", "offspring": "offspring"}
 ROLE_OFFSETS = {"initial": 0.0, "parent": -0.12, "offspring": 0.12}
+UNIFORM = 1 / len(CANDIDATE_OPS)
+"""An operation's share of a node's edges under uniform path sampling (1/7)."""
+EMPTY_NOTE = "no data yet"
+BLANK_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "showline": False, "ticks": "",
+              "title": {"text": ""}}
+"""An axis of a figure without data: drawn, but blank (`visible: False` breaks live FigureWidget views)."""
 
 
 @lru_cache(maxsize=1)
@@ -127,7 +133,29 @@ def _figure(traces: list, grid: Grid, title: str, height: int = HEIGHT, **layout
         **layout,
     }
     full["annotations"] = grid.layout["annotations"] + layout.get("annotations", [])
+    if not any(_has_points(t) for t in traces):  # no data: no meaningless default axes (-1..6, -1..4), a note
+        for key in [k for k in full if k.startswith(("xaxis", "yaxis"))]:
+            full[key] = {**full[key], **BLANK_AXIS}
+        if not layout.get("annotations"):
+            full["annotations"] = full["annotations"] + [_note(EMPTY_NOTE)]
     return go.Figure(data=traces, layout=full)
+
+
+def _has_points(t: Any) -> bool:
+    """Whether a trace (a plotly trace or its dict) has any data point; the y = x guide line does not count."""
+    props = t if isinstance(t, dict) else t.to_plotly_json()
+    if props.get("name") == "y = x":
+        return False
+    values = props.get("z") if props.get("type") == "heatmap" else props.get("y")
+    if values is None:
+        return False
+    flat = [v for row in values for v in (row if isinstance(row, (list, tuple)) else [row])]
+    return any(v is not None for v in flat)
+
+
+def _note(text: str) -> dict:
+    return {"text": text, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+            "font": {"size": 14, "color": "#888"}}
 
 
 def _generation_axis(rows: Sequence[Row]) -> dict[str, Any]:
@@ -274,8 +302,7 @@ def before_after_figure(rows: Sequence[Row], generation: int | None = None) -> g
     grid.y(1, 1, title=_axis_title("fitness after fine-tuning"))
     grid.x(1, 2, tickmode="array", tickvals=[0, 1], ticktext=["before", "after"], range=[-0.2, 1.2])
     grid.y(1, 2, autorange="reversed", title=_axis_title("rank"))
-    notes = [] if inds else [{"text": "no fine-tuned generation yet", "showarrow": False, "xref": "paper",
-                              "yref": "paper", "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#888"}}]
+    notes = [] if inds else [_note("no fine-tuned generation yet")]
     return _figure(traces, grid, title, annotations=notes)
 
 
@@ -320,10 +347,14 @@ def op_frequency_figure(rows: Sequence[Row], generation: int | None = None) -> g
         grid.y(1, col, autorange="reversed")
     return _figure(
         traces, grid, "Operations on the trained paths (uniform = 1/7 ≈ 0.14)", height=430,
-        coloraxis={"colorscale": "Blues", "cmin": 0, "colorbar": {"title": {"text": "freq."}, "x": 1.01, "y": 0.75,
-                                                                  "len": 0.48, "thickness": 10}},
-        coloraxis2={"colorscale": "RdBu", "cmid": 0, "reversescale": True,
-                    "colorbar": {"title": {"text": "Δ"}, "x": 1.01, "y": 0.23, "len": 0.48, "thickness": 10}},
+        # diverging scales anchored at uniform sampling: white = 1/7 (frequency) or 0 (difference), blue = more,
+        # red = less; fixed ranges, so sampling noise stays pale instead of filling the whole scale
+        coloraxis={"colorscale": "RdBu", "cmin": 0, "cmax": 2 * UNIFORM, "colorbar": {
+            "title": {"text": "freq."}, "x": 1.01, "y": 0.75, "len": 0.48, "thickness": 10,
+            "tickvals": [0, UNIFORM, 2 * UNIFORM], "ticktext": ["0", "1/7", "≥ 2/7"]}},
+        coloraxis2={"colorscale": "RdBu", "cmin": -2 * UNIFORM, "cmax": 2 * UNIFORM, "colorbar": {
+            "title": {"text": "Δ"}, "x": 1.01, "y": 0.23, "len": 0.48, "thickness": 10,
+            "tickvals": [-2 * UNIFORM, 0, 2 * UNIFORM], "ticktext": ["≤ −2/7", "0", "≥ +2/7"]}},
         margin={"l": 120, "r": 20, "t": 95, "b": 45},
     )
 

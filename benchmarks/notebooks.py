@@ -1,0 +1,89 @@
+"""notebooks: wall time of each notebook of the series, run headless with papermill at one preset.
+
+The timings a teacher plans a class with: each notebook is executed by papermill (a fresh kernel, headless, as
+`python -m nasviz batch` runs it) in order, 01 to 06, in a temporary folder; 04 trains the contenders of the
+search 03 just made, 06 reads the runs 03 and 05 wrote. Reported per notebook: seconds (kernel start included)
+and status; the figure is the total.
+
+    python -m benchmarks notebooks                      # the class preset (the default here)
+    python -m benchmarks notebooks --set preset=quick   # the notebooks' own default preset
+    python -m benchmarks notebooks --quick              # smoke preset: does every notebook run?
+
+Parameters per notebook: `preset` (and `live=False` for 03); 05 keeps its own small-search `overrides` except
+at smoke, where it gets `overrides={}` (its documented dry run); 04 and 05 keep their from-scratch budgets
+(`--quick` and `tiny` shrink them). No goal: the numbers are for the notebooks' and the teacher's guide's
+stated times, which must match a measurement.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+
+NAMES = ("01_search_space.ipynb", "02_supernet.ipynb", "03_search.ipynb", "04_train_from_scratch.ipynb",
+         "05_ablation.ipynb", "06_compare_runs.ipynb")
+SCRATCH_QUICK = {"epochs": 1, "channels": 4, "layers": 3, "train_size": 512, "test_size": 500, "batch_size": 32}
+SCRATCH_TINY = {"epochs": 1, "channels": 4, "layers": 3, "train_size": 128, "test_size": 128, "batch_size": 32}
+
+
+def parameters(name: str, preset: str, tmp: Path, *, quick: bool, tiny: bool) -> dict[str, Any]:
+    """papermill parameters of notebook `name` at `preset`, its outputs under `tmp`."""
+    search = {k: v for k, v in common.TINY_SEARCH.items() if k != "checkpoint_every"} if tiny else {}
+    scratch = SCRATCH_TINY if tiny else SCRATCH_QUICK if quick else {}
+    if name.startswith("01"):
+        return {"preset": preset}
+    if name.startswith("02"):
+        return {"preset": preset, **({"warmup_steps": 8, "overrides": search} if tiny else {})}
+    if name.startswith("03"):
+        return {"preset": preset, "live": False, "out": str(tmp / "search"), "overrides": search}
+    if name.startswith("04"):
+        run_dir = tmp / "search"
+        return {"preset": preset, "run_dir": str(run_dir) if (run_dir / "checkpoint.pt").is_file() else None,
+                "overrides": search, "out": str(tmp / "scratch"), **scratch}
+    if name.startswith("05"):
+        extra = {"overrides": search} if tiny else {"overrides": {}} if preset == "smoke" else {}
+        if tiny:
+            extra.update(variants=["sft-ga", "random"], kendall_archs=3)
+        return {"preset": preset, "out": str(tmp / "ablation"), **extra, **({"scratch": scratch} if scratch else {})}
+    return {"runs_dir": str(tmp), "preset": preset}
+
+
+def run(quick: bool = False, *, tiny: bool = False, preset: str | None = None,
+        notebooks: list[str] | None = None) -> dict[str, Any]:
+    from nasviz.headless.execute import execute, notebook_dir
+
+    started, load_before = common.now(), common.loadavg()
+    preset = preset or ("smoke" if quick or tiny else "class")
+    chosen = [n for n in NAMES if notebooks is None or n in notebooks or n[:2] in notebooks]
+    if not chosen:
+        raise ValueError(f"notebooks={notebooks!r} names none of {', '.join(NAMES)} (or their numbers 01..06)")
+    timings: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="nasviz-bench-notebooks-") as tmp:
+        folder = Path(tmp)
+        for name in chosen:
+            params = parameters(name, preset, folder, quick=quick, tiny=tiny)
+            outcome = execute(notebook_dir() / name, folder / name, params, cwd=folder)
+            timings[name] = {"seconds": outcome["seconds"], "status": outcome["status"], "error": outcome["error"],
+                             "parameters": params}
+    for record in timings.values():  # the temporary folder is gone: keep the parameters readable, not its path
+        record["parameters"] = {k: (Path(v).name if isinstance(v, str) and v.startswith(tmp) else v)
+                                for k, v in record["parameters"].items()}
+    total = sum(t["seconds"] for t in timings.values())
+    failed = [n for n, t in timings.items() if t["status"] != "ok"]
+    return common.result(
+        "notebooks",
+        figure=f"wall time of the notebooks at the {preset} preset (papermill, kernel start included)",
+        value=common.rounded(total, 1),
+        unit="s",
+        goal=None,
+        met=None,
+        inputs={"preset": preset, "notebooks": chosen, "quick": quick, "tiny": tiny},
+        results={"seconds": {n: t["seconds"] for n, t in timings.items()}, "failed": failed, "runs": timings},
+        load_before=load_before,
+        started=started,
+        notes=["each notebook in a fresh kernel, in order; the load average tells how busy the machine was: on a "
+               "loaded 2-core machine expect up to 4x the idle times (docs/benchmarks.md)"],
+    )
