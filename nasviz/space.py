@@ -415,6 +415,16 @@ def get_space(name: str | SearchSpace) -> SearchSpace:
     return SPACES[name]
 
 
+def space_of(genotype: Genotype) -> SearchSpace:
+    """The built-in space `genotype` belongs to (the first of `SPACES` that accepts it; DARTS if none does)."""
+    for space in SPACES.values():
+        try:
+            return space.check(genotype) and space
+        except GenotypeError:
+            continue
+    return DARTS
+
+
 def sample_genotype(rng: random.Random) -> Genotype:
     """Draw a genotype of the DARTS space uniformly at random (see `SearchSpace.sample`)."""
     return DARTS.sample(rng)

@@ -166,3 +166,20 @@ def test_reports_of_mini_runs_show_the_truth(tmp_path, table_file):
         for i in row["individuals"]:
             i.pop("truth")
     assert set(all_figures(darts)) == set(FIGURES)
+
+
+def test_figures_and_cell_drawings_follow_the_space(tmp_path, table_file):
+    from nasviz.viz.cells import cell_dot, cell_figure
+    from nasviz.viz.figures import op_frequency_figure, trace
+
+    g = MINI.sample(__import__("random").Random(0))
+    dot = cell_dot(g, "normal")
+    assert dot.count(' -> "') == 2 * 2 + 2  # 4 operation edges, then 2 nodes into the output
+    nodes = trace(cell_figure(g, "normal"), "nodes")
+    assert len(nodes.x) == 2 + 2 + 1  # two inputs, two nodes, the output
+    Search(mini(table=str(table_file)), tmp_path / "run").run()
+    fig = op_frequency_figure(load_history(tmp_path / "run"))
+    warm = trace(fig, "warm-up")
+    assert list(warm.x) == list(MINI.ops) and len(warm.y) == 2 * MINI.nodes
+    assert all(abs(sum(row) - 1) < 1e-9 for row in warm.z)  # each node's edges: one op each, in the space
+    assert "1/4" in fig.layout.title.text

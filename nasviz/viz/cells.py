@@ -45,29 +45,31 @@ def _check_cell_type(cell_type: str) -> None:
         raise ValueError(f"cell_type={cell_type!r} is not allowed; allowed: normal, reduce (or None for both)")
 
 
-def _node_name(index: int) -> str:
-    """Name of state `index` of a cell: 0/1 are the inputs, 2-5 the intermediate nodes 0-3, 6 the output."""
-    return _INPUTS[index] if index < 2 else _OUTPUT if index == 2 + NODES else str(index - 2)
+def _node_name(index: int, nodes: int = NODES) -> str:
+    """Name of state `index` of a cell of `nodes` nodes: 0/1 are the inputs, 2..nodes+1 the intermediate nodes
+    0..nodes-1, nodes+2 the output."""
+    return _INPUTS[index] if index < 2 else _OUTPUT if index == 2 + nodes else str(index - 2)
 
 
 def _cell_lines(genotype: GenotypeLike, cell_type: str, prefix: str = "") -> list[str]:
     """DOT statements for one cell; node ids get `prefix` (labels stay DARTS's names)."""
     _check_cell_type(cell_type)
     edges = as_genotype(genotype).cell(cell_type)
+    nodes = len(edges) // 2
 
     def node(name: str, kind: str) -> str:
         label = f", label={_LABELS[name]}" if name in _LABELS else (f', label="{name}"' if prefix else "")
         return f'"{prefix}{name}" [fillcolor={_FILL[kind]}{label}];'
 
     lines = [node(name, "input") for name in _INPUTS]
-    lines += [node(str(j), "node") for j in range(NODES)]
+    lines += [node(str(j), "node") for j in range(nodes)]
     lines.append(node(_OUTPUT, "output"))
-    for j in range(NODES):
+    for j in range(nodes):
         for op, inp in edges[2 * j : 2 * j + 2]:
             color = OP_COLORS[op]
-            lines.append(f'"{prefix}{_node_name(inp)}" -> "{prefix}{j}" [label="{op}", color="{color}", '
+            lines.append(f'"{prefix}{_node_name(inp, nodes)}" -> "{prefix}{j}" [label="{op}", color="{color}", '
                          f'fontcolor="{color}"];')
-    lines += [f'"{prefix}{j}" -> "{prefix}{_OUTPUT}" [color=gray];' for j in range(NODES)]
+    lines += [f'"{prefix}{j}" -> "{prefix}{_OUTPUT}" [color=gray];' for j in range(nodes)]
     return lines
 
 
@@ -161,12 +163,13 @@ def show_cells(genotype: GenotypeLike, cell_type: str | None = None):
 
 
 # --- plotly fallback ----------------------------------------------------------------------------------------
-def _positions() -> dict[int, tuple[float, float]]:
-    """Layout of a cell's states (0, 1: inputs; 2-5: nodes 0-3; 6: output): nodes zigzag left to right."""
+def _positions(nodes: int = NODES) -> dict[int, tuple[float, float]]:
+    """Layout of a cell's states (0, 1: inputs; 2..nodes+1: the nodes; nodes+2: output): nodes zigzag left to
+    right."""
     pos = {0: (0.0, 0.8), 1: (0.0, -0.8)}
-    for j in range(NODES):
+    for j in range(nodes):
         pos[j + 2] = (1.4 + 1.2 * j, 0.9 if j % 2 == 0 else -0.9)
-    pos[6] = (1.4 + 1.2 * NODES + 0.4, 0.0)
+    pos[nodes + 2] = (1.4 + 1.2 * nodes + 0.4, 0.0)
     return pos
 
 
@@ -194,7 +197,8 @@ def cell_figure(genotype: GenotypeLike, cell_type: str | None = "normal"):
     g = as_genotype(genotype)
     fig = make_subplots(rows=1, cols=len(types), subplot_titles=[CELL_TITLES[t] for t in types],
                         horizontal_spacing=0.04)
-    pos = _positions()
+    nodes = g.n_nodes
+    pos, out = _positions(nodes), nodes + 2
     steps = [k / 16 for k in range(17)]
     shown: set[str] = set()
     for col, t in enumerate(types, start=1):
@@ -218,26 +222,27 @@ def cell_figure(genotype: GenotypeLike, cell_type: str | None = "normal"):
                                      line={"color": OP_COLORS[op], "width": 2}, hoverinfo="skip"), row=1, col=col)
             shown.add(op)
         cx, cy = [], []
-        for j in range(NODES):
+        for j in range(nodes):
             p0 = pos[j + 2]
-            cx += [p0[0], pos[6][0], None]
-            cy += [p0[1], pos[6][1], None]
-            arrows.append((_lerp(p0, pos[6], 0.78), _lerp(p0, pos[6], 0.84), "#bbbbbb"))
+            cx += [p0[0], pos[out][0], None]
+            cy += [p0[1], pos[out][1], None]
+            arrows.append((_lerp(p0, pos[out], 0.78), _lerp(p0, pos[out], 0.84), "#bbbbbb"))
         fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name="concat", showlegend=False, hoverinfo="skip",
                                  line={"color": "#cccccc", "width": 1.5}), row=1, col=col)
         fig.add_trace(go.Scatter(x=label_x, y=label_y, mode="text", text=labels, name="op labels", showlegend=False,
                                  textfont={"color": label_colors, "size": 10}, hoverinfo="text"), row=1, col=col)
-        fig.add_trace(go.Scatter(x=[pos[i][0] for i in range(7)], y=[pos[i][1] for i in range(7)],
-                                 mode="markers+text", text=[_plotly_label(_node_name(i)) for i in range(7)],
+        fig.add_trace(go.Scatter(x=[pos[i][0] for i in range(out + 1)], y=[pos[i][1] for i in range(out + 1)],
+                                 mode="markers+text",
+                                 text=[_plotly_label(_node_name(i, nodes)) for i in range(out + 1)],
                                  name="nodes", showlegend=False, textfont={"size": 11}, hoverinfo="text",
                                  marker={"size": 40, "symbol": "square", "color": ["#c1ffc1"] * 2
-                                         + ["#add8e6"] * NODES + ["#eee8aa"], "line": {"width": 1.5, "color": "#333"}}),
+                                         + ["#add8e6"] * nodes + ["#eee8aa"], "line": {"width": 1.5, "color": "#333"}}),
                       row=1, col=col)
         for (ax, ay), (x, y), color in arrows:
             fig.add_annotation(x=x, y=y, ax=ax, ay=ay, xref=f"x{axis}", yref=f"y{axis}", axref=f"x{axis}",
                                ayref=f"y{axis}", showarrow=True, arrowhead=2, arrowsize=1.3, arrowwidth=1.5,
                                arrowcolor=color, text="")
-    fig.update_xaxes(visible=False, range=[-0.5, pos[6][0] + 0.5])
+    fig.update_xaxes(visible=False, range=[-0.5, pos[out][0] + 0.5])
     fig.update_yaxes(visible=False, range=[-1.6, 1.6])
     fig.update_layout(template="plotly_white", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       legend={"orientation": "h", "y": -0.02, "font": {"size": 10}}, uirevision="nasviz")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from nasviz.space import CANDIDATE_OPS, CELL_TYPES, NODES, Genotype
+from nasviz.space import CELL_TYPES, DARTS, NODES, Genotype, SearchSpace, space_of
 
 Row = dict[str, Any]
 """One history row (a history.jsonl line): see `nasviz.recorder.history_row`."""
@@ -53,22 +53,29 @@ def as_genotype(genotype: GenotypeLike) -> Genotype:
     return genotype if isinstance(genotype, Genotype) else _parse_text(str(genotype))
 
 
-def node_labels() -> list[str]:
-    """Row labels of the per-node matrices: 'normal · node 0' ... 'reduce · node 3'."""
-    return [f"{cell} · node {j}" for cell in CELL_TYPES for j in range(NODES)]
+def node_labels(nodes: int = NODES) -> list[str]:
+    """Row labels of the per-node matrices: 'normal · node 0' ... 'reduce · node 3' (for `nodes` per cell)."""
+    return [f"{cell} · node {j}" for cell in CELL_TYPES for j in range(nodes)]
 
 
-def op_counts(paths: Iterable[GenotypeLike]) -> list[list[int]]:
-    """How often each operation is used on each node's two edges: 8 rows (normal nodes, reduce nodes) x 7 ops."""
-    counts = [[0] * len(CANDIDATE_OPS) for _ in range(2 * NODES)]
-    index = {op: k for k, op in enumerate(CANDIDATE_OPS)}
+def paths_space(paths: Sequence[GenotypeLike]) -> SearchSpace:
+    """The search space of a list of paths (that of the first; the DARTS space when there is none)."""
+    return space_of(as_genotype(paths[0])) if paths else DARTS
+
+
+def op_counts(paths: Sequence[GenotypeLike], space: SearchSpace | None = None) -> list[list[int]]:
+    """How often each operation is used on each node's two edges: one row per node (normal nodes, then reduce
+    nodes; 8 in the DARTS space) x one column per operation of the space (7 in DARTS)."""
+    space = space or paths_space(paths)
+    counts = [[0] * len(space.ops) for _ in range(2 * space.nodes)]
+    index = {op: k for k, op in enumerate(space.ops)}
     for path in paths:
         g = as_genotype(path)
         for c, cell in enumerate(CELL_TYPES):
             edges = g.cell(cell)
-            for j in range(NODES):
+            for j in range(space.nodes):
                 for op, _inp in edges[2 * j : 2 * j + 2]:
-                    counts[c * NODES + j][index[op]] += 1
+                    counts[c * space.nodes + j][index[op]] += 1
     return counts
 
 
@@ -111,7 +118,7 @@ def cell_summary(genotype: GenotypeLike, cell_type: str) -> str:
     """One cell as short text, node by node: 'sep3←0 sep3←1 | ...' (input 0/1 are c_{k-2}/c_{k-1})."""
     edges = as_genotype(genotype).cell(cell_type)
     return " | ".join(
-        " ".join(f"{OP_SHORT[op]}←{inp}" for op, inp in edges[2 * j : 2 * j + 2]) for j in range(NODES)
+        " ".join(f"{OP_SHORT[op]}←{inp}" for op, inp in edges[2 * j : 2 * j + 2]) for j in range(len(edges) // 2)
     )
 
 

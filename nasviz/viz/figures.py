@@ -25,6 +25,7 @@ from nasviz.viz.common import (
     genotype_ids,
     node_labels,
     op_counts,
+    paths_space,
     ranks,
 )
 
@@ -323,14 +324,15 @@ def op_frequency_figure(rows: Sequence[Row], generation: int | None = None) -> g
     """
     warm = trained_paths(rows, "warmup")
     tune = trained_paths(rows, "finetune", generation)
-    labels = node_labels()
-    ops = list(CANDIDATE_OPS)
+    space = paths_space(warm or tune)
+    labels = node_labels(space.nodes)
+    ops = list(space.ops)
     fine_title = "fine-tuning" + (f", gen. {generation}" if generation is not None else "")
     grid = Grid(1, 3, (f"warm-up<br>{len(warm)} paths", f"{fine_title}<br>{len(tune)} paths",
                        "difference<br>fine-tuning − warm-up"), hspace=0.035, shared_y=True)
     traces, freqs = [], {}
     for col, (name, paths) in enumerate((("warm-up", warm), ("fine-tuning", tune)), start=1):
-        counts = op_counts(paths)
+        counts = op_counts(paths, space)
         z = [[n / (2 * len(paths)) for n in row] for row in counts] if paths else [[None] * len(ops) for _ in labels]
         freqs[name] = z
         traces.append(go.Heatmap(z=z, x=ops, y=labels, name=name, customdata=counts, coloraxis="coloraxis",
@@ -345,16 +347,18 @@ def op_frequency_figure(rows: Sequence[Row], generation: int | None = None) -> g
         grid.x(1, col, tickangle=60, tickfont={"size": 10}, tickmode="array", tickvals=ops,
                ticktext=[OP_SHORT[op] for op in ops])
         grid.y(1, col, autorange="reversed")
+    k = len(ops)
+    uniform = 1 / k
     return _figure(
-        traces, grid, "Operations on the trained paths (uniform = 1/7 ≈ 0.14)", height=430,
-        # diverging scales anchored at uniform sampling: white = 1/7 (frequency) or 0 (difference), blue = more,
+        traces, grid, f"Operations on the trained paths (uniform = 1/{k} ≈ {uniform:.2f})", height=430,
+        # diverging scales anchored at uniform sampling: white = 1/k (frequency) or 0 (difference), blue = more,
         # red = less; fixed ranges, so sampling noise stays pale instead of filling the whole scale
-        coloraxis={"colorscale": "RdBu", "cmin": 0, "cmax": 2 * UNIFORM, "colorbar": {
+        coloraxis={"colorscale": "RdBu", "cmin": 0, "cmax": 2 * uniform, "colorbar": {
             "title": {"text": "freq."}, "x": 1.01, "y": 0.75, "len": 0.48, "thickness": 10,
-            "tickvals": [0, UNIFORM, 2 * UNIFORM], "ticktext": ["0", "1/7", "≥ 2/7"]}},
-        coloraxis2={"colorscale": "RdBu", "cmin": -2 * UNIFORM, "cmax": 2 * UNIFORM, "colorbar": {
+            "tickvals": [0, uniform, 2 * uniform], "ticktext": ["0", f"1/{k}", f"≥ 2/{k}"]}},
+        coloraxis2={"colorscale": "RdBu", "cmin": -2 * uniform, "cmax": 2 * uniform, "colorbar": {
             "title": {"text": "Δ"}, "x": 1.01, "y": 0.23, "len": 0.48, "thickness": 10,
-            "tickvals": [-2 * UNIFORM, 0, 2 * UNIFORM], "ticktext": ["≤ −2/7", "0", "≥ +2/7"]}},
+            "tickvals": [-2 * uniform, 0, 2 * uniform], "ticktext": [f"≤ −2/{k}", "0", f"≥ +2/{k}"]}},
         margin={"l": 120, "r": 20, "t": 95, "b": 45},
     )
 
