@@ -114,13 +114,6 @@ class Search(events.Publisher):
                 search_params(genotype, d.shape[0], d.num_classes, c.channels, c.layers)
         return self._params_cache[key]
 
-    def truth_of(self, genotype: Genotype) -> dict[str, Any] | None:
-        """`genotype`'s ground truth: its table accuracy and percentile (None without a table)."""
-        if self.truth is None:
-            return None
-        return {"accuracy": round(self.truth.accuracy(genotype), 6),
-                "percentile": round(self.truth.percentile(genotype), 2)}
-
     # --- the steps --------------------------------------------------------------------------------------
     def warmup(self) -> dict | None:
         """Finish the warm-up (uniform path sampling), then draw and evaluate the initial population.
@@ -221,7 +214,8 @@ class Search(events.Publisher):
 
     def _newcomers(self, genotypes: list[Genotype], role: str) -> Population:
         self.seen.update(self.space.key(g) for g in genotypes)
-        return Population(Individual(g, self.params_of(g), role, truth=self.truth_of(g)) for g in genotypes)
+        truth = self.truth.summary if self.truth is not None else lambda g: None
+        return Population(Individual(g, self.params_of(g), role, truth=truth(g)) for g in genotypes)
 
     def _train(self, sampler: PathSampler, steps: int, phase: str, generation: int, lr: float,
                log: events.TrainLog) -> None:
@@ -245,9 +239,7 @@ class Search(events.Publisher):
 
     def _measure(self, individual: Individual, generation: int, stage: str) -> float:
         if self.supernet is None:  # fitness from the table
-            value = self.truth.accuracy(individual.genotype)
-            if self.config.table_noise:
-                value += self.rng_noise.gauss(0.0, self.config.table_noise)
+            value = self.truth.noisy_accuracy(individual.genotype, self.config.table_noise, self.rng_noise)
         else:
             value = fitness(self.supernet, individual.genotype, self.calibration, self.fitness_batches)
         self.evaluations += 1
@@ -287,7 +279,7 @@ class Search(events.Publisher):
         """Continue from a `state_dict()`; CheckpointError where it does not fit this search."""
         restore_state(self, state, self.recorder.last_checkpoint or "the checkpoint")
         for individual in self.population:
-            individual.truth = self.truth_of(individual.genotype)
+            individual.truth = self.truth.summary(individual.genotype) if self.truth is not None else None
 
     def _checkpoint(self) -> None:
         if self.run_dir is None:

@@ -92,6 +92,14 @@ class Table:
                              f"{', '.join(map(str, sorted(entry.accuracy_by_seed)))}")
         return entry.accuracy_by_seed[seed]
 
+    def noisy_accuracy(self, genotype: Genotype | str, sd: float, rng) -> float:
+        """`accuracy` plus Gaussian noise of standard deviation `sd` drawn from `rng` (none when `sd` is 0)."""
+        return self.accuracy(genotype) + (rng.gauss(0.0, sd) if sd else 0.0)
+
+    def summary(self, genotype: Genotype | str) -> dict[str, float]:
+        """The ground truth a run records per individual: accuracy and percentile (rounded)."""
+        return {"accuracy": round(self.accuracy(genotype), 6), "percentile": round(self.percentile(genotype), 2)}
+
     def rank(self, genotype: Genotype | str) -> int:
         """1 for the best network; networks of equal accuracy share the better rank."""
         accuracy = self.entry(genotype).accuracy
