@@ -145,8 +145,10 @@ class Dashboard(RunView):
         return None if future is None else await asyncio.wrap_future(future)
 
     def _start(self, fn: Callable, args: tuple, resume: bool, background: bool) -> Future | None:
-        if self._thread is not None and self._thread.is_alive():
+        if self._busy:
             raise RuntimeError("a search is already running in this dashboard; wait() or stop() it first")
+        if self._thread is not None:
+            self._thread.join()  # its work is done (a call awaiting it may resume before the thread has ended)
         if self.stopped and not resume:
             self._note(self._stopped_text() + " (Stop was pressed: not continuing; resume=True continues)")
             self.draw()
