@@ -456,6 +456,14 @@ def fitness_vs_params_figure(rows: Sequence[Row]) -> go.Figure:
     return _figure(traces, grid, "Fitness vs parameters")
 
 
+def fitness_vs_flops_figure(rows: Sequence[Row]) -> go.Figure:
+    """Fitness vs FLOPs per image of everything evaluated, the non-dominated (Pareto) front marked
+    (`nasviz.viz.front.front_figure`); empty for histories that did not record FLOPs."""
+    from nasviz.viz.front import front_figure  # front builds on this module
+
+    return front_figure(rows, "flops")
+
+
 FIGURES = {
     "fitness": fitness_figure,
     "parents_offspring": parents_offspring_figure,
@@ -464,6 +472,7 @@ FIGURES = {
     "training_curves": training_curves_figure,
     "diversity": diversity_figure,
     "fitness_vs_params": fitness_vs_params_figure,
+    "fitness_vs_flops": fitness_vs_flops_figure,
 }
 """Every figure by name, each `f(rows) -> go.Figure`."""
 
