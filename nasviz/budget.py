@@ -46,13 +46,14 @@ class Sizes:
 
     def __init__(self, measure: Callable[[Genotype], Size], key: Callable[[Genotype], str]) -> None:
         self.measure, self.key = measure, key
-        self._cache: dict[str, Size] = {}
+        self.measured: dict[str, Size] = {}
+        """Every size measured so far, by genotype key."""
 
     def __call__(self, genotype: Genotype) -> Size:
         key = self.key(genotype)
-        if key not in self._cache:
-            self._cache[key] = self.measure(genotype)
-        return self._cache[key]
+        if key not in self.measured:
+            self.measured[key] = self.measure(genotype)
+        return self.measured[key]
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,7 @@ class Search(events.Publisher):
             if not self.limits:
                 raise
             raise ConfigError(f"{self.limits} leaves too few unseen networks for generation {self.generation + 1} "
-                              f"({exc}); allowed: larger limits or none (resume with --override to change them)") \
+                              f"({exc}); allowed: larger limits or none") \
                 from None
 
     def _size_rule(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from nasviz.errors import ConfigError
 from nasviz.ga import pareto_front
 from nasviz.viz.common import Row, genotype_ids
-from nasviz.viz.figures import FITNESS, GENERATION, Grid, _axis_title, _figure
+from nasviz.viz.layout import FITNESS, GENERATION, Grid, _axis_title, _figure
 
 SIZES = {"flops": "FLOPs per image (search network)", "params": "parameters (search network)"}
 
