@@ -17,6 +17,7 @@ FITNESS = ("supernet", "table")
 SPACE_LAYOUT: dict[str, dict[str, Any]] = {"mini": {"image_size": 14, "layers": 3}}
 """What choosing a space also sets, unless given: mini searches at its ground-truth table's layout."""
 PATH_SAMPLING = ("population", "region", "uniform")
+OBJECTIVES = ("fitness", "pareto")
 RESUMABLE_CHANGES = ("generations", "device", "data_root", "checkpoint_every")
 """Settings that may differ when resuming without `force` (extend a run, move it, checkpoint more often)."""
 
@@ -125,6 +126,18 @@ class SearchConfig:
     from P ∪ Q's frequencies) or uniform (plain SPOS, no focusing)."""
     reevaluate_parents: bool = True
     """Re-evaluate the parents with the fine-tuned weights (fair comparison) instead of keeping old fitness."""
+    # --- size budget and objective
+    max_params: int | None = setting(None, low=1)
+    """Largest parameter count of a network the search may evaluate (its search-width network, as history.jsonl
+    counts it; with fitness=table, the table's); None: no limit. The initial population, the offspring and random
+    search's samples are re-drawn until within; limits that leave too few networks are refused before training."""
+    max_flops: int | None = setting(None, low=1)
+    """Largest FLOPs per image (torch's FLOP counter, search-width network; with fitness=table, the table's) of a
+    network the search may evaluate; None: no limit."""
+    objective: str = setting("fitness", choices=OBJECTIVES)
+    """What survives each generation: fitness (the best N; ties: fewer parameters) or pareto (NSGA-II: whole
+    non-dominated fronts on fitness up, parameters down, the last one cut by crowding distance; result.json then
+    lists the final population's front)."""
     # --- reporting
     record_before: bool = True
     """Also measure the offspring's fitness before fine-tuning (the 'before' of the before/after figures)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -24,6 +24,8 @@ from nasviz.space import DARTS, Edge, Genotype, SearchSpace
 
 Node = tuple[Edge, Edge]
 T = TypeVar("T")
+Accept = Callable[[Genotype], bool]
+"""A predicate on genotypes (e.g. size limits): the generation functions draw only genotypes it accepts."""
 
 __all__ = [
     "Region",
@@ -105,14 +107,15 @@ def mutate(g: Genotype, rng: random.Random, p_m: float, space: SearchSpace = DAR
     return space.from_genes(nodes)
 
 
-def _fresh(rng: random.Random, taken: set[str], seen: set[str], max_tries: int, space: SearchSpace) -> Genotype:
-    """A random genotype whose key is in neither `taken` nor `seen`."""
+def _fresh(rng: random.Random, taken: set[str], seen: set[str], max_tries: int, space: SearchSpace,
+           accept: Accept | None = None) -> Genotype:
+    """A random genotype whose key is in neither `taken` nor `seen` (and that `accept` accepts, if given)."""
     for _ in range(max_tries):
         g = space.sample(rng)
         key = space.key(g)
-        if key not in seen and key not in taken:
+        if key not in seen and key not in taken and (accept is None or accept(g)):
             return g
-    raise RuntimeError(f"no unseen genotype found in {max_tries} random draws")
+    raise RuntimeError(f"no unseen{' acceptable' if accept else ''} genotype found in {max_tries} random draws")
 
 
 def make_offspring(
@@ -127,11 +130,13 @@ def make_offspring(
     params: Sequence[int] | None = None,
     max_tries: int = 1000,
     space: SearchSpace = DARTS,
+    accept: Accept | None = None,
 ) -> list[Genotype]:
     """`n` new children: two binary tournaments pick the parents, then crossover, then mutation.
 
-    A child whose key is in `seen` (everything evaluated so far) or was already produced in this batch is
-    re-drawn; after `max_tries` failed draws for one child, a fresh unseen random genotype takes its place.
+    A child whose key is in `seen` (everything evaluated so far) or was already produced in this batch, or that
+    `accept` (if given) refuses, is re-drawn; after `max_tries` failed draws for one child, a fresh unseen random
+    genotype that `accept` accepts takes its place (RuntimeError if none is found in `max_tries` draws).
     `seen` is not modified: add the children's keys yourself once they are evaluated.
     """
     if len(parents) == 0:
@@ -148,22 +153,25 @@ def make_offspring(
             a = parents[binary_tournament(fitness, rng, params)]
             b = parents[binary_tournament(fitness, rng, params)]
             candidate = mutate(crossover(a, b, rng, p_c, space), rng, p_m, space)
-            if space.key(candidate) not in seen and space.key(candidate) not in taken:
+            if space.key(candidate) not in seen and space.key(candidate) not in taken and \
+                    (accept is None or accept(candidate)):
                 child = candidate
                 break
         if child is None:
-            child = _fresh(rng, taken, seen, max_tries, space)
+            child = _fresh(rng, taken, seen, max_tries, space, accept)
         taken.add(space.key(child))
         children.append(child)
     return children
 
 
-def random_population(n: int, rng: random.Random, seen: set[str], space: SearchSpace = DARTS) -> list[Genotype]:
-    """`n` distinct random genotypes, none of whose keys is in `seen` (which is not modified)."""
+def random_population(n: int, rng: random.Random, seen: set[str], space: SearchSpace = DARTS, *,
+                      accept: Accept | None = None, max_tries: int = 10_000) -> list[Genotype]:
+    """`n` distinct random genotypes, none of whose keys is in `seen` (which is not modified) and each accepted
+    by `accept` if given; RuntimeError if `max_tries` draws find none for one of them."""
     population: list[Genotype] = []
     taken: set[str] = set()
     for _ in range(n):
-        g = _fresh(rng, taken, seen, 10_000, space)
+        g = _fresh(rng, taken, seen, max_tries, space, accept)
         taken.add(space.key(g))
         population.append(g)
     return population

@@ -27,6 +27,8 @@ class Individual:
     evaluated_at: int = -1
     truth: dict[str, Any] | None = None
     """Ground truth from a table (accuracy, percentile) where the space has one; never used for selection."""
+    flops: int | None = None
+    """FLOPs per image of its search-width network (None where not counted, e.g. read back from a checkpoint)."""
 
     def as_parent(self) -> Individual:
         """This individual entering the next generation as a parent: its fitness so far is its 'before'."""
@@ -35,7 +37,8 @@ class Individual:
     def to_json(self) -> dict[str, Any]:
         """As a history.jsonl row lists it."""
         row = {"genotype": str(self.genotype), "role": self.role, "fitness": self.fitness,
-               "fitness_before": self.fitness_before, "params": self.params, "selected": self.selected,
+               "fitness_before": self.fitness_before, "params": self.params,
+               **({} if self.flops is None else {"flops": self.flops}), "selected": self.selected,
                "evaluated_at_step": self.evaluated_at}
         return row if self.truth is None else {**row, "truth": self.truth}
 
@@ -71,10 +74,15 @@ class Population:
     def params(self) -> list[int]:
         return [m.params for m in self.members]
 
-    def select(self, n: int) -> Population:
+    def select(self, n: int, pareto: bool = False) -> Population:
         """Environmental selection: mark the best `n` (ties: fewer parameters, then order) as selected and return
-        them, best first."""
-        order = ga.environmental_selection(self.fitness, self.params, n)
+        them, best first. With `pareto`, the `n` kept are NSGA-II's (`ga.pareto_selection` on fitness up,
+        parameters down), still returned best first."""
+        if pareto:
+            kept = set(ga.pareto_selection(self.fitness, self.params, n))
+            order = [i for i in ga.environmental_selection(self.fitness, self.params, len(self)) if i in kept]
+        else:
+            order = ga.environmental_selection(self.fitness, self.params, n)
         for i in order:
             self.members[i].selected = True
         return Population(self.members[i] for i in order)

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nasviz import rundir
+from nasviz import ga, rundir
 from nasviz.errors import CheckpointError, NasvizError, one_line
 from nasviz.events import Event, TrainLog
-from nasviz.population import Population
+from nasviz.population import Individual, Population
 from nasviz.version import __version__
 
 if TYPE_CHECKING:
@@ -99,10 +99,10 @@ def history_row(search: Search, region: Population, trained: TrainLog) -> dict[s
 
 
 def search_result(search: Search) -> dict[str, Any]:
-    """result.json's content: best genotype and fitness, top-k, method, switches, budgets, versions."""
+    """result.json's content: best genotype and fitness, top-k, method, switches, budgets, versions; with
+    objective=pareto, the final population's non-dominated front."""
     c = search.config
-    top = [{"genotype": str(i.genotype), "fitness": i.fitness, "params": i.params}
-           for i in list(search.population)[: c.top_k]]
+    top = [_summary(i) for i in list(search.population)[: c.top_k]]
     return {
         "finished": search.done,
         "best_genotype": top[0]["genotype"] if top else None,
@@ -126,7 +126,22 @@ def search_result(search: Search) -> dict[str, Any]:
         "device": str(search.device),
         "versions": {"nasviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
         **({"truth": _truth_summary(search)} if search.truth is not None and len(search.population) else {}),
+        **({"objective": c.objective, "front": pareto_front(search.population)} if c.objective == "pareto" else {}),
     }
+
+
+def _summary(individual: Individual) -> dict[str, Any]:
+    """An individual as result.json lists it: genotype, fitness, params and (where counted) FLOPs."""
+    flops = {} if individual.flops is None else {"flops": individual.flops}
+    return {"genotype": str(individual.genotype), "fitness": individual.fitness, "params": individual.params,
+            **flops}
+
+
+def pareto_front(population: Population) -> list[dict[str, Any]]:
+    """The members of `population` no other member dominates on (fitness up, params down), fewest params first."""
+    front = ga.non_dominated_sort(ga.size_objectives(population.fitness, population.params))
+    members = [population[i] for i in (front[0] if front else [])]
+    return [_summary(i) for i in sorted(members, key=lambda i: (i.params, -i.fitness))]
 
 
 def _truth_summary(search: Search) -> dict[str, Any]:

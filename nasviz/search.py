@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 
 from nasviz import events, ga, rundir
 from nasviz.batches import search_batches
+from nasviz.budget import SIZE_TRIES, Limits, Size, Sizes, measure_search_network, smallest, smallest_of
 from nasviz.config import SearchConfig
 from nasviz.data import load_dataset, resized
-from nasviz.errors import DivergedError
-from nasviz.network import search_params
+from nasviz.errors import ConfigError, DivergedError
 from nasviz.population import Individual, Population
 from nasviz.recorder import Recorder, checkpoint_state, history_row, restore_state, search_result
 from nasviz.sampling import region_sampler, uniform_sampler
@@ -61,6 +61,8 @@ class Search(events.Publisher):
         self.warmup_log = events.TrainLog()
         if checkpoint is not None:
             self.load_state_dict(checkpoint)
+        if self.limits and self.generation < 0:
+            self._check_limits()
         self.recorder.start(config.to_dict(), self.generation)
         if checkpoint is not None:
             self.emit(events.Resumed(self.generation, self.warmup_done))
@@ -75,16 +77,20 @@ class Search(events.Publisher):
         self.rng_ga = random.Random(c.seed)
         self.rng_paths = random.Random(c.seed + 1_000_003)
         self.rng_noise = random.Random(c.seed + 2_000_003)  # table_noise
-        self._params_cache: dict[str, int] = {}
+        self.limits = Limits(c.max_params, c.max_flops)
         if c.fitness == "table":  # every score is a lookup: no data, no supernet, no training
             self.device, self.data, self.supernet, self.optimizer, self.stream = torch.device("cpu"), None, None, \
                 None, None
+            self.sizes = Sizes(lambda g: Size(self.truth.entry(g).params, self.truth.entry(g).flops), self.space.key)
             return
         self.device = pick_device(c.device)
         self.data = d = load_dataset(c.dataset, c.data_root)
         c.check_train_images(len(d.train_labels), d.name)  # an image folder's size is known now
         if c.image_size is not None:
             self.data = d = resized(d, c.image_size)
+        self.sizes = Sizes(lambda g: measure_search_network(g, d.shape, d.num_classes, c.channels, c.layers),
+                           self.space.key)
+        """Parameters and FLOPs of each genotype's search-width network, counted once per genotype."""
         self.stream, self.calibration, self.fitness_batches = search_batches(d, c, self.device)
         torch.manual_seed(c.seed)
         self.supernet = prepare_model(Supernet(d.shape[0], d.num_classes, c.channels, c.layers, self.space),
@@ -106,13 +112,16 @@ class Search(events.Publisher):
         return (self.population[0].genotype, self.population[0].fitness) if len(self.population) else None
 
     def params_of(self, genotype: Genotype) -> int:
-        """Parameters of `genotype`'s search-width network (the GA's tie-breaker)."""
-        key = genotype.key()
-        if key not in self._params_cache:
-            c, d = self.config, self.data
-            self._params_cache[key] = self.truth.entry(genotype).params if d is None else \
-                search_params(genotype, d.shape[0], d.num_classes, c.channels, c.layers)
-        return self._params_cache[key]
+        """Parameters of `genotype`'s search-width network (the GA's tie-breaker; with fitness=table, the table's)."""
+        return self.sizes(genotype).params
+
+    def flops_of(self, genotype: Genotype) -> int:
+        """FLOPs per image of `genotype`'s search-width network (torch's counter; with fitness=table, the table's)."""
+        return self.sizes(genotype).flops
+
+    def within_limits(self, genotype: Genotype) -> bool:
+        """Whether `genotype` respects `max_params` and `max_flops` (the GA's `accept` predicate)."""
+        return self.limits.admits(self.sizes(genotype))
 
     # --- the steps --------------------------------------------------------------------------------------
     def warmup(self) -> dict | None:
@@ -138,10 +147,11 @@ class Search(events.Publisher):
         if self.generation >= 0:
             return None
         self.emit(events.Phase("initial", 0))
-        initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen, self.space), "initial")
+        initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen, self.space,
+                                                       **self._size_rule()), "initial")
         for individual in initial:
             self._evaluate(individual, 0)
-        self.population = initial.select(c.population)
+        self.population = initial.select(c.population, pareto=c.objective == "pareto")
         self.generation = 0
         self.wall_time_s += time.perf_counter() - start
         row = self._finish_generation(initial, self.warmup_log, previous_best=None)
@@ -178,7 +188,7 @@ class Search(events.Publisher):
             if not finetuned:
                 child.fitness_before = child.fitness  # the weights did not change
         region = parents + offspring
-        self.population = region.select(c.population)
+        self.population = region.select(c.population, pareto=c.objective == "pareto")
         self.generation = g
         self.wall_time_s += time.perf_counter() - start
         return self._finish_generation(region, trained, previous_best)
@@ -207,15 +217,49 @@ class Search(events.Publisher):
         """Q: N genotypes never evaluated before: children of the population (binary tournaments, crossover,
         mutation), or random ones for random search."""
         c, p = self.config, self.population
-        if c.method == "random":
-            return ga.random_population(c.population, self.rng_ga, self.seen, self.space)
-        return ga.make_offspring(p.genotypes, p.fitness, self.rng_ga, n=c.population, p_c=c.p_crossover,
-                                 p_m=c.p_mutation, seen=self.seen, params=p.params, space=self.space)
+        try:
+            if c.method == "random":
+                return ga.random_population(c.population, self.rng_ga, self.seen, self.space, **self._size_rule())
+            return ga.make_offspring(p.genotypes, p.fitness, self.rng_ga, n=c.population, p_c=c.p_crossover,
+                                     p_m=c.p_mutation, seen=self.seen, params=p.params, space=self.space,
+                                     **self._size_rule())
+        except RuntimeError as exc:
+            if not self.limits:
+                raise
+            raise ConfigError(f"{self.limits} leaves too few unseen networks for generation {self.generation + 1} "
+                              f"({exc}); allowed: larger limits or none") \
+                from None
+
+    def _size_rule(self) -> dict[str, Any]:
+        """The GA's keyword arguments that keep draws within the size limits (none without limits)."""
+        return {"accept": self.within_limits, "max_tries": SIZE_TRIES} if self.limits else {}
+
+    def _check_limits(self) -> None:
+        """Before any training: ConfigError (one line) unless the size limits admit networks of the space and
+        the initial population (drawn here on a copy of the GA's random generator, as the warm-up's end will)."""
+        c = self.config
+        if c.fitness == "table":
+            where = f"network of the table {self.truth.name!r}"
+            least = smallest_of(Size(e.params, e.flops) for e in self.truth)
+        else:
+            where = f"{self.space.name} network at channels={c.channels}, layers={c.layers}"
+            least = smallest(self.space, self.sizes)
+        self.limits.check_smallest(least, where)
+        rng = random.Random()
+        rng.setstate(self.rng_ga.getstate())
+        try:
+            ga.random_population(c.population, rng, self.seen, self.space, **self._size_rule())
+        except RuntimeError:
+            raise ConfigError(
+                f"{self.limits} leaves too few networks: fewer than population={c.population} found in {SIZE_TRIES} "
+                f"random draws each (the smallest {where} has {least.params:,} parameters, {least.flops:,} FLOPs); "
+                "allowed: larger limits or none") from None
 
     def _newcomers(self, genotypes: list[Genotype], role: str) -> Population:
         self.seen.update(self.space.key(g) for g in genotypes)
         truth = self.truth.summary if self.truth is not None else lambda g: None
-        return Population(Individual(g, self.params_of(g), role, truth=truth(g)) for g in genotypes)
+        return Population(Individual(g, self.params_of(g), role, truth=truth(g), flops=self.flops_of(g))
+                          for g in genotypes)
 
     def _train(self, sampler: PathSampler, steps: int, phase: str, generation: int, lr: float,
                log: events.TrainLog) -> None:
@@ -280,6 +324,7 @@ class Search(events.Publisher):
         restore_state(self, state, self.recorder.last_checkpoint or "the checkpoint")
         for individual in self.population:
             individual.truth = self.truth.summary(individual.genotype) if self.truth is not None else None
+            individual.flops = self.flops_of(individual.genotype)
 
     def _checkpoint(self) -> None:
         if self.run_dir is None:

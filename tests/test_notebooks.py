@@ -18,6 +18,7 @@ import pytest
 from nasviz import notebooks as nv
 from nasviz.headless.demo import move_aside
 from nasviz.headless.execute import notebook_parameters
+from nasviz.rundir import load_history
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -218,6 +219,13 @@ def test_05_ablation(tmp_path, one_thread):
     assert "Kendall tau, supernet fitness (after fine-tuning) vs accuracy from scratch" in text
     assert "4 architectures from generation 1 of the &#x27;sft-ga&#x27; run" in text or \
         "4 architectures from generation 1 of the 'sft-ga' run" in text
+    # section 5: the reference search again under max_params, every network within it, both fronts shown
+    limit = json.loads((out / "sft-ga-max-params" / "config.json").read_text())["max_params"]
+    assert limit == nv.size_limit(load_history(out / "sft-ga"), 0.5)
+    limited = load_history(out / "sft-ga-max-params")
+    assert len(limited) == TINY["generations"] + 1
+    assert all(i["params"] <= limit for row in limited for i in row["individuals"])
+    assert f"max_params={limit:,}: best fitness" in text and "Fronts of fitness vs size" in text
 
 
 @pytest.mark.slow

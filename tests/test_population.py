@@ -46,3 +46,17 @@ def test_history_line_and_checkpoint_state():
     again = Population.from_state(state)
     assert again.genotypes == survivors.genotypes and again.fitness == survivors.fitness
     assert (again + region).genotypes == survivors.genotypes + region.genotypes  # P ∪ Q, in that order
+
+
+def test_pareto_selection_keeps_nsga2_survivors_listed_best_first():
+    from nasviz.ga import pareto_selection
+
+    fitness, params = [0.9, 0.8, 0.85, 0.7, 0.9, 0.6], [300, 100, 200, 150, 400, 50]
+    region = population(fitness, params)
+    survivors = region.select(4, pareto=True)
+    assert {region.members.index(i) for i in survivors} == set(pareto_selection(fitness, params, 4))
+    assert [i.fitness for i in survivors] == sorted((i.fitness for i in survivors), reverse=True)
+    # front 0 is {0, 1, 2, 5}: the smallest (5) survives on its size; 4 (as fit as 0, but larger) does not
+    assert [region.members.index(i) for i in survivors] == [0, 2, 1, 5]
+    plain = population(fitness, params)
+    assert [plain.members.index(i) for i in plain.select(4)] == [0, 4, 2, 1]

@@ -207,6 +207,20 @@ def test_fitness_vs_params_figure_and_pareto_front(smoke):
         (5, 0.4), (10, 0.5), (30, 0.9)]
 
 
+def test_fitness_vs_flops_of_everything_evaluated_in_the_figures_and_the_dashboards_final_view(smoke):
+    individuals = [i for r in smoke.rows for i in r["individuals"]]
+    assert all(isinstance(i["flops"], int) and i["flops"] > 0 for i in individuals)  # the history counts FLOPs
+    fig = figures.all_figures(smoke.rows)["fitness_vs_flops"]
+    assert sorted(trace(fig, "evaluated").x) == sorted(i["flops"] for i in individuals)
+    front = list(zip(trace(fig, "non-dominated").x, trace(fig, "non-dominated").y))
+    assert front and all(not any(i["flops"] <= x and i["fitness"] > y or i["flops"] < x and i["fitness"] >= y
+                                 for i in individuals) for x, y in front)
+    final = smoke.dashboard.final.children  # shown once the search is done
+    assert len(final) == 1 and smoke.dashboard.final in smoke.dashboard.widget.children
+    shown = final[0].children[0]
+    assert isinstance(shown, go.FigureWidget) and list(trace(shown, "evaluated").x) == list(trace(fig, "evaluated").x)
+
+
 def test_every_figure_accepts_no_rows_and_one_row(smoke):
     for rows in ([], smoke.rows[:1]):
         for name, fig in figures.all_figures(rows).items():

@@ -6,6 +6,7 @@ short: the logic lives here, not in cells.
 - `lessons`: the search-space and supernet lessons (operations, space size, paths, weight sharing).
 - `runs`: a run's files, and reading a folder of runs to compare them side by side.
 - `experiments`: from-scratch results, ablation variants, Kendall tau of fitness vs accuracy.
+- `sizes`: the size-budget lesson (a limit from a run's sizes, the fronts of runs with and without it).
 
 Running the notebooks headless (`demo`, `batch`) is `nasviz.headless`. At module level only the standard library
 and nasviz's light modules are imported: plotly, torch and scipy are imported inside the functions that use them.
@@ -57,6 +58,7 @@ from nasviz.notebooks.session import (
     setup,
     use_live,
 )
+from nasviz.notebooks.sizes import fronts_figure, fronts_table, size_limit
 from nasviz.notebooks.tables import display_html, html_table
 
 __all__ = [
@@ -100,4 +102,7 @@ __all__ = [
     "spread_sample",
     "kendall",
     "rank_figure",
+    "size_limit",
+    "fronts_figure",
+    "fronts_table",
 ]

@@ -18,6 +18,7 @@ _EXPORTS = {
     "training_curves_figure": "figures",
     "diversity_figure": "figures",
     "fitness_vs_params_figure": "figures",
+    "fitness_vs_flops_figure": "figures",
     "all_figures": "figures",
     "FIGURES": "figures",
     "front_figure": "front",

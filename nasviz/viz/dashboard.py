@@ -32,7 +32,7 @@ from nasviz import rundir
 from nasviz.events import Done, Evaluation, Event, Generation, NewBest, Phase, Resumed, TrainLog, TrainStep, from_json
 from nasviz.viz import figures
 from nasviz.viz.common import Row
-from nasviz.viz.widgets import FIGURE_WIDTH, RunView
+from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget
 from nasviz.viz.widgets import row as side_by_side
 
 _LABELS = {"warmup": "warm-up", "finetune": "fine-tune", "generations": "generations"}
@@ -70,6 +70,9 @@ class Dashboard(RunView):
         self._status_html = ""
         self._counts: dict[str, list[int]] = {"warmup": [0, 0], "finetune": [0, 0], "generations": [0, 0]}
         super().__init__(self._controls(figure_width), figure_width)
+        self.final = widgets.Box([])
+        """What the search's end adds: fitness vs FLOPs of everything evaluated, with its Pareto front."""
+        self.widget.children = (*self.widget.children, self.final)
 
     # --- widgets ------------------------------------------------------------------------------------------
     def _controls(self, w: int) -> list[widgets.Widget]:
@@ -281,7 +284,7 @@ class Dashboard(RunView):
                 self._note(f"done: best fitness {result.get('best_fitness')}, "
                            f"{result.get('search_wall_time_s', 0):.1f} s search time")
                 self.stop_button.disabled = True
-                self._dirty.add("progress")
+                self._dirty |= {"progress", "final"}
                 force = True
             case Resumed():
                 self._note("resumed from checkpoint")
@@ -355,6 +358,9 @@ class Dashboard(RunView):
                 self.draw_figure("fitness", figures.fitness_figure(self.rows))
                 self.draw_figure("before_after", figures.before_after_figure(self.rows))
                 self.show_population(self.rows, self.rows[-1] if self.rows else None)
+            if "final" in dirty:
+                fig = figures.fitness_vs_flops_figure(self.rows)
+                self.final.children = [boxed(figure_widget(fig, self.figure_width), self.figure_width)]
             if "best" in dirty:
                 fitness = next((r["best"]["fitness"] for r in reversed(self.rows)
                                 if r["best"]["genotype"] == self._best), None)

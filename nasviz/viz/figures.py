@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import plotly.graph_objects as go
 
 from nasviz.analysis import kendall
-from nasviz.space import CANDIDATE_OPS
 from nasviz.viz.common import (
     OP_SHORT,
     ROLE_COLORS,
@@ -28,135 +26,11 @@ from nasviz.viz.common import (
     paths_space,
     ranks,
 )
+from nasviz.viz.front import front_figure
+from nasviz.viz.layout import FITNESS, GENERATION, Grid, axis_title, make_figure, note
 
-FITNESS = "fitness (validation accuracy)"
-GENERATION = "generation"
-HEIGHT = 380
 ROLE_NAMES = {"initial": "initial population", "parent": "parents", "offspring": "offspring"}
 ROLE_OFFSETS = {"initial": 0.0, "parent": -0.12, "offspring": 0.12}
-UNIFORM = 1 / len(CANDIDATE_OPS)
-"""An operation's share of a node's edges under uniform path sampling (1/7)."""
-EMPTY_NOTE = "no data yet"
-BLANK_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "showline": False, "ticks": "",
-              "title": {"text": ""}}
-"""An axis of a figure without data: drawn, but blank (`visible: False` breaks live FigureWidget views)."""
-
-
-@lru_cache(maxsize=1)
-def template() -> dict:
-    """The layout part of plotly's 'plotly_white' template: its look at a tenth of the cost per figure."""
-    import plotly.io as pio
-
-    white = pio.templates["plotly_white"].layout.to_plotly_json()
-    keep = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel", "paper_bgcolor", "plot_bgcolor",
-            "xaxis", "yaxis", "shapedefaults", "annotationdefaults", "coloraxis", "title")
-    return {"layout": {k: white[k] for k in keep if k in white}}
-
-
-class Grid:
-    """Subplot axes as a plain layout dict: what `make_subplots` builds, without its cost (figures are rebuilt
-    on every live redraw). Row 1 is the top row."""
-
-    def __init__(self, rows: int = 1, cols: int = 1, titles: tuple[str, ...] = (), *,
-                 row_heights: list[float] | None = None, col_widths: list[float] | None = None,
-                 hspace: float = 0.08, vspace: float = 0.1, shared_x: bool = False, shared_y: bool = False) -> None:
-        self.rows, self.cols = rows, cols
-        self.layout: dict[str, Any] = {"annotations": []}
-        widths = _spans(col_widths or [1.0] * cols, hspace)
-        heights = _spans(row_heights or [1.0] * rows, vspace)
-        for r in range(1, rows + 1):
-            for c in range(1, cols + 1):
-                k = self._index(r, c)
-                x0, x1 = widths[c - 1]
-                top = 1.0 - heights[r - 1][0]
-                y0, y1 = top - (heights[r - 1][1] - heights[r - 1][0]), top
-                xaxis = {"anchor": f"y{k}", "domain": [x0, x1]}
-                yaxis = {"anchor": f"x{k}", "domain": [y0, y1]}
-                if shared_x and r < rows:
-                    xaxis.update(matches=f"x{self._index(rows, c)}", showticklabels=False)
-                if shared_y and c > 1:
-                    yaxis.update(matches=f"y{self._index(r, 1)}", showticklabels=False)
-                self.layout[f"xaxis{k}"], self.layout[f"yaxis{k}"] = xaxis, yaxis
-                title = titles[(r - 1) * cols + c - 1] if (r - 1) * cols + c - 1 < len(titles) else ""
-                if title:
-                    self.layout["annotations"].append({
-                        "text": title, "showarrow": False, "xref": "paper", "yref": "paper", "x": (x0 + x1) / 2,
-                        "y": y1, "xanchor": "center", "yanchor": "bottom", "font": {"size": 13},
-                    })
-
-    def _index(self, r: int, c: int) -> str:
-        k = (r - 1) * self.cols + c
-        return "" if k == 1 else str(k)
-
-    def on(self, r: int = 1, c: int = 1) -> dict[str, str]:
-        """Trace arguments placing a trace on subplot (r, c)."""
-        k = self._index(r, c)
-        return {"xaxis": f"x{k}", "yaxis": f"y{k}"}
-
-    def x(self, r: int = 1, c: int = 1, **props: Any) -> None:
-        """Set properties of subplot (r, c)'s x axis."""
-        self.layout[f"xaxis{self._index(r, c)}"].update(props)
-
-    def y(self, r: int = 1, c: int = 1, **props: Any) -> None:
-        """Set properties of subplot (r, c)'s y axis."""
-        self.layout[f"yaxis{self._index(r, c)}"].update(props)
-
-
-def _spans(sizes: list[float], gap: float) -> list[tuple[float, float]]:
-    """Start and end (0..1) of consecutive spans with the given relative sizes and gaps between them."""
-    room = 1.0 - gap * (len(sizes) - 1)
-    total = sum(sizes)
-    out, start = [], 0.0
-    for size in sizes:
-        end = start + room * size / total
-        out.append((start, min(end, 1.0)))
-        start = end + gap
-    return out
-
-
-def _axis_title(text: str) -> dict:
-    return {"text": text}
-
-
-def _figure(traces: list, grid: Grid, title: str, height: int = HEIGHT, **layout: Any) -> go.Figure:
-    """The common look: white template, title, legend on top, and a `uirevision` that keeps zoom on updates."""
-    titled = bool(grid.layout["annotations"])  # subplot titles: the legend goes above them
-    full = {
-        "template": template(),
-        "title": {"text": title, "x": 0.01, "y": 0.98, "yanchor": "top", "font": {"size": 15}},
-        "height": height,
-        "margin": {"l": 60, "r": 20, "t": 95 if titled else 70, "b": 45},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0 + (24 / (height - 140) if titled else 0),
-                   "xanchor": "right", "x": 1.0,
-                   "font": {"size": 11}},
-        "uirevision": "nasviz",
-        **grid.layout,
-        **layout,
-    }
-    full["annotations"] = grid.layout["annotations"] + layout.get("annotations", [])
-    if not any(_has_points(t) for t in traces):  # no data: no meaningless default axes (-1..6, -1..4), a note
-        for key in [k for k in full if k.startswith(("xaxis", "yaxis"))]:
-            full[key] = {**full[key], **BLANK_AXIS}
-        if not layout.get("annotations"):
-            full["annotations"] = full["annotations"] + [_note(EMPTY_NOTE)]
-    return go.Figure(data=traces, layout=full)
-
-
-def _has_points(t: Any) -> bool:
-    """Whether a trace (a plotly trace or its dict) has any data point; the y = x guide line does not count."""
-    props = t if isinstance(t, dict) else t.to_plotly_json()
-    if props.get("name") == "y = x":
-        return False
-    values = props.get("z") if props.get("type") == "heatmap" else props.get("y")
-    if values is None:
-        return False
-    flat = [v for row in values for v in (row if isinstance(row, (list, tuple)) else [row])]
-    return any(v is not None for v in flat)
-
-
-def _note(text: str) -> dict:
-    return {"text": text, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
-            "font": {"size": 14, "color": "#888"}}
 
 
 def _generation_axis(rows: Sequence[Row]) -> dict[str, Any]:
@@ -208,13 +82,13 @@ def fitness_figure(rows: Sequence[Row], highlight: int | None = None) -> go.Figu
     traces.append(go.Scatter(x=gens, y=[r["mean_fitness"] for r in rows], mode="lines", name="mean of population",
                              line={"color": "#444", "dash": "dash"}))
     grid = Grid()
-    grid.x(title=_axis_title(GENERATION), **_generation_axis(rows))
-    grid.y(title=_axis_title(FITNESS))
+    grid.x(title=axis_title(GENERATION), **_generation_axis(rows))
+    grid.y(title=axis_title(FITNESS))
     shapes = []
     if highlight is not None:
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": highlight - 0.45, "x1": highlight + 0.45,
                        "y0": 0, "y1": 1, "fillcolor": "gold", "opacity": 0.25, "line": {"width": 0}, "layer": "below"})
-    return _figure(traces, grid, "Fitness per generation", shapes=shapes)
+    return make_figure(traces, grid, "Fitness per generation", shapes=shapes)
 
 
 def parents_offspring_figure(rows: Sequence[Row]) -> go.Figure:
@@ -237,11 +111,11 @@ def parents_offspring_figure(rows: Sequence[Row]) -> go.Figure:
         traces.append(go.Bar(x=[r["generation"] for r in gens], y=counts, name=f"surviving {ROLE_NAMES[role]}",
                              marker={"color": ROLE_COLORS[role], "opacity": 0.6}, legendgroup=role,
                              showlegend=False, **grid.on(2, 1)))
-    grid.x(2, 1, title=_axis_title(GENERATION), **_generation_axis(gens))
+    grid.x(2, 1, title=axis_title(GENERATION), **_generation_axis(gens))
     grid.x(1, 1, **_generation_axis(gens))
-    grid.y(1, 1, title=_axis_title("fitness"))
-    grid.y(2, 1, title=_axis_title("individuals"))
-    return _figure(traces, grid, "Parents vs offspring", height=460, boxmode="group", barmode="stack")
+    grid.y(1, 1, title=axis_title("fitness"))
+    grid.y(2, 1, title=axis_title("individuals"))
+    return make_figure(traces, grid, "Parents vs offspring", height=460, boxmode="group", barmode="stack")
 
 
 def before_after_generation(rows: Sequence[Row]) -> int | None:
@@ -299,12 +173,12 @@ def before_after_figure(rows: Sequence[Row], generation: int | None = None) -> g
         title += f", generation {g}"
     if not math.isnan(tau):
         title += f" (Kendall τ = {tau:.2f})"
-    grid.x(1, 1, title=_axis_title("fitness before fine-tuning"))
-    grid.y(1, 1, title=_axis_title("fitness after fine-tuning"))
+    grid.x(1, 1, title=axis_title("fitness before fine-tuning"))
+    grid.y(1, 1, title=axis_title("fitness after fine-tuning"))
     grid.x(1, 2, tickmode="array", tickvals=[0, 1], ticktext=["before", "after"], range=[-0.2, 1.2])
-    grid.y(1, 2, autorange="reversed", title=_axis_title("rank"))
-    notes = [] if inds else [_note("no fine-tuned generation yet")]
-    return _figure(traces, grid, title, annotations=notes)
+    grid.y(1, 2, autorange="reversed", title=axis_title("rank"))
+    notes = [] if inds else [note("no fine-tuned generation yet")]
+    return make_figure(traces, grid, title, annotations=notes)
 
 
 # --- operations -------------------------------------------------------------------------------------------
@@ -349,7 +223,7 @@ def op_frequency_figure(rows: Sequence[Row], generation: int | None = None) -> g
         grid.y(1, col, autorange="reversed")
     k = len(ops)
     uniform = 1 / k
-    return _figure(
+    return make_figure(
         traces, grid, f"Operations on the trained paths (uniform = 1/{k} ≈ {uniform:.2f})", height=430,
         # diverging scales anchored at uniform sampling: white = 1/k (frequency) or 0 (difference), blue = more,
         # red = less; fixed ranges, so sampling noise stays pale instead of filling the whole scale
@@ -415,12 +289,12 @@ def training_curves_figure(rows: Sequence[Row]) -> go.Figure:
         traces.append(go.Scatter(x=all_x, y=_moving_average(total, window), mode="lines",
                                  name=f"{label} (moving average)", legendgroup="avg",
                                  line={"width": 2, "color": "#08519c" if r == 1 else "#a63603"}, **grid.on(r, 1)))
-    grid.x(2, 1, title=_axis_title("supernet training step"))
-    grid.y(1, 1, title=_axis_title("loss"))
-    grid.y(2, 1, title=_axis_title("accuracy"))
+    grid.x(2, 1, title=axis_title("supernet training step"))
+    grid.y(1, 1, title=axis_title("loss"))
+    grid.y(2, 1, title=axis_title("accuracy"))
     shapes = [{"type": "line", "xref": "x2", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
                "line": {"color": "#bbb", "dash": "dot", "width": 1}} for x in starts]
-    return _figure(traces, grid, "Supernet training", height=460, shapes=shapes)
+    return make_figure(traces, grid, "Supernet training", height=460, shapes=shapes)
 
 
 # --- population -------------------------------------------------------------------------------------------
@@ -440,11 +314,11 @@ def diversity_figure(rows: Sequence[Row]) -> go.Figure:
         go.Scatter(x=gens, y=[gene_entropy(r["population"]) for r in rows], mode="lines+markers",
                    name="mean gene entropy", line={"color": "#ab63fa"}, **grid.on(2, 1)),
     ]
-    grid.x(2, 1, title=_axis_title(GENERATION), **_generation_axis(rows))
+    grid.x(2, 1, title=axis_title(GENERATION), **_generation_axis(rows))
     grid.x(1, 1, **_generation_axis(rows))
-    grid.y(1, 1, title=_axis_title("genotypes"), rangemode="tozero")
-    grid.y(2, 1, title=_axis_title("bits"), rangemode="tozero")
-    return _figure(traces, grid, "Population diversity", height=440)
+    grid.y(1, 1, title=axis_title("genotypes"), rangemode="tozero")
+    grid.y(2, 1, title=axis_title("bits"), rangemode="tozero")
+    return make_figure(traces, grid, "Population diversity", height=440)
 
 
 def pareto_front(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -486,9 +360,15 @@ def fitness_vs_params_figure(rows: Sequence[Row]) -> go.Figure:
                    line={"shape": "hv", "color": "#d62728", "dash": "dash"}, hoverinfo="skip"),
     ]
     grid = Grid()
-    grid.x(title=_axis_title("parameters (search network)"))
-    grid.y(title=_axis_title(FITNESS))
-    return _figure(traces, grid, "Fitness vs parameters")
+    grid.x(title=axis_title("parameters (search network)"))
+    grid.y(title=axis_title(FITNESS))
+    return make_figure(traces, grid, "Fitness vs parameters")
+
+
+def fitness_vs_flops_figure(rows: Sequence[Row]) -> go.Figure:
+    """Fitness vs FLOPs per image of everything evaluated, the non-dominated (Pareto) front marked
+    (`nasviz.viz.front.front_figure`); empty for histories that did not record FLOPs."""
+    return front_figure(rows, "flops")
 
 
 FIGURES = {
@@ -499,6 +379,7 @@ FIGURES = {
     "training_curves": training_curves_figure,
     "diversity": diversity_figure,
     "fitness_vs_params": fitness_vs_params_figure,
+    "fitness_vs_flops": fitness_vs_flops_figure,
 }
 """Every figure by name, each `f(rows) -> go.Figure`."""
 

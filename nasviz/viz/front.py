@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from nasviz.errors import ConfigError
 from nasviz.ga import pareto_front
 from nasviz.viz.common import Row, genotype_ids
-from nasviz.viz.figures import FITNESS, GENERATION, Grid, _axis_title, _figure
+from nasviz.viz.layout import FITNESS, GENERATION, Grid, axis_title, make_figure
 
 SIZES = {"flops": "FLOPs per image (search network)", "params": "parameters (search network)"}
 
@@ -61,7 +61,7 @@ def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | Non
                    line={"shape": "hv", "color": "#d62728", "dash": "dash"}, hoverinfo="skip"),
     ]
     grid = Grid()
-    grid.x(title=_axis_title(SIZES[size]))
-    grid.y(title=_axis_title(FITNESS))
+    grid.x(title=axis_title(SIZES[size]))
+    grid.y(title=axis_title(FITNESS))
     scope = "every generation" if generation is None else f"generation {generation}"
-    return _figure(traces, grid, f"Fitness vs {label} ({scope}): {len(front)} non-dominated of {len(points)}")
+    return make_figure(traces, grid, f"Fitness vs {label} ({scope}): {len(front)} non-dominated of {len(points)}")
