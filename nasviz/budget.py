@@ -9,14 +9,20 @@ architectures to search.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from nasviz import ga
 from nasviz.errors import ConfigError
 from nasviz.network import SearchNetwork, count_flops, count_params
 from nasviz.space import Genotype, SearchSpace
+
+if TYPE_CHECKING:
+    from nasviz.search import Search
 
 SIZE_TRIES = 200
 """Random draws per individual before limits that admit too few architectures are refused."""
@@ -77,6 +83,10 @@ class Limits:
         return (self.max_params is None or size.params <= self.max_params) and \
             (self.max_flops is None or size.flops <= self.max_flops)
 
+    def ga_rule(self, sizes: Callable[[Genotype], Size]) -> dict:
+        """The GA's keyword arguments that keep its draws within the limits (none without limits)."""
+        return {"accept": lambda g: self.admits(sizes(g)), "max_tries": SIZE_TRIES} if self else {}
+
     def check_smallest(self, smallest: Size, where: str) -> None:
         """ConfigError (one line) when a limit is below `smallest`, the least each size can be (`where` says of
         which networks, e.g. 'darts network at channels=8, layers=5')."""
@@ -102,3 +112,26 @@ def smallest_of(sizes: Iterable[Size]) -> Size:
     """The least parameters and the least FLOPs among `sizes` (e.g. every entry of a ground-truth table)."""
     sizes = list(sizes)
     return Size(min(s.params for s in sizes), min(s.flops for s in sizes))
+
+
+def check_limits(search: Search) -> None:
+    """Before any training: ConfigError (one line) unless `search`'s size limits admit networks of its space and
+    its initial population (drawn here on a copy of the GA's random generator, as the warm-up's end will)."""
+    c, limits = search.config, search.limits
+    if c.fitness == "table":
+        where = f"network of the table {search.truth.name!r}"
+        least = smallest_of(Size(e.params, e.flops) for e in search.truth)
+    else:
+        where = f"{search.space.name} network at channels={c.channels}, layers={c.layers}"
+        least = smallest(search.space, search.sizes)
+    limits.check_smallest(least, where)
+    rng = random.Random()
+    rng.setstate(search.rng_ga.getstate())
+    try:
+        ga.random_population(c.population, rng, search.seen, search.space, **limits.ga_rule(search.sizes))
+    except RuntimeError:
+        raise ConfigError(
+            f"{limits} leaves too few networks: fewer than population={c.population} found in {SIZE_TRIES} "
+            f"random draws each (the smallest {where} has {least.params:,} parameters, {least.flops:,} FLOPs); "
+            "allowed: larger limits or none") from None
+

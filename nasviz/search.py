@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from nasviz import events, ga, rundir
 from nasviz.batches import search_batches
-from nasviz.budget import SIZE_TRIES, Limits, Size, Sizes, measure_search_network, smallest, smallest_of
+from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_network
 from nasviz.config import SearchConfig
 from nasviz.data import load_dataset, resized
 from nasviz.errors import ConfigError, DivergedError
@@ -62,7 +62,7 @@ class Search(events.Publisher):
         if checkpoint is not None:
             self.load_state_dict(checkpoint)
         if self.limits and self.generation < 0:
-            self._check_limits()
+            check_limits(self)  # before any training
         self.recorder.start(config.to_dict(), self.generation)
         if checkpoint is not None:
             self.emit(events.Resumed(self.generation, self.warmup_done))
@@ -119,10 +119,6 @@ class Search(events.Publisher):
         """FLOPs per image of `genotype`'s search-width network (torch's counter; with fitness=table, the table's)."""
         return self.sizes(genotype).flops
 
-    def within_limits(self, genotype: Genotype) -> bool:
-        """Whether `genotype` respects `max_params` and `max_flops` (the GA's `accept` predicate)."""
-        return self.limits.admits(self.sizes(genotype))
-
     # --- the steps --------------------------------------------------------------------------------------
     def warmup(self) -> dict | None:
         """Finish the warm-up (uniform path sampling), then draw and evaluate the initial population.
@@ -148,7 +144,7 @@ class Search(events.Publisher):
             return None
         self.emit(events.Phase("initial", 0))
         initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen, self.space,
-                                                       **self._size_rule()), "initial")
+                                                       **self.limits.ga_rule(self.sizes)), "initial")
         for individual in initial:
             self._evaluate(individual, 0)
         self.population = initial.select(c.population, pareto=c.objective == "pareto")
@@ -216,44 +212,17 @@ class Search(events.Publisher):
     def _breed(self) -> list[Genotype]:
         """Q: N genotypes never evaluated before: children of the population (binary tournaments, crossover,
         mutation), or random ones for random search."""
-        c, p = self.config, self.population
+        c, p, rule = self.config, self.population, self.limits.ga_rule(self.sizes)
         try:
             if c.method == "random":
-                return ga.random_population(c.population, self.rng_ga, self.seen, self.space, **self._size_rule())
+                return ga.random_population(c.population, self.rng_ga, self.seen, self.space, **rule)
             return ga.make_offspring(p.genotypes, p.fitness, self.rng_ga, n=c.population, p_c=c.p_crossover,
-                                     p_m=c.p_mutation, seen=self.seen, params=p.params, space=self.space,
-                                     **self._size_rule())
+                                     p_m=c.p_mutation, seen=self.seen, params=p.params, space=self.space, **rule)
         except RuntimeError as exc:
             if not self.limits:
                 raise
             raise ConfigError(f"{self.limits} leaves too few unseen networks for generation {self.generation + 1} "
-                              f"({exc}); allowed: larger limits or none") \
-                from None
-
-    def _size_rule(self) -> dict[str, Any]:
-        """The GA's keyword arguments that keep draws within the size limits (none without limits)."""
-        return {"accept": self.within_limits, "max_tries": SIZE_TRIES} if self.limits else {}
-
-    def _check_limits(self) -> None:
-        """Before any training: ConfigError (one line) unless the size limits admit networks of the space and
-        the initial population (drawn here on a copy of the GA's random generator, as the warm-up's end will)."""
-        c = self.config
-        if c.fitness == "table":
-            where = f"network of the table {self.truth.name!r}"
-            least = smallest_of(Size(e.params, e.flops) for e in self.truth)
-        else:
-            where = f"{self.space.name} network at channels={c.channels}, layers={c.layers}"
-            least = smallest(self.space, self.sizes)
-        self.limits.check_smallest(least, where)
-        rng = random.Random()
-        rng.setstate(self.rng_ga.getstate())
-        try:
-            ga.random_population(c.population, rng, self.seen, self.space, **self._size_rule())
-        except RuntimeError:
-            raise ConfigError(
-                f"{self.limits} leaves too few networks: fewer than population={c.population} found in {SIZE_TRIES} "
-                f"random draws each (the smallest {where} has {least.params:,} parameters, {least.flops:,} FLOPs); "
-                "allowed: larger limits or none") from None
+                              f"({exc}); allowed: larger limits or none") from None
 
     def _newcomers(self, genotypes: list[Genotype], role: str) -> Population:
         self.seen.update(self.space.key(g) for g in genotypes)
