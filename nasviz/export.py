@@ -122,7 +122,8 @@ def export_model(model: str | Path, fmt: str, out: str | Path) -> ExportReport:
     fmt = check_format(fmt)
     out = Path(out)
     if out.is_dir():
-        raise ConfigError(f"--out {out} is a directory; give the file to write, e.g. {out / ('model.' + fmt)}")
+        raise ConfigError(f"{out} is a directory; give the file to write, e.g. {out / ('model.' + fmt)}",
+                          setting="out")
     if fmt == "onnx":
         check_onnx_available()
     net = load_model(model)

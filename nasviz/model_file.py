@@ -92,7 +92,7 @@ def save_model(path: str | Path, net: nn.Module, data: Any, info: Mapping[str, A
 def scratch_info(result: Mapping[str, Any]) -> dict[str, Any]:
     """Provenance for `save_model` from a `train_from_scratch` result: its numbers and text and the training
     settings (test accuracy, images, params, FLOPs, wall time, device, epochs, seed, ...)."""
-    from nasviz import __version__
+    from nasviz.version import __version__
 
     merged = {**result.get("config", {}), **result, "nasviz_version": __version__}
     return {k: v for k, v in merged.items() if k not in ("genotype", "dataset") and _is_scalar(v)}

@@ -18,6 +18,7 @@ OPTION_HINTS: dict[tuple[str, str], str] = {
     ("search", "root"): "command line: --data-root DIR",
     ("train", "root"): "command line: --data-root DIR",
     ("data", "root"): "command line: --root DIR",
+    ("export", "out"): "command line: --out FILE",
 }
 """(command, setting) -> how to give that setting to that command."""
 

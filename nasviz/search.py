@@ -302,6 +302,13 @@ class Search(events.Publisher):
         self.emit(events.Checkpoint(self.generation, self.warmup_done))
 
     @classmethod
+    def load(cls, run_dir: str | Path) -> Search:
+        """A search holding what `run_dir`'s checkpoint holds (supernet, population, data split), in memory only:
+        nothing in the run directory is written (unlike `resume`). For inspecting a finished run's supernet."""
+        state = rundir.load_search_state(run_dir)
+        return cls(SearchConfig.from_dict(state["config"]), checkpoint=state)
+
+    @classmethod
     def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None, *, force: bool = False,
                progress: bool = False) -> Search:
         """Continue the run in `run_dir` from its checkpoint; it ends exactly as the uninterrupted run. Settings

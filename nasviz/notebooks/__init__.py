@@ -31,7 +31,6 @@ from nasviz.notebooks.lessons import (
     path_table,
     shared_edges,
     space_size_table,
-    supernet_of,
     weight_sharing_check,
 )
 from nasviz.notebooks.runs import (
@@ -84,7 +83,6 @@ __all__ = [
     "weight_sharing_check",
     "path_statistics",
     "inherited_fitness",
-    "supernet_of",
     "run_files",
     "show_json",
     "find_runs",

@@ -42,23 +42,6 @@ def ranking_figure(scores: Sequence[float], truth: Sequence[float], title: str) 
     return fig
 
 
-def best_so_far(history: Sequence[dict], table) -> list[float]:
-    """Table accuracy of the best architecture evaluated so far, after each evaluation, in evaluation order
-    (generation by generation, individuals in history order; re-evaluations of parents do not count)."""
-    curve: list[float] = []
-    best, seen = None, set()
-    for row in history:
-        for individual in row["individuals"]:
-            key = table.space.key(table.space.parse(individual["genotype"]))
-            if key in seen:
-                continue
-            seen.add(key)
-            accuracy = table.accuracy(key)
-            best = accuracy if best is None else max(best, accuracy)
-            curve.append(best)
-    return curve
-
-
 def regret_summary(regrets: dict[str, list[float]]) -> list[dict]:
     """Per method: mean regret with a bootstrap interval, median, and how often it found the very best."""
     rows = []
@@ -82,20 +65,3 @@ def curves_figure(curves: dict[str, list[list[float]]], best: float) -> go.Figur
         mean = [100 * (best - statistics.fmean(r[i] for r in runs)) for i in range(length)]
         fig.add_trace(go.Scatter(x=list(range(1, length + 1)), y=mean, mode="lines", name=method))
     return fig
-
-
-def table_searches(base, methods: Sequence[str], runs: int) -> tuple[dict[str, list], dict[str, list[float]]]:
-    """`runs` searches (seeds 0..runs-1) per method with `base` (a table-fitness config): each one's best-so-far
-    curve (table accuracy per evaluation) and its regret."""
-    from nasviz.search import Search
-
-    curves: dict[str, list] = {m: [] for m in methods}
-    regrets: dict[str, list[float]] = {m: [] for m in methods}
-    for method in methods:
-        for seed in range(runs):
-            search, history = Search(base.replace(method=method, seed=seed)), []
-            while (row := search.step()) is not None:
-                history.append(row)
-            regrets[method].append(search.result()["truth"]["best_regret"])
-            curves[method].append(best_so_far(history, search.truth))
-    return curves, regrets

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from nasviz.notebooks.tables import html_table
@@ -138,19 +137,6 @@ def path_statistics(paths: Sequence[Any]):
     return html_table(rows, caption=f"{len(paths)} paths trained ({distinct} distinct); "
                                     f"uniform sampling gives each operation 1/{len(CANDIDATE_OPS)} ≈ "
                                     f"{1 / len(CANDIDATE_OPS):.3f}")
-
-
-def supernet_of(run_dir: str | Path):
-    """A `Search` holding what `run_dir`'s checkpoint holds (supernet weights, population, data split), in memory:
-    nothing in the run directory is written (unlike `Search.resume`). For `inherited_fitness` after a run."""
-    from nasviz import rundir
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
-
-    state = rundir.load_checkpoint(Path(run_dir) / rundir.CHECKPOINT)
-    search = Search(SearchConfig.from_dict(state["config"]))
-    search.load_state_dict(state)
-    return search
 
 
 def inherited_fitness(search, genotypes: dict[str, Any]):

@@ -48,7 +48,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     """'K/N' -> (K, N) with 0 <= K < N; a one-line error otherwise."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if not match or not 0 <= int(match[1]) < int(match[2]) <= 64:
-        raise ConfigError(f"--shard {text!r} is not allowed; allowed: K/N with 0 <= K < N <= 64, e.g. 0/2")
+        raise ConfigError(f"shard {text!r} is not allowed; allowed: K/N with 0 <= K < N <= 64, e.g. 0/2",
+                          setting="shard")
     return int(match[1]), int(match[2])
 
 
