@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nasviz.errors import ConfigError
+from nasviz.errors import ConfigError, NasvizError
 from nasviz.headless.execute import execute, one_line
 
 WAIT_S = 1.0  # how often the driver's wait loop wakes up (Ctrl-C is noticed between waits)
 CANCEL_GRACE_S = 20.0  # how long cancelled runs get to stop their kernels before Ray is shut down
+LOCAL_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_register_timeout_seconds": "300"}
 
 
 class RayBackend:
@@ -94,8 +95,9 @@ class RayBackend:
 
 
 def _connect(address: str | None) -> None:
-    """Join the cluster at `address`, or start a small local instance (all this machine's CPUs, no dashboard,
-    logs in a temporary folder, no usage reporting)."""
+    """Join the cluster at `address`, or start a small local instance: all this machine's CPUs, no dashboard, logs
+    in a temporary folder, no usage reporting, and (a busy machine starts Python slowly) 5 minutes for a worker to
+    register instead of Ray's 1. Any failure is a one-line NasvizError."""
     import logging
 
     import ray
@@ -103,13 +105,19 @@ def _connect(address: str | None) -> None:
     if address is not None:
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({one_line(exc)})") from None
+        except Exception as exc:  # ConnectionError, ValueError, RuntimeError, ... depending on what is there
+            raise NasvizError(f"--address {address}: cannot join a Ray cluster there ({one_line(exc)})") from None
         return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)  # read by the Ray processes started now
+    temp = tempfile.mkdtemp(prefix="nasviz-ray-")  # short: Ray's socket paths live under it
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
-             log_to_driver=False, _temp_dir=tempfile.mkdtemp(prefix="nasviz-ray-"))
+    try:
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False, _temp_dir=temp)
+    except Exception as exc:  # Ray raises bare Exceptions when its processes do not come up
+        raise NasvizError(f"could not start a local Ray instance ({one_line(exc)}); its logs are in {temp}; "
+                          "or start one with `ray start --head` and pass --address") from None
 
 
 def _failed(exc: BaseException) -> dict:
