@@ -192,6 +192,18 @@ def test_cpus_per_run_no_node_has_is_one_line_before_anything_is_written(ray_add
     assert len(err.splitlines()) == 1 and not out.exists()
 
 
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path, capsys):
+    pytest.importorskip("ray", reason=NO_RAY)
+    out = tmp_path / "never"
+    address = f"127.0.0.1:{free_port()}"
+    assert main(["batch", str(MAIN), "--grid", "seed=0,1", "--out", str(out), "--backend", "ray",
+                 "--address", address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"nasviz: error: --address {address}: no Ray cluster answers there") and \
+        "ray start --head" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
 def test_missing_ray_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the extra
     out = tmp_path / "never"
@@ -222,3 +234,63 @@ def test_backend_must_be_local_or_ray(capsys):
         main(["batch", str(MAIN), "--grid", "seed=1", "--backend", "dask", "--out", "x"])
     assert exc.value.code == 2
     assert "invalid choice: 'dask'" in capsys.readouterr().err
+
+
+def sleepy_notebook(path: Path) -> Path:
+    """A notebook that sleeps `delay` seconds, after writing its kernel's PID to `pid_file` if it sleeps at all."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                  "language": "python"}})
+    notebook.cells = [
+        nbformat.v4.new_code_cell("delay = 0\npid_file = ''", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os, time\nif delay:\n    open(pid_file, 'w').write(str(os.getpid()))\n"
+                                  "time.sleep(delay)"),
+    ]
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ctrl_c_cancels_the_running_point_and_keeps_the_finished_one(ray_address, tmp_path):
+    notebook = sleepy_notebook(tmp_path / "sleepy.ipynb")
+    pid_file = tmp_path / "kernel.pid"
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nasviz", "batch", str(notebook), "--grid", "delay=0,600", "-p", "pid_file",
+         str(pid_file), "--out", str(out), "--backend", "ray", "--address", ray_address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD},
+        start_new_session=True)
+    try:
+        for line in proc.stdout:  # the quick point finishes while the other sleeps
+            if line.startswith("[1/2]"):
+                break
+        deadline = time.monotonic() + 300
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.5)
+        kernel = int(pid_file.read_text())
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and stderr.strip().endswith("nasviz: interrupted"), stderr
+    assert line.strip() == "[1/2] delay=0: ok (" + line.split("(")[1].strip(), line
+    assert sorted(p.name for p in (out / "delay=0").iterdir()) == ["parameters.json", "sleepy.ipynb"]
+    assert "papermill" in json.loads((out / "delay=0" / "sleepy.ipynb").read_text())["metadata"]
+    assert sorted(p.name for p in (out / "delay=600").iterdir()) == ["parameters.json"]
+    assert not (out / "batch.json").exists()  # as with the local backend: an interrupted batch has no summary
+    deadline = time.monotonic() + 60
+    while alive(kernel):  # the cancelled task stopped its papermill process, which shut its kernel down
+        assert time.monotonic() < deadline, f"kernel {kernel} still runs after Ctrl-C"
+        time.sleep(0.5)

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from nasviz.headless.execute import execute, one_line
 
 WAIT_S = 1.0  # how often the driver's wait loop wakes up (Ctrl-C is noticed between waits)
 CANCEL_GRACE_S = 20.0  # how long cancelled runs get to stop their kernels before Ray is shut down
+CONNECT_TIMEOUT_S = 10.0  # for the first look at --address
 LOCAL_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_register_timeout_seconds": "300"}
 
 
@@ -44,10 +46,10 @@ class RayBackend:
         self.address: str | None = args.address
         self.cpus: int = args.cpus_per_run or 1
         self.jobs: int | None = args.jobs
-        _connect(self.address)
+        self.temp = _connect(self.address)  # a local instance's folder (sockets, logs), removed at the end
         nodes = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
         if self.cpus > max(nodes, default=0):
-            ray.shutdown()
+            self._stop()
             raise ConfigError(f"--cpus-per-run {self.cpus} is more than any Ray node has (CPUs per node: "
                               f"{', '.join(map(str, nodes)) or 'none'})")
         self.total = sum(nodes)
@@ -91,23 +93,32 @@ class RayBackend:
                 ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
                 raise
         finally:
-            ray.shutdown()  # stops a local instance; only disconnects from a cluster
+            self._stop()
+
+    def _stop(self) -> None:
+        """Stop a local instance and remove its folder; from a cluster, only disconnect."""
+        import ray
+
+        ray.shutdown()
+        if self.temp is not None:
+            shutil.rmtree(self.temp, ignore_errors=True)
 
 
-def _connect(address: str | None) -> None:
+def _connect(address: str | None) -> str | None:
     """Join the cluster at `address`, or start a small local instance: all this machine's CPUs, no dashboard, logs
-    in a temporary folder, no usage reporting, and (a busy machine starts Python slowly) 5 minutes for a worker to
-    register instead of Ray's 1. Any failure is a one-line NasvizError."""
+    in a temporary folder (returned), no usage reporting, and (a busy machine starts Python slowly) 5 minutes for
+    a worker to register instead of Ray's 1. Any failure is a one-line NasvizError."""
     import logging
 
     import ray
 
     if address is not None:
+        _check_reachable(address)
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as exc:  # ConnectionError, ValueError, RuntimeError, ... depending on what is there
             raise NasvizError(f"--address {address}: cannot join a Ray cluster there ({one_line(exc)})") from None
-        return
+        return None
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)  # read by the Ray processes started now
     temp = tempfile.mkdtemp(prefix="nasviz-ray-")  # short: Ray's socket paths live under it
@@ -118,6 +129,19 @@ def _connect(address: str | None) -> None:
     except Exception as exc:  # Ray raises bare Exceptions when its processes do not come up
         raise NasvizError(f"could not start a local Ray instance ({one_line(exc)}); its logs are in {temp}; "
                           "or start one with `ray start --head` and pass --address") from None
+    return temp
+
+
+def _check_reachable(address: str) -> None:
+    """A one-line NasvizError at once if nothing listens at a HOST:PORT address (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", ray://...: Ray's own resolution
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise NasvizError(f"--address {address}: no Ray cluster answers there ({one_line(exc)}); start one with "
+                          "`ray start --head --port PORT` on that machine") from None
 
 
 def _failed(exc: BaseException) -> dict:
