@@ -8,7 +8,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +59,15 @@ def _run_point(notebook: str, folder: str, parameters: dict, threads: int | None
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    import concurrent.futures as cf
-    import multiprocessing
 
     notebook = check_notebook(args.notebook)
     grid = parse_grid(args.grid)
     if not grid:
         raise ConfigError("batch needs at least one --grid KEY=V1,V2,...")
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs} is out of range; allowed: an integer >= 1")
+    if args.backend == "local" and (args.address is not None or args.cpus_per_run is not None):
+        raise ConfigError(f"--{'address' if args.address is not None else 'cpus-per-run'} is for --backend ray only")
     fixed: dict[str, Any] = {}
     for key, value in args.parameter:
         if not key.isidentifier():
@@ -102,32 +102,30 @@ def cmd_batch(args: argparse.Namespace) -> int:
                           "overwritten)")
     if (out / rundir.BATCH).exists():
         raise ConfigError(f"{out} already holds a batch ({rundir.BATCH}); choose another --out")
+    if args.backend == "ray":
+        from nasviz.headless.ray_backend import RayBackend
+
+        ray_backend = RayBackend(args)  # Ray installed, the cluster reachable, --cpus-per-run possible
     for point in points:
         point["folder"].mkdir(parents=True, exist_ok=True)
         (point["folder"] / rundir.PARAMETERS).write_text(json.dumps(point["parameters"], indent=2) + "\n")
 
-    jobs = min(args.jobs, len(points))
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    print(f"batch: {len(points)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
     start = time.perf_counter()
     outcomes: dict[str, dict] = {}
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_point, str(notebook.resolve()), str(p["folder"]), p["parameters"], threads):
-                   p["name"] for p in points}
-        try:
-            for done, future in enumerate(cf.as_completed(futures), start=1):
-                name = futures[future]
-                try:
-                    outcomes[name] = future.result()
-                except Exception as exc:  # the worker process died
-                    outcomes[name] = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc, 300)}",
-                                      "seconds": None}
-                o = outcomes[name]
-                tail = "" if o["status"] == "ok" else f": {o['error']}"
-                print(f"[{done}/{len(points)}] {name}: {o['status']} ({o['seconds']} s){tail}", flush=True)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+
+    def finished(name: str, outcome: dict) -> None:
+        outcomes[name] = outcome
+        tail = "" if outcome["status"] == "ok" else f": {outcome['error']}"
+        print(f"[{len(outcomes)}/{len(points)}] {name}: {outcome['status']} ({outcome['seconds']} s){tail}",
+              flush=True)
+
+    if args.backend == "ray":
+        jobs = args.jobs
+        ray_backend.run(notebook, points, out, finished)
+    else:
+        jobs = min(args.jobs or 1, len(points))
+        print(f"batch: {len(points)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
+        _run_local(notebook, points, jobs, finished)
     records = []
     for p in points:
         o = outcomes.get(p["name"], {"status": "not run", "error": None, "seconds": None})
@@ -135,7 +133,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                         "notebook": str(p["folder"] / notebook.name), **o})
     failed = [r for r in records if r["status"] != "ok"]
     summary = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
-               "fixed": fixed, "jobs": jobs, "points": records, "failed": len(failed),
+               "fixed": fixed, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
                "seconds": round(time.perf_counter() - start, 1)}
     (out / rundir.BATCH).write_text(json.dumps(summary, indent=2) + "\n")
     print(summary_table(records))
@@ -159,8 +157,31 @@ def run_batch(grid: dict[str, Sequence[Any]], out: str | Path, parameters: dict[
     args = argparse.Namespace(
         notebook=str(notebook if notebook is not None else notebook_dir() / MAIN_NOTEBOOK),
         grid=[f"{key}={','.join(text(v) for v in values)}" for key, values in grid.items()],
-        out=str(out), jobs=jobs, parameter=[(key, text(value)) for key, value in (parameters or {}).items()])
+        out=str(out), jobs=jobs, parameter=[(key, text(value)) for key, value in (parameters or {}).items()],
+        backend="local", address=None, cpus_per_run=None)
     return cmd_batch(args)
+
+
+def _run_local(notebook: Path, points: list[dict], jobs: int, finished: Callable[[str, dict], None]) -> None:
+    """The default backend: the points in a pool of `jobs` spawned processes on this machine."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_point, str(notebook.resolve()), str(p["folder"]), p["parameters"], threads):
+                   p["name"] for p in points}
+        try:
+            for future in cf.as_completed(futures):
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # the worker process died
+                    outcome = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}",
+                               "seconds": None}
+                finished(futures[future], outcome)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def summary_table(records: Iterable[dict]) -> str:
@@ -186,7 +207,16 @@ def add_batch_command(subparsers) -> None:
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a parameter and its values (repeat for a product of grids)")
     p.add_argument("--out", required=True, help="folder that receives one subfolder per grid point")
-    p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default 1)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="notebooks run at the same time (default: 1 locally; with Ray, as many as its CPUs allow)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: a process pool on this machine (default); ray: one Ray task per point, the files "
+                        "sent back to this machine (pip install 'nasviz[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --backend ray: join this Ray cluster (e.g. 10.0.0.1:6379); default: start a local "
+                        "Ray instance")
+    p.add_argument("--cpus-per-run", type=int, default=None, metavar="K",
+                   help="with --backend ray: CPUs reserved by, and threads used by, each run (default 1)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="a parameter set for every point")
     p.set_defaults(func=cmd_batch)
