@@ -113,8 +113,8 @@ def _check_recipe(folder: Path, header: dict) -> None:
         existing = rundir.read_json(path)
         if not (isinstance(existing, dict) and _same_header(existing, header)):
             raise ConfigError(
-                f"{folder} was built with another recipe or space ({path}); use a new --out folder for this one"
-            )
+                f"{folder} was built with another recipe or space ({path}); use a new folder for this one",
+                setting="out")
     else:
         rundir.write_json(path, header)
 

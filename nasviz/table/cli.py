@@ -28,7 +28,8 @@ def _recipe(pairs: list[str]) -> Recipe:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in kinds:
-            raise NasvizError(f"--set {pair!r} is not allowed; allowed: key=value with key one of {', '.join(kinds)}")
+            raise NasvizError(f"recipe setting {pair!r} is not allowed; allowed: KEY=VALUE with KEY one of "
+                              f"{', '.join(kinds)}")
         values[key] = coerce(key, value, types[kinds[key]])
     return replace(Recipe(), **values)
 
