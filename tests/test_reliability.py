@@ -28,12 +28,15 @@ from nasviz import cli, rundir
 from nasviz.config import SearchConfig
 from nasviz.data import BatchStream, ImageData
 from nasviz.errors import CheckpointError, DivergedError, NasvizError
+from nasviz.export import export_model
+from nasviz.predict import image_files
 from nasviz.rundir import load_history
 from nasviz.scratch import ScratchConfig, train_from_scratch
 from nasviz.search import Search
 from nasviz.space import Genotype
 
 REPO = Path(__file__).resolve().parents[1]
+MAIN_NB = str(REPO / "notebooks" / "03_search.ipynb")
 TINY = dict(warmup_steps=4, population=2, generations=2, finetune_steps=2, fitness_images=32, weight_images=64,
             batch_size=16, eval_batch_size=32, bn_batches=1, checkpoint_every=2, top_k=2, record_before=False)
 # the CLI runs that are killed: one generation more, so every moment to kill at comes while the process still runs
@@ -69,7 +72,8 @@ def with_edge(k: int, edge: tuple[str, int]) -> str:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    """The run's files and their bytes (the lock file records who last wrote there, not the run)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != rundir.LOCK}
 
 
 # --- shared runs ------------------------------------------------------------------------------------------
@@ -112,12 +116,22 @@ def image_folder(tmp_path) -> Path:
 
 @pytest.fixture
 def ctx(tmp_path, gen1_run, image_folder) -> dict[str, Any]:
-    """Paths the bad-input cases refer to: {out} (must stay absent), {run}, {file}, {empty}, {missing}, ..."""
+    """Paths the bad-input cases refer to: {out} (must stay absent), {run}, {file}, {empty}, {missing}, {mine} and
+    {trained} (a user's folders: must stay as they are), ..."""
     (tmp_path / "a-file.txt").write_text("not a folder\n")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text('{"my": "own settings"}\n')
+    (tmp_path / "mine" / "notes.txt").write_text("mine\n")
+    (tmp_path / "trained").mkdir()
+    (tmp_path / "trained" / "model.pt").write_bytes(b"my own model")
     return {"out": str(tmp_path / "out"), "run": str(gen1_run), "file": str(tmp_path / "a-file.txt"),
             "empty": str(tmp_path / "empty"), "missing": str(tmp_path / "missing"), "images": str(image_folder),
-            "tmp": str(tmp_path)}
+            "tmp": str(tmp_path), "mine": str(tmp_path / "mine"), "trained": str(tmp_path / "trained")}
+
+
+USERS = ("mine", "trained")
+"""The ctx folders that hold a user's files: no case may change them."""
 
 
 # --- 1. bad input: one table, run through the Python API and the CLI -------------------------------------
@@ -146,7 +160,7 @@ def resume(overrides: dict | None = None, where: str = "run", **kw) -> Callable[
 
 BAD: list[Bad] = [
     # SearchConfig: types, ranges, budgets
-    Bad("population<2", "population=1 is out of range; allowed: an integer >= 2", cfg(population=1),
+    Bad("population<2", "population=1 is out of range; allowed: an integer in 2..10000", cfg(population=1),
         smoke("population=1")),
     Bad("population-text", "population='ten' is not allowed; allowed: an integer", cfg(population="ten"),
         smoke("population=ten")),
@@ -155,15 +169,17 @@ BAD: list[Bad] = [
     Bad("p_crossover>1", "p_crossover=1.5 is out of range; allowed: a probability in [0, 1]", cfg(p_crossover=1.5),
         smoke("p_crossover=1.5")),
     Bad("p_mutation<0", "p_mutation=-0.1 is out of range", cfg(p_mutation=-0.1), smoke("p_mutation=-0.1")),
-    Bad("warmup_steps<0", "warmup_steps=-1 is out of range; allowed: an integer >= 0", cfg(warmup_steps=-1)),
-    Bad("finetune_steps=0", "finetune_steps=0 is out of range; allowed: an integer >= 1", cfg(finetune_steps=0)),
+    Bad("warmup_steps<0", "warmup_steps=-1 is out of range; allowed: an integer in 0..1000000000",
+        cfg(warmup_steps=-1)),
+    Bad("finetune_steps=0", "finetune_steps=0 is out of range; allowed: an integer in 1..1000000000",
+        cfg(finetune_steps=0)),
     Bad("generations<0", "generations=-1 is out of range", cfg(generations=-1), smoke("generations=-1")),
     Bad("lr=0", "lr=0.0 must be a positive number", cfg(lr=0), smoke("lr=0")),
     Bad("lr=inf", "lr=inf is not allowed; allowed: a finite number", cfg(lr=float("inf")), smoke("lr=inf")),
     Bad("lr=nan", "lr=nan is not allowed; allowed: a finite number", cfg(lr=float("nan"))),
     Bad("finetune_lr<0", "finetune_lr=-1.0 must be a positive number", cfg(finetune_lr=-1)),
     Bad("momentum=1", "momentum=1.0 is out of range; allowed: [0, 1)", cfg(momentum=1.0)),
-    Bad("weight_decay<0", "weight_decay=-1.0 is out of range; allowed: >= 0", cfg(weight_decay=-1)),
+    Bad("weight_decay<0", "weight_decay=-1.0 is out of range; allowed: [0, 1]", cfg(weight_decay=-1)),
     Bad("grad_clip=0", "grad_clip=0.0 must be a positive number", cfg(grad_clip=0)),
     Bad("channels-odd", "channels=5 is out of range; allowed: an even integer in 2..1024", cfg(channels=5),
         smoke("channels=5")),
@@ -282,6 +298,100 @@ BAD: list[Bad] = [
     Bad("train-device", "device='gpu' is not allowed", None,
         ["train", "--genotype", "DARTS_V2", "--device", "gpu", "--out", "{out}"]),
     Bad("data-name", "unknown dataset 'fashionmnist' (did you mean 'fashion-mnist'?)", None, ["data", "fashionmnist"]),
+    # never write what is not ours: blank paths, a user's folder, a path too long or under a file (issue 16.3)
+    Bad("out-blank", "out='' is blank; allowed: a folder path", lambda ctx: Search(tiny(), ""),
+        ["search", "--preset", "smoke", "--out", ""], "argument --out: a blank value '' is not allowed"),
+    Bad("out-whitespace", "out='  ' is blank", lambda ctx: Search(tiny(), "  "),
+        ["search", "--preset", "smoke", "--out", "  "], "argument --out: a blank value '  ' is not allowed"),
+    Bad("resume-blank", "resume=' ' is blank", lambda ctx: Search.resume(" "), ["search", "--resume", " "],
+        "argument --resume: a blank value"),
+    Bad("out-holds-user-files", "is not empty (it holds 'config.json', 'notes.txt') and holds no nasviz run",
+        lambda ctx: Search(tiny(), ctx["mine"]), ["search", "--preset", "smoke", "--out", "{mine}"]),
+    Bad("out-name-too-long", "is too long; allowed: names of at most 255 bytes",
+        lambda ctx: Search(tiny(), Path(ctx["tmp"]) / ("x" * 300)),
+        ["search", "--preset", "smoke", "--out", "{tmp}/" + "x" * 300]),
+    Bad("data_root-blank", "is blank; allowed: a folder or none", cfg(data_root=" "),
+        ["search", "--preset", "smoke", "--data-root", " ", "--out", "{out}"], "argument --data-root: a blank value"),
+    Bad("train-out-blank", "out=' ' is blank", lambda ctx: rundir.check_output_folder(" ", (rundir.SCRATCH,)),
+        ["train", "--genotype", "DARTS_V2", "--out", " "], "argument --out: a blank value"),
+    Bad("train-out-holds-a-model", "already holds model.pt; choose another folder (nothing is overwritten)",
+        lambda ctx: rundir.check_output_folder(ctx["trained"], (rundir.SCRATCH, "model.pt")),
+        ["train", "--genotype", "DARTS_V2", "--epochs", "1", "--out", "{trained}"]),
+    Bad("render-out-under-a-file", "a-file.txt is a file, not a folder", None,
+        ["render", "--genotype", "DARTS_V2", "--out", "{file}/cells.svg"]),
+    Bad("render-out-too-long", "is too long", None,
+        ["render", "--genotype", "DARTS_V2", "--out", "{tmp}/" + "x" * 300 + ".svg"]),
+    Bad("predict-blank", "image path ' ' is blank", lambda ctx: image_files([" "]),
+        ["predict", "--model", "{file}", " "], "argument images: a blank value"),
+    Bad("export-out-blank", "out=' ' is blank", lambda ctx: export_model(ctx["file"], "torchscript", " "),
+        ["export", "--model", "{file}", "--format", "torchscript", "--out", " "], "argument --out: a blank value"),
+    Bad("batch-out-blank", "argument --out: a blank value", None, ["batch", MAIN_NB, "--grid", "seed=1", "--out", ""]),
+    Bad("batch-shared-run-dir", "-p out gives every point the same run directory", None,
+        ["batch", MAIN_NB, "--grid", "seed=0,1", "-p", "out", "{out}", "--out", "{out}"]),
+    Bad("batch-same-run-dir-twice", "would write the same run directory", None,
+        ["batch", MAIN_NB, "--grid", "out={out}/a,{out}/./a", "--out", "{out}"]),
+    # every numeric setting bounded by what float32/int64 training can run, before anything starts (16.4)
+    Bad("lr-overflows-float32", "lr=1e+39 is out of range; allowed: a positive number <= 1e6", cfg(lr=1e39),
+        smoke("lr=1e39")),
+    Bad("finetune_lr-overflows", "finetune_lr=1e+300 is out of range", cfg(finetune_lr=1e300),
+        smoke("finetune_lr=1e300")),
+    Bad("weight_decay-overflows", "weight_decay=1e+300 is out of range; allowed: [0, 1]", cfg(weight_decay=1e300),
+        smoke("weight_decay=1e300")),
+    Bad("grad_clip-overflows", "grad_clip=1e+39 is out of range; allowed: a positive number <= 1e6",
+        cfg(grad_clip=1e39)),
+    Bad("population-huge", f"population={10**30} is out of range; allowed: an integer in 2..10000",
+        cfg(population=10**30), smoke(f"population={10**30}")),
+    Bad("generations-huge", f"generations={10**30} is out of range", cfg(generations=10**30),
+        smoke(f"generations={10**30}")),
+    Bad("warmup_steps-huge", f"warmup_steps={10**30} is out of range; allowed: an integer in 0..1000000000",
+        cfg(warmup_steps=10**30)),
+    Bad("finetune_steps-huge", "finetune_steps=1000000001 is out of range", cfg(finetune_steps=10**9 + 1)),
+    Bad("eval_batch_size-huge", f"eval_batch_size={10**20} is out of range; allowed: an integer in 1..65536",
+        cfg(eval_batch_size=10**20)),
+    Bad("bn_batches-huge", f"bn_batches={10**20} is out of range", cfg(bn_batches=10**20)),
+    Bad("checkpoint_every-huge", f"checkpoint_every={10**20} is out of range", cfg(checkpoint_every=10**20)),
+    Bad("batch_size=1", "batch_size=1 is out of range; allowed: an integer in 2..65536 (BatchNorm needs 2 images",
+        cfg(batch_size=1), smoke("batch_size=1")),
+    Bad("budget-beyond-the-space", "population=300 x (generations=2 + 1) new networks exceed the 648 distinct networks",
+        cfg(space="mini", population=300), smoke("space=mini", "population=300")),
+    Bad("info-layers-huge", "--layers 100000 / --channels 36: allowed: layers in 1..100", None,
+        ["info", "--genotype", "DARTS_V2", "--layers", "100000"]),
+    Bad("info-channels-huge", "even channels in 2..1024", None,
+        ["info", "--genotype", "DARTS_V2", "--channels", "100000"]),
+    # `train` is checked as `search` is, and leaves nothing behind (16.5)
+    Bad("train-seed-70-bit", f"seed={2**70} is out of range; allowed: an integer in 0..2**63-1",
+        lambda ctx: ScratchConfig.from_settings({"seed": str(2**70)}),
+        ["train", "--genotype", "DARTS_V2", "--seed", str(2**70), "--out", "{out}"]),
+    Bad("train-seed<0", "seed=-1 is out of range", lambda ctx: ScratchConfig.from_settings({"seed": -1}),
+        ["train", "--genotype", "DARTS_V2", "--seed", "-1", "--out", "{out}"]),
+    Bad("train-size-1", "train_size=1 is out of range; allowed: an integer >= 2 or none",
+        lambda ctx: ScratchConfig.from_settings({"train_size": 1}),
+        ["train", "--genotype", "DARTS_V2", "--train-size", "1", "--out", "{out}"]),
+    Bad("train-batch-size-1", "batch_size=1 is out of range; allowed: an integer in 2..65536",
+        lambda ctx: ScratchConfig.from_settings({"batch_size": 1}),
+        ["train", "--genotype", "DARTS_V2", "--batch-size", "1", "--out", "{out}"]),
+    Bad("train-one-image", "tiny has 1 training image(s); training needs at least 2",
+        lambda ctx: ScratchConfig().check_data(1, "tiny")),
+    Bad("train-cutout<0", "cutout=-1 is out of range; allowed: an integer in 0..1024",
+        lambda ctx: ScratchConfig.from_settings({"cutout": "-1"}),
+        ["train", "--genotype", "DARTS_V2", "--set", "cutout=-1", "--out", "{out}"]),
+    Bad("train-epochs-huge", "epochs=1000000 is out of range; allowed: an integer in 1..100000",
+        lambda ctx: ScratchConfig.from_settings({"epochs": 10**6}),
+        ["train", "--genotype", "DARTS_V2", "--epochs", "1000000", "--out", "{out}"]),
+    Bad("train-lr-overflows", "lr=1e+39 is out of range", lambda ctx: ScratchConfig.from_settings({"lr": "1e39"}),
+        ["train", "--genotype", "DARTS_V2", "--set", "lr=1e39", "--out", "{out}"]),
+    Bad("train-weight_decay-overflows", "weight_decay=1e+300 is out of range",
+        lambda ctx: ScratchConfig.from_settings({"weight_decay": 1e300}),
+        ["train", "--genotype", "DARTS_V2", "--set", "weight_decay=1e300", "--out", "{out}"]),
+    Bad("train-aux-weight-huge", "auxiliary_weight=1e+300 is out of range",
+        lambda ctx: ScratchConfig.from_settings({"auxiliary_weight": 1e300})),
+    # the preset, and resuming into fewer generations than were run (16.12, 16.9)
+    Bad("preset-blank", "unknown preset ''", lambda ctx: SearchConfig.from_preset(""),
+        ["search", "--preset", "", "--out", "{out}"], "argument --preset: a blank value '' is not allowed"),
+    Bad("preset-set", "preset='paper' cannot be set: it records the preset these settings start from ('smoke')",
+        lambda ctx: SearchConfig.from_preset("smoke", preset="paper"), smoke("preset=paper")),
+    Bad("resume-generations-below-the-run", "generations=0 is fewer than the 1 this run has done",
+        resume({"generations": 0}), ["search", "--resume", "{run}", "--set", "generations=0"]),
 ]
 
 CUDA = torch.cuda.is_available()
@@ -300,12 +410,14 @@ def test_the_table_covers_at_least_thirty_kinds():
 @pytest.mark.parametrize("case", [c for c in BAD if c.api is not None], ids=lambda c: c.id)
 def test_bad_input_through_the_api(case, ctx):
     _skip(case)
+    users = {name: snapshot(Path(ctx[name])) for name in USERS}
     with pytest.raises(NasvizError) as info:
         case.api(ctx)
     message = str(info.value)
     assert case.fragment in message
     assert "\n" not in message
     assert not Path(ctx["out"]).exists()
+    assert {name: snapshot(Path(ctx[name])) for name in USERS} == users
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -322,6 +434,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_bad_input_through_the_cli(case, ctx, capsys):
     _skip(case)
     before = snapshot(Path(ctx["run"]))
+    users = {name: snapshot(Path(ctx[name])) for name in USERS}
     code, out, err = run_cli([a.format(**ctx) for a in case.cli], capsys)
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -331,6 +444,7 @@ def test_bad_input_through_the_cli(case, ctx, capsys):
     assert "Traceback" not in err and out == ""
     assert not Path(ctx["out"]).exists()
     assert snapshot(Path(ctx["run"])) == before  # a refused resume changes nothing
+    assert {name: snapshot(Path(ctx[name])) for name in USERS} == users  # a user's files neither
 
 
 def subprocess_cli(*args: str, cwd: Path, timeout: float = DEADLINE_S) -> subprocess.CompletedProcess:
@@ -559,7 +673,8 @@ def test_a_run_writes_only_inside_its_directory(gen1_run):
     base = gen1_run.parent  # the run was made with base/cwd as the working directory
     assert sorted(p.relative_to(base).as_posix() for p in base.rglob("*")) == sorted(
         ["cwd", "gen1"]
-        + [f"gen1/{name}" for name in (rundir.CONFIG, rundir.HISTORY, rundir.EVENTS, rundir.RESULT, rundir.CHECKPOINT)]
+        + [f"gen1/{name}" for name in (rundir.CONFIG, rundir.HISTORY, rundir.EVENTS, rundir.RESULT, rundir.CHECKPOINT,
+                                       rundir.LOCK)]
     )
 
 
@@ -611,8 +726,8 @@ def test_a_nan_loss_in_fine_tuning_names_step_and_lr_and_keeps_the_last_checkpoi
 
 def test_a_huge_learning_rate_diverges_with_an_error_and_the_files_stay(run_copy):
     files = {name: (run_copy / name).read_bytes() for name in (rundir.CHECKPOINT, rundir.RESULT)}
-    search = Search.resume(run_copy, {"lr": 1e30, "finetune_steps": 8}, force=True)
-    with pytest.raises(DivergedError, match=r"finetune diverged: .* at step \d+ with learning rate 1e\+30"):
+    search = Search.resume(run_copy, {"lr": 1e6, "finetune_steps": 8}, force=True)  # the largest rate allowed
+    with pytest.raises(DivergedError, match=r"finetune diverged: .* at step \d+ with learning rate 1e\+06"):
         search.step()
     assert {name: (run_copy / name).read_bytes() for name in files} == files
     rundir.load_checkpoint(run_copy / rundir.CHECKPOINT)
