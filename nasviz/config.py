@@ -251,8 +251,11 @@ class SearchConfig:
             f = min(f, n - batch) if w is None else n - w
         elif own_w:  # the fitness part set explicitly
             w = n - f
-        if not (own_f or own_w) or (own_f and w is not None and not own_w and f < 1):
+        if not (own_f or own_w):
             self.check_train_images(n, dataset)  # the explicit sizes do not fit
+        if own_f and not own_w and w is not None and f < 1:
+            raise ConfigError(f"weight_images={w} leaves none of {dataset}'s {n} training images to measure fitness; "
+                              f"allowed: weight_images <= {n - 1}")
         if own_w and not own_f and w < batch:
             dataclasses.replace(self, weight_images=None).check_train_images(n, dataset)
         if f < 1 or (n - f if w is None else w) < batch:

@@ -15,6 +15,7 @@ from nasviz import dirlock, rundir
 from nasviz.errors import CheckpointError, NasvizError, one_line
 from nasviz.events import Event, TrainLog
 from nasviz.population import Population
+from nasviz.space import Genotype
 from nasviz.version import __version__
 
 if TYPE_CHECKING:
@@ -305,13 +306,19 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
         ]
     generations, population = config.get("generations"), config.get("population")
     checks += [
-        ("generation", not _is_int(generations) or state.get("generation", 0) <= generations),
-        ("population", state.get("generation", -1) < 0 or not _is_int(population) or n == population),
+        ("generation", not _is_int(generations) or not _is_int(state.get("generation"), -1)
+         or state["generation"] <= generations),
+        ("population", not _is_int(state.get("generation"), 0) or not _is_int(population) or n == population),
     ]
     for name, ok in checks:
         if not ok:
             raise CheckpointError(f"{source} is damaged or not a nasviz search checkpoint: its field {name!r} is "
                                   f"missing or has the wrong type or length; nothing was changed")
+    for text in state["population"]:  # parsed, never evaluated
+        try:
+            Genotype.parse(text)
+        except NasvizError as exc:
+            raise CheckpointError(f"{source} cannot be resumed: {exc}") from None
 
 
 def check_resumable(state: dict[str, Any], run_dir: Path) -> None:

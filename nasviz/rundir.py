@@ -210,16 +210,18 @@ def check_path(path: str | Path, setting: str = "out") -> Path:
     return Path(path)
 
 
-def foreign_entries(folder: Path) -> list[str]:
+def foreign_entries(folder: Path, locked_before: bool | None = None) -> list[str]:
     """The entries of `folder` that are not a nasviz run's own: everything but the lock file and, beside it, what
-    a run that stopped before its first checkpoint leaves (`LEFTOVERS`, temporary files)."""
+    a run that stopped before its first checkpoint leaves (`LEFTOVERS`, temporary files). Those count as a run's
+    only where the lock file was there before (`locked_before`; None: where it is there now): a lock file that
+    this process has just made does not make a user's config.json a run's."""
     names = sorted(entry.name for entry in Path(folder).iterdir())
-    if LOCK not in names:
-        return names
+    if not (LOCK in names if locked_before is None else locked_before):
+        return [n for n in names if n != LOCK]
     return [n for n in names if n != LOCK and n not in LEFTOVERS and not _is_temporary(n)]
 
 
-def check_new(out: str | Path) -> Path:
+def check_new(out: str | Path, locked_before: bool | None = None) -> Path:
     """`out` as a Path, if a new run may go there: a new folder, an empty one, or one that a run stopped before
     its first checkpoint left. Refuses a folder that holds a run (never overwrite finished work), a folder
     that holds anything else (never overwrite what is not ours), a blank path, and a path that is or lies under
@@ -234,7 +236,7 @@ def check_new(out: str | Path) -> Path:
                               setting="out")
     if path.is_dir():
         try:
-            foreign = foreign_entries(path)
+            foreign = foreign_entries(path, locked_before)
         except OSError as exc:
             raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}", setting="out") from None
         if foreign:
@@ -308,9 +310,10 @@ def start_new(out: str | Path) -> dirlock.FolderLock:
     """Create the new run directory `out` and lock it; under the lock it is checked again (nothing started
     there meanwhile) and a stopped-before-its-first-checkpoint run's leftovers are removed."""
     path = create(out)
+    locked_before = (path / LOCK).exists()
     held = lock(path)
     try:
-        check_new(path)
+        check_new(path, locked_before)
     except BaseException:
         held.release_if_unowned()
         raise
@@ -351,6 +354,7 @@ def _claim(folder: Path, folder_of_runs: bool) -> str | None:
         return "is a file"
     except OSError as exc:
         raise CheckpointError(f"cannot create {folder}: {exc.strerror or exc}", setting="out") from None
+    locked_before = (folder / LOCK).exists()
     try:
         held = lock(folder)
     except dirlock.FolderBusy as exc:
@@ -359,10 +363,10 @@ def _claim(folder: Path, folder_of_runs: bool) -> str | None:
         return "is in use by a search of this process"
     try:
         if folder_of_runs:
-            if foreign_entries(folder) or is_run_dir(folder):
+            if foreign_entries(folder, False) or is_run_dir(folder):
                 raise CheckpointError("is not empty")
         else:
-            check_new(folder)
+            check_new(folder, locked_before)
     except CheckpointError:
         held.release_if_unowned()
         return "already holds a run" if is_run_dir(folder) else "is not empty"

@@ -8,9 +8,11 @@ last good checkpoint. Long runs' memory is measured by benchmarks/memory_growth.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +29,7 @@ import torch
 from nasviz import cli, rundir
 from nasviz.config import SearchConfig
 from nasviz.data import BatchStream, ImageData
-from nasviz.errors import CheckpointError, DivergedError, NasvizError
+from nasviz.errors import CheckpointError, ConfigError, DivergedError, NasvizError
 from nasviz.export import export_model
 from nasviz.predict import image_files
 from nasviz.rundir import load_history
@@ -540,6 +542,11 @@ def assert_resumes_to_the_reference(run_dir: Path, reference) -> None:
     assert [r["generation"] for r in rows] == list(range(CLI_SETTINGS["generations"] + 1))
     assert [r["fitness"] for r in rows] == [r["fitness"] for r in ref_rows]
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]  # no leftovers of torn writes
+    # events.jsonl was cut back to the checkpoint, as history.jsonl is: every training step logged once
+    steps = [(e["phase"], e["generation"], e["step"]) for e in rundir.read_jsonl(run_dir / rundir.EVENTS)
+             if e.get("type") == "train_step"]
+    c = CLI_SETTINGS
+    assert len(steps) == len(set(steps)) == c["warmup_steps"] + c["generations"] * c["finetune_steps"]
 
 
 @pytest.mark.parametrize("moment", ["first-warmup-checkpoint", "generation-0", "generation-1"])
@@ -748,3 +755,400 @@ def test_a_nan_loss_in_final_training_names_step_and_lr(nan_batches):
     config = ScratchConfig(epochs=1, channels=4, layers=3, batch_size=8, cutout=0)
     with pytest.raises(DivergedError, match="training diverged: loss is nan at step 0 with learning rate 0.025"):
         train_from_scratch(Genotype.parse("DARTS_V2"), data, config, progress=False)
+
+
+# --- 5. one writer per run directory (issue 16.1) ------------------------------------------------------------
+def busy_message(pid: int) -> str:
+    return f"is in use by another nasviz process (pid {pid}"
+
+
+def busy_pattern(pid: int) -> str:
+    return re.escape(busy_message(pid))
+
+
+def test_a_second_writer_is_refused_naming_the_first_and_kill_9_leaves_no_stale_lock(tmp_path, reference, capsys):
+    run_dir = tmp_path / "run"
+    proc = start_search(run_dir)
+    wait_for(lambda: (run_dir / rundir.CHECKPOINT).exists(), proc, "the first checkpoint")
+    assert proc.poll() is None, "the search finished before a second writer could try"
+    # a new search into the same folder and a resume of it, from the command line and from Python
+    for argv in (cli_search_args(run_dir), ["search", "--resume", str(run_dir), "--quiet"]):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and busy_message(proc.pid) in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(CheckpointError, match=busy_pattern(proc.pid)) as info:
+        Search.resume(run_dir)
+    assert info.value.pid == proc.pid
+    with pytest.raises(CheckpointError, match=busy_pattern(proc.pid)):
+        Search(tiny(), run_dir)
+    proc.kill()  # the kernel drops the lock of a process killed with SIGKILL
+    assert proc.wait(timeout=DEADLINE_S) == -signal.SIGKILL
+    proc.stderr.close()
+    assert_resumes_to_the_reference(run_dir, reference)  # no stale lock: the resume runs, to the same end
+
+
+def test_two_searches_started_together_into_one_folder_one_writes_the_other_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-m", "nasviz", *cli_search_args(run_dir)[:-1]], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = sorted((p.wait(timeout=DEADLINE_S), p.stderr.read()) for p in procs)
+    for p in procs:
+        p.stderr.close()
+    (ok, _), (refused, err) = outcomes
+    assert (ok, refused) == (0, 2), outcomes
+    assert "is in use by another nasviz process (pid" in err and len(err.strip().splitlines()) == 1, err
+    assert [r["generation"] for r in load_history(run_dir)] == list(range(CLI_SETTINGS["generations"] + 1))
+
+
+CLAIM = ("import sys; from nasviz.notebooks import {fn}; print('CLAIMED', {fn}(sys.argv[1]), flush=True); "
+         "sys.stdin.read()")  # hold the claim until told to let go
+
+
+def claimed(proc: subprocess.Popen) -> Path:
+    """The folder a CLAIM process got (the lines before it say why `out` was not used)."""
+    for line in proc.stdout:
+        if line.startswith("CLAIMED "):
+            return Path(line.removeprefix("CLAIMED ").strip())
+    raise AssertionError(f"no folder claimed: {proc.stderr.read() if proc.stderr else ''}")
+
+
+@pytest.mark.parametrize("fn", ["fresh_run_dir", "fresh_folder"])
+def test_notebooks_asking_for_a_fresh_folder_at_once_get_one_each(tmp_path, fn):
+    """The batch case `-p out SHARED --jobs N`: each process claims (creates and locks) a different folder."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIM.format(fn=fn), str(tmp_path / "shared")], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    try:
+        folders = [claimed(p) for p in procs]
+    finally:
+        for p in procs:
+            p.communicate("", timeout=DEADLINE_S)
+    assert len(set(folders)) == 3 and all(f.is_dir() and f.parent == tmp_path for f in folders), folders
+    assert tmp_path / "shared" in folders
+
+
+def test_a_fresh_folder_is_never_one_another_process_writes_or_one_holding_files(tmp_path, capsys):
+    from nasviz import notebooks as nv
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", CLAIM.format(fn="fresh_run_dir"), str(tmp_path / "busy")],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert claimed(holder) == tmp_path / "busy"
+        elsewhere = nv.fresh_run_dir(tmp_path / "busy")
+        assert elsewhere != tmp_path / "busy" and f"is in use by another process (pid {holder.pid})" in \
+            capsys.readouterr().out
+    finally:
+        holder.communicate("", timeout=DEADLINE_S)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    assert nv.fresh_run_dir(tmp_path / "mine") != tmp_path / "mine"
+    assert (tmp_path / "mine" / "config.json").read_text() == "{}"
+    with pytest.raises(NasvizError, match="is blank"):
+        nv.fresh_folder("  ")
+
+
+def test_in_one_process_the_newest_search_writes_and_an_older_one_is_refused(tmp_path):
+    run_dir = tmp_path / "r"
+    first = Search(tiny(), run_dir)
+    first.step()  # warm-up and generation 0
+    first.close()  # lets go of the lock ...
+    first.step()  # ... and takes it again to write: no one else wrote in between
+    assert first.generation == 1
+    second = Search.resume(run_dir)  # takes over
+    with pytest.raises(CheckpointError, match="another search wrote .* after this one"):
+        first.step()
+    assert second.run()["finished"]
+    assert [r["generation"] for r in load_history(run_dir)] == [0, 1, 2]
+
+
+# --- 6. batch folders (16.2) -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("values, expected", [
+    (["a/b", "a_b", "a b"], ["name=a_b~", "name=a_b", "name=a_b~"]),
+    (["A", "a"], ["name=A", "name=a-2"]),  # one folder on a file system that ignores case
+    (["x" * 300, "x" * 301], ["name=" + "x" * 100, "name=" + "x" * 100]),  # cut to a file system's length
+])
+def test_batch_point_folders_are_unique_even_where_names_clash(values, expected):
+    from nasviz.headless.batch import MAX_NAME, point_names
+
+    names = point_names([{"name": v} for v in values])
+    assert len({n.casefold() for n in names}) == len(values)
+    assert all(n.startswith(e) and len(n.encode()) <= MAX_NAME for n, e in zip(names, expected)), names
+
+
+@pytest.mark.slow
+def test_a_batch_whose_values_clash_after_sanitising_keeps_every_point(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('name = "x"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print(name)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = tmp_path / "echo.ipynb"
+    nbformat.write(nb, str(notebook))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "nasviz", "batch", str(notebook), "--grid", "name=a/b,a_b,a b",
+                           "--out", str(tmp_path / "sweep"), "--jobs", "2"], capture_output=True, text=True, env=env,
+                          timeout=DEADLINE_S * 2, cwd=tmp_path)
+    assert done.returncode == 0 and "3 ok, 0 failed" in done.stdout, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "sweep" / rundir.BATCH).read_text())
+    assert sorted(p["parameters"]["name"] for p in summary["points"]) == ["a b", "a/b", "a_b"]
+    assert len({p["folder"] for p in summary["points"]}) == 3
+    for point in summary["points"]:  # batch.json points at the folder that holds that point's results
+        folder = Path(point["folder"])
+        assert json.loads((folder / rundir.PARAMETERS).read_text())["name"] == point["parameters"]["name"]
+        executed = nbformat.read(str(folder / "echo.ipynb"), as_version=4)
+        assert executed.cells[-1].outputs[0]["text"].strip() == point["parameters"]["name"]
+
+
+# --- 7. checkpoints checked before a resume touches anything (16.8) ---------------------------------------------
+def _set(key: str, value: Any) -> Callable[[dict], None]:
+    return lambda state: state.__setitem__(key, value)
+
+
+DAMAGE: dict[str, Callable[[dict], None]] = {
+    "generation-text": _set("generation", "1"),
+    "generation-beyond-the-run": _set("generation", 99),
+    "fitness-shorter-than-population": lambda s: s.__setitem__("fitness", s["fitness"][:-1]),
+    "params-floats": lambda s: s.__setitem__("params", [0.5] * len(s["params"])),
+    "population-text": _set("population", "not a list"),
+    "seen-numbers": _set("seen", [1, 2]),
+    "warmup-log-uneven": lambda s: s["warmup_log"].__setitem__("paths", ["a path without its loss"]),
+    "no-rng": lambda s: s.pop("rng"),
+    "rng-torch-list": lambda s: s["rng"].__setitem__("torch", [1, 2, 3]),
+    "stream-position-text": lambda s: s["stream"].__setitem__("position", "3"),
+    "supernet-list": _set("supernet", [1]),
+    "no-optimizer": lambda s: s.pop("optimizer"),
+    "wall-time-negative": _set("wall_time_s", -1.0),
+    "from-another-run": _set("run_id", "0" * 32),
+    "another-population": lambda s: s.__setitem__("population", [str(Genotype.parse("DARTS_V2"))] * 2),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_checkpoint_of_the_wrong_structure_or_another_run_is_refused_before_anything_changes(run_copy, damage,
+                                                                                               capsys):
+    path = run_copy / rundir.CHECKPOINT
+    state = rundir.load_checkpoint(path)
+    DAMAGE[damage](state)
+    torch.save(state, path)
+    before = snapshot(run_copy)
+    with pytest.raises(CheckpointError) as info:
+        Search.resume(run_copy)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert snapshot(run_copy) == before
+    code, _, err = run_cli(["search", "--resume", str(run_copy), "--quiet"], capsys)
+    assert code == 2 and str(path) in err and len(err.strip().splitlines()) == 1, err
+    assert snapshot(run_copy) == before
+
+
+# --- 8. after a resume, config.json and result.json agree (16.9) ------------------------------------------------
+@pytest.mark.parametrize("generations", [1, 3])
+def test_after_any_resume_config_and_result_agree(run_copy, generations, capsys):
+    code, out, err = run_cli(["search", "--resume", str(run_copy), "--set", f"generations={generations}"]
+                             + (["--quiet"] if generations == 3 else []), capsys)
+    assert code == 0, err
+    config, result = (json.loads((run_copy / name).read_text()) for name in (rundir.CONFIG, rundir.RESULT))
+    assert config["generations"] == result["generations"] == generations
+    assert result["finished"] and result["generation"] == generations
+    if generations == 1:  # nothing left to run: it says finished, and so does result.json
+        assert "search finished" in out
+
+
+def test_a_resume_that_has_not_run_yet_already_agrees(run_copy):
+    Search.resume(run_copy, {"generations": 5})
+    config, result = (json.loads((run_copy / name).read_text()) for name in (rundir.CONFIG, rundir.RESULT))
+    assert config["generations"] == result["generations"] == 5 and not result["finished"]
+
+
+# --- 9. readers answer a partial run with what it has, a damaged file with one line (16.7) -----------------------
+def _rewrite(name: str, change: Callable[[str], str]) -> Callable[[Path], None]:
+    return lambda run: (run / name).write_text(change((run / name).read_text()))
+
+
+def _first_row(change: Callable[[dict], Any]) -> Callable[[str], str]:
+    def apply(text: str) -> str:
+        lines = text.splitlines()
+        return "\n".join([json.dumps(change(json.loads(lines[0])))] + lines[1:]) + "\n"
+    return apply
+
+
+READ = [["report", "{run}"]]
+GENOTYPE = [["info", "--genotype", "{run}"], ["render", "--genotype", "{run}", "--out", "{run}/cells.dot"]]
+DAMAGED: dict[str, tuple[Callable[[Path], None], list[list[str]], str]] = {
+    "history-line-not-an-object": (_rewrite(rundir.HISTORY, lambda t: "[1, 2]\n" + t), READ,
+                                   "history.jsonl is damaged: row 1 is list, not an object"),
+    "history-row-lacks-a-key": (_rewrite(rundir.HISTORY, _first_row(lambda r: {k: v for k, v in r.items()
+                                                                               if k != "best"})), READ,
+                                "history.jsonl is damaged: row 1 lacks 'best'"),
+    "history-row-wrong-type": (_rewrite(rundir.HISTORY, _first_row(lambda r: {**r, "fitness": ["high"]})), READ,
+                               "history.jsonl is damaged: row 1 has 'high' in fitness"),
+    "history-individual-damaged": (_rewrite(rundir.HISTORY, _first_row(lambda r: {**r, "individuals": [None]})),
+                                   READ, "history.jsonl is damaged: row 1 has individual 0"),
+    "history-null": (_rewrite(rundir.HISTORY, lambda t: "null\n"), READ, "row 1 is NoneType, not an object"),
+    "result-truncated": (_rewrite(rundir.RESULT, lambda t: t[: len(t) // 2]), READ + GENOTYPE,
+                         "result.json is not valid JSON"),
+    "result-a-list": (_rewrite(rundir.RESULT, lambda t: "[]"), READ + GENOTYPE,
+                      "result.json is damaged: it holds list [], not a JSON object"),
+    "result-null": (_rewrite(rundir.RESULT, lambda t: "null"), GENOTYPE, "result.json is damaged: it holds NoneType"),
+    "result-best-a-number": (_rewrite(rundir.RESULT, lambda t: '{"best_genotype": 5}'), GENOTYPE,
+                             "result.json is damaged: best_genotype=5 is not genotype text"),
+    "partial-no-generation-yet": (_rewrite(rundir.HISTORY, lambda t: ""), READ, "nothing to report yet"),
+    "partial-no-result-yet": (lambda run: (run / rundir.RESULT).unlink(), GENOTYPE, "has no best genotype yet"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_readers_of_a_damaged_or_partial_run_answer_in_one_line_naming_the_file(run_copy, case, capsys):
+    damage, commands, fragment = DAMAGED[case]
+    damage(run_copy)
+    for argv in commands:
+        code, out, err = run_cli([a.format(run=run_copy) for a in argv], capsys)
+        assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, (argv, err)
+        assert "Traceback" not in err
+    with pytest.raises(NasvizError, match=re.escape(fragment)):  # and the same through the API
+        if commands is READ or commands == READ + GENOTYPE:
+            from nasviz.viz.cli import cmd_report
+
+            cmd_report(argparse.Namespace(run_dir=str(run_copy)))
+        else:
+            rundir.best_genotype(run_copy)
+
+
+def test_a_partial_run_is_reported_with_what_it_has(run_copy, capsys):
+    (run_copy / rundir.RESULT).unlink()  # e.g. killed between its first history row and its first result
+    code, out, err = run_cli(["report", str(run_copy)], capsys)
+    assert code == 0, err
+    assert (run_copy / rundir.REPORT).is_file()
+
+
+def test_a_list_of_runs_leaves_a_damaged_one_out_and_reads_the_others(gen1_run, tmp_path, capsys):
+    from nasviz.notebooks import find_runs
+
+    shutil.copytree(gen1_run, tmp_path / "runs" / "good")
+    shutil.copytree(gen1_run, tmp_path / "runs" / "bad")
+    (tmp_path / "runs" / "bad" / rundir.RESULT).write_text("[]")
+    assert [r["name"] for r in find_runs(tmp_path / "runs")] == ["good"]
+    assert "left out" in capsys.readouterr().out
+
+
+# --- 10. presets vs small datasets (16.6) ------------------------------------------------------------------------
+@pytest.fixture
+def small_folder(tmp_path) -> Path:
+    """60 8x8 grayscale PNGs in two classes: 48 for training, 12 held out."""
+    from PIL import Image
+
+    root = tmp_path / "small"
+    for c in range(2):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(30):
+            Image.new("L", (8, 8), color=(7 * i + 100 * c) % 256).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused(small_folder, tmp_path, caplog):
+    dataset = f"imagefolder:{small_folder}"
+    fast = dict(warmup_steps=2, population=2, generations=0, top_k=1, eval_batch_size=16)
+    search = Search(SearchConfig.from_preset("smoke", dataset=dataset, **fast))
+    assert (search.config.weight_images, search.config.fitness_images) == (44, 4)  # 2,000 + 200 scaled to 48
+    assert "has 48 training images, fewer than the smoke preset's weight_images=2000 + fitness_images=200: using " \
+           "weight_images=44, fitness_images=4" in caplog.text
+    with pytest.raises(ConfigError, match="fitness_images=100 is more than the 48 training images"):
+        Search(SearchConfig.from_preset("smoke", dataset=dataset, fitness_images=100, **fast))
+    with pytest.raises(ConfigError, match="weight_images=48 leaves none of .*'s 48 training images to measure fitness"):
+        Search(SearchConfig.from_preset("smoke", dataset=dataset, weight_images=48, **fast))
+    explicit = Search(SearchConfig.from_preset("smoke", dataset=dataset, weight_images=40, **fast))
+    assert (explicit.config.weight_images, explicit.config.fitness_images) == (40, 8)  # the preset's part gives way
+    # the command line: the search runs, and config.json records the sizes used
+    out = tmp_path / "run"
+    sets = [a for k, v in fast.items() for a in ("--set", f"{k}={v}")]
+    done = subprocess_cli("search", "--preset", "smoke", "--dataset", dataset, *sets, "--out", str(out), "--quiet",
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "using weight_images=44, fitness_images=4" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    config = json.loads((out / rundir.CONFIG).read_text())
+    assert (config["weight_images"], config["fitness_images"], config["preset"]) == (44, 4, "smoke")
+    assert Search.resume(out).config.fitness_images == 4  # and a resume keeps them
+
+
+# --- 11. image folders (16.10) ----------------------------------------------------------------------------------
+def test_a_truncated_image_is_named_and_stops_the_load(image_folder, tmp_path, capsys):
+    from PIL import Image
+
+    from nasviz.data import load_dataset
+
+    bad = image_folder / "class1" / "big.png"
+    Image.effect_noise((64, 64), 64).save(bad)
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    with pytest.raises(NasvizError, match=f"cannot read image {re.escape(str(bad))}: .*truncated"):
+        load_dataset(f"imagefolder:{image_folder}")
+    code, _, err = run_cli(["data", f"imagefolder:{image_folder}"], capsys)
+    assert code == 2 and str(bad) in err and len(err.strip().splitlines()) == 1
+
+
+def test_images_of_other_bit_depths_are_scaled_not_clipped(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from nasviz.data import load_dataset
+
+    for c, value in enumerate((0x2000, 0x8080)):  # 16-bit grays: 1/8 and about 1/2 of full scale
+        (tmp_path / "deep" / f"c{c}").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((4, 4), value, dtype=np.uint16)).save(tmp_path / "deep" / f"c{c}" / f"{i}.png")
+    data = load_dataset(f"imagefolder:{tmp_path / 'deep'}")
+    seen = set(torch.cat([data.train_images, data.test_images]).unique().tolist())
+    assert seen == {round(0x2000 / 257), round(0x8080 / 257)} == {32, 128}
+
+
+def test_a_folder_with_one_class_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    from nasviz.data import load_dataset
+
+    (tmp_path / "one" / "cats").mkdir(parents=True)
+    for i in range(4):
+        Image.new("L", (4, 4), color=i).save(tmp_path / "one" / "cats" / f"{i}.png")
+    with pytest.raises(NasvizError, match="training images of 1 class \\(cats\\); at least 2 classes are needed"):
+        load_dataset(f"imagefolder:{tmp_path / 'one'}")
+    out = tmp_path / "run"
+    code, _, err = run_cli(["search", "--preset", "smoke", "--dataset", f"imagefolder:{tmp_path / 'one'}", "--out",
+                            str(out)], capsys)
+    assert code == 2 and "at least 2 classes" in err and not out.exists()
+
+
+# --- 12. notebook parameters as papermill hands them over (16.11) ------------------------------------------------
+@pytest.mark.parametrize("value, expected", [({"a": 1}, {"a": 1}), ('{"population": -1}', {"population": -1}),
+                                             (None, {})])
+def test_a_dict_parameter_may_come_as_json_text(value, expected):
+    from nasviz.notebooks import as_dict
+
+    assert as_dict("overrides", value) == expected
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda nv: nv.as_dict("overrides", "population=3"), "overrides='population=3' is not a dict; allowed: a dict"),
+    (lambda nv: nv.as_dict("overrides", "[1]"), "overrides=[1] is not a dict"),
+    (lambda nv: nv.as_list("variants", ""), "variants=[''] is not allowed"),
+    (lambda nv: nv.as_int("kendall_archs", 10**9, 2, 200), "kendall_archs=1000000000 is out of range; allowed: an "
+                                                           "integer in 2..200"),
+    (lambda nv: nv.as_int("table_searches", "many", 1, 9), "table_searches='many' has the wrong type"),
+])
+def test_bad_notebook_parameters_are_one_line_errors_naming_them(call, fragment):
+    from nasviz import notebooks as nv
+
+    with pytest.raises(ConfigError) as info:
+        call(nv)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+    assert nv.as_list("variants", "ga, random") == ["ga", "random"] and nv.as_int("n", "3", 1, 5) == 3
+
+
+@pytest.mark.slow
+def test_papermill_p_overrides_as_json_text_reaches_the_search(tmp_path):
+    from nasviz.headless.execute import execute
+
+    status = execute(Path(MAIN_NB), tmp_path / "out.ipynb", {"preset": "smoke", "overrides": '{"population": -1}',
+                                                              "out": str(tmp_path / "run"), "live": False})
+    assert status["status"] == "failed" and "population=-1 is out of range" in status["error"], status
+    assert not (tmp_path / "run").exists()

@@ -60,6 +60,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not rundir.load_history(run_dir):
         raise ConfigError(f"{run_dir} is not a run directory with a recorded generation ({rundir.HISTORY}): nothing "
                           "to report yet")
+    rundir.load_result(run_dir)  # a damaged result.json is an error before anything is written
     for path in write_report(run_dir):
         print(path)
     return 0
