@@ -154,7 +154,7 @@ class SearchConfig:
             raise ConfigError(f"unknown preset {name!r}{suggest(name, list(PRESETS))}; allowed: {', '.join(PRESETS)}")
         if "preset" in overrides and str(overrides["preset"]).strip() != name:
             raise ConfigError(f"preset={overrides['preset']!r} cannot be set: it records the preset these settings "
-                              f"start from ({name!r}); allowed: choose the preset itself (--preset, from_preset)")
+                              f"start from ({name!r}); allowed: choose the preset itself", setting="preset")
         layout = SPACE_LAYOUT.get(str(overrides.get("space", "")).strip(), {})
         return cls(**PRESETS[name], preset=name).replace(**{**layout, **overrides})
 

@@ -264,8 +264,8 @@ def _load_imagefolder(path: Path, image_size: int | None) -> ImageData:
         unknown = sorted(set(_class_folders(test_dir)) - set(classes))
         if unknown:
             raise DataError(f"{test_dir} has classes that {path / 'train'} lacks: {', '.join(unknown)}")
-        train_files, train_labels = _image_files(path / "train", classes)
-        _check_classes(path / "train", classes, train_labels)
+        train_dir = path / "train"
+        train_files, train_labels = _image_files(train_dir, classes)
         test_files, test_labels = _image_files(test_dir, classes)
         if not test_files:
             raise DataError(f"no images found in {test_dir} (expected {test_dir}/<class>/<image>)")
@@ -273,8 +273,8 @@ def _load_imagefolder(path: Path, image_size: int | None) -> ImageData:
     else:
         base = path / "train" if (path / "train").is_dir() else path
         classes = _class_folders(base)
+        train_dir = base
         files, labels = _image_files(base, classes)
-        _check_classes(base, classes, labels)
         if len(files) < 2:
             raise DataError(f"{base} holds {len(files)} image; at least 2 are needed to hold out a test set")
         order = torch.randperm(len(files), generator=torch.Generator().manual_seed(HOLDOUT_SEED)).tolist()
@@ -285,6 +285,7 @@ def _load_imagefolder(path: Path, image_size: int | None) -> ImageData:
         source = f"folder {base.resolve()} ({n_test} of {len(files)} images held out as test)"
 
     train_images, test_images = _read_images([train_files, test_files], image_size)
+    _check_classes(train_dir, classes, train_labels)
     mean, std = _channel_stats(train_images)
     return ImageData(
         name=IMAGEFOLDER_PREFIX + str(path),

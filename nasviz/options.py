@@ -16,6 +16,7 @@ OPTION_HINTS: dict[tuple[str, str], str] = {
     ("search", "resume"): "command line: --resume DIR",
     ("search", "force"): "command line: --override accepts it",
     ("search", "root"): "command line: --data-root DIR",
+    ("search", "preset"): "command line: --preset NAME",
     ("train", "root"): "command line: --data-root DIR",
     ("data", "root"): "command line: --root DIR",
 }

@@ -230,6 +230,7 @@ def restore_state(search: Search, state: dict[str, Any], source: str | Path = "t
         if search.supernet is not None:
             search.supernet.load_state_dict(state["supernet"])
             search.optimizer.load_state_dict(state["optimizer"])
+            _check_optimizer(search.optimizer)
             search.stream.load_state_dict(state["stream"])
         if search.config.table_noise:
             search.rng_noise.setstate(_random_state(state["rng"]["noise"]))
@@ -301,8 +302,10 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
             ("optimizer", isinstance(state.get("optimizer"), dict) and isinstance(state["optimizer"].get("state"), dict)
              and isinstance(state["optimizer"].get("param_groups"), list)),
             ("stream", isinstance(stream, dict) and isinstance(stream.get("generator"), torch.Tensor)
-             and isinstance(stream.get("perm"), torch.Tensor)
-             and all(_is_int(stream.get(k)) for k in ("position", "epoch", "size", "batch_size"))),
+             and all(_is_int(stream.get(k)) for k in ("position", "epoch", "size", "batch_size"))
+             and isinstance(stream.get("perm"), torch.Tensor) and stream["perm"].dtype == torch.int64
+             and stream["perm"].shape == (stream["size"],) and stream["position"] <= stream["size"]
+             and torch.equal(stream["perm"].sort().values, torch.arange(stream["size"]))),
         ]
     generations, population = config.get("generations"), config.get("population")
     checks += [
@@ -342,6 +345,22 @@ def check_belongs(state: dict[str, Any], run_dir: Path, source: str | Path = "th
     if rows and isinstance(rows[-1].get("population"), list) and rows[-1]["population"] != state["population"]:
         raise CheckpointError(f"{source} belongs to another run: its generation {generation} is not the one "
                               f"{run_dir / rundir.HISTORY} records; nothing was changed")
+
+
+def _check_optimizer(optimizer) -> None:
+    """ValueError where a loaded SGD state does not fit its weights (torch checks only the number of them): a
+    momentum buffer of another shape, a hyper-parameter of the wrong type."""
+    import torch
+
+    for group in optimizer.param_groups:
+        for name in ("lr", "momentum", "dampening", "weight_decay"):
+            if not _is_number(group.get(name)):
+                raise ValueError(f"optimizer {name}={group.get(name)!r} is not a number")
+        for p in group["params"]:
+            buffer = optimizer.state.get(p, {}).get("momentum_buffer")
+            if buffer is not None and (not isinstance(buffer, torch.Tensor) or buffer.shape != p.shape):
+                raise ValueError(f"an optimizer momentum of shape {tuple(getattr(buffer, 'shape', ()))} for a weight "
+                                 f"of shape {tuple(p.shape)}")
 
 
 def _random_state(state) -> tuple:

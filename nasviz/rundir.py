@@ -81,13 +81,13 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     return sorted({p.parent for m in MARKERS for p in root.rglob(m) if is_run_dir(p.parent)})
 
 
-def load_history(run_dir: str | Path) -> list[dict]:
+def load_history(run_dir: str | Path, *, check: bool = False) -> list[dict]:
     """The history rows (one per generation) of a run directory, running or finished: [] while there are none
-    (a line torn by a crash is skipped); CheckpointError, naming the file and line, for a line that is not a
-    history row."""
+    (a line torn by a crash is skipped). With `check`, every row must have a history row's fields (`row_problem`):
+    CheckpointError, naming the file and the row, where one does not (what the figures and reports read)."""
     path = Path(run_dir) / HISTORY
     rows = read_jsonl(path)
-    for k, row in enumerate(rows):
+    for k, row in enumerate(rows if check else ()):
         problem = row_problem(row)
         if problem:
             raise CheckpointError(f"{path} is damaged: row {k + 1} {problem}")
@@ -95,15 +95,23 @@ def load_history(run_dir: str | Path) -> list[dict]:
 
 
 def load_result(run_dir: str | Path) -> dict | None:
-    """result.json's content, or None while there is none (the run has not reached its first checkpoint);
-    CheckpointError, naming the file, when it is not a JSON object."""
-    return read_json_object(Path(run_dir) / RESULT)
+    """result.json's content, or None while there is none or it is not JSON (torn); CheckpointError, naming the
+    file, when it is JSON but not an object."""
+    return _object_or_none(Path(run_dir) / RESULT)
 
 
 def load_config(run_dir: str | Path) -> dict | None:
-    """config.json's content (every setting of the run), or None when it is missing; CheckpointError, naming
-    the file, when it is not a JSON object."""
-    return read_json_object(Path(run_dir) / CONFIG)
+    """config.json's content (every setting of the run), or None when it is missing or not JSON (torn);
+    CheckpointError, naming the file, when it is JSON but not an object."""
+    return _object_or_none(Path(run_dir) / CONFIG)
+
+
+def _object_or_none(path: Path) -> dict | None:
+    value = read_json_or_none(path)
+    if value is not None and not isinstance(value, dict):
+        raise CheckpointError(f"{path} is damaged: it holds {type(value).__name__} {one_line(json.dumps(value), 40)}"
+                              ", not a JSON object")
+    return value
 
 
 def read_json_object(path: Path) -> dict | None:
@@ -173,7 +181,7 @@ def load_parameters(folder: str | Path) -> dict | None:
 def best_genotype(run_dir: str | Path) -> Genotype:
     """The best genotype a run directory records; ConfigError while it has none, CheckpointError (naming the
     file) when result.json is damaged."""
-    result = load_result(run_dir)
+    result = read_json_object(Path(run_dir) / RESULT)
     best = result.get("best_genotype") if result is not None else None
     if best is not None and not isinstance(best, str):
         raise CheckpointError(f"{Path(run_dir) / RESULT} is damaged: best_genotype={one_line(repr(best), 40)} is not "
@@ -277,7 +285,7 @@ def check_output_folder(out: str | Path, files: tuple[str, ...], setting: str = 
     path and a path that is or lies under a file. Creates nothing."""
     path = check_path(out, setting)
     if path.exists() and not path.is_dir():
-        raise CheckpointError(f"{path} exists and is not a folder", setting=setting)
+        raise CheckpointError(f"{path} exists and is not a directory", setting=setting)
     present = [name for name in files if (path / name).exists() or (path / name).is_symlink()]
     if present:
         raise CheckpointError(f"{path} already holds {present[0]}; choose another folder (nothing is overwritten)",
@@ -399,7 +407,7 @@ def load_search_state(run_dir: str | Path) -> dict:
 def keep_history(run_dir: Path, generation: int) -> None:
     """Drop the history rows after `generation` (written after the last checkpoint) and torn lines."""
     rows = [r for r in read_jsonl(Path(run_dir) / HISTORY)
-            if row_problem(r) is None and r["generation"] <= generation]
+            if isinstance(r, dict) and isinstance(r.get("generation"), int) and r["generation"] <= generation]
     write_jsonl(Path(run_dir) / HISTORY, rows)
 
 

@@ -918,6 +918,10 @@ DAMAGE: dict[str, Callable[[dict], None]] = {
     "no-rng": lambda s: s.pop("rng"),
     "rng-torch-list": lambda s: s["rng"].__setitem__("torch", [1, 2, 3]),
     "stream-position-text": lambda s: s["stream"].__setitem__("position", "3"),
+    "stream-order-cut": lambda s: s["stream"].__setitem__("perm", s["stream"]["perm"][:3]),
+    "optimizer-momentum-of-another-shape": lambda s: next(iter(s["optimizer"]["state"].values())).__setitem__(
+        "momentum_buffer", torch.zeros(3)),
+    "optimizer-lr-text": lambda s: s["optimizer"]["param_groups"][0].__setitem__("lr", "fast"),
     "supernet-list": _set("supernet", [1]),
     "no-optimizer": lambda s: s.pop("optimizer"),
     "wall-time-negative": _set("wall_time_s", -1.0),
@@ -987,7 +991,7 @@ DAMAGED: dict[str, tuple[Callable[[Path], None], list[list[str]], str]] = {
     "history-individual-damaged": (_rewrite(rundir.HISTORY, _first_row(lambda r: {**r, "individuals": [None]})),
                                    READ, "history.jsonl is damaged: row 1 has individual 0"),
     "history-null": (_rewrite(rundir.HISTORY, lambda t: "null\n"), READ, "row 1 is NoneType, not an object"),
-    "result-truncated": (_rewrite(rundir.RESULT, lambda t: t[: len(t) // 2]), READ + GENOTYPE,
+    "result-truncated": (_rewrite(rundir.RESULT, lambda t: t[: len(t) // 2]), GENOTYPE,
                          "result.json is not valid JSON"),
     "result-a-list": (_rewrite(rundir.RESULT, lambda t: "[]"), READ + GENOTYPE,
                       "result.json is damaged: it holds list [], not a JSON object"),
@@ -1016,11 +1020,18 @@ def test_readers_of_a_damaged_or_partial_run_answer_in_one_line_naming_the_file(
             rundir.best_genotype(run_copy)
 
 
-def test_a_partial_run_is_reported_with_what_it_has(run_copy, capsys):
-    (run_copy / rundir.RESULT).unlink()  # e.g. killed between its first history row and its first result
+@pytest.mark.parametrize("result", ["missing", "truncated"])
+def test_a_partial_run_is_reported_with_what_it_has(run_copy, result, capsys):
+    path = run_copy / rundir.RESULT
+    if result == "missing":  # e.g. killed between its first history row and its first result
+        path.unlink()
+    else:  # result.json is written atomically: torn, it is damaged; the report leaves its facts out and says so
+        path.write_text(path.read_text()[:40])
     code, out, err = run_cli(["report", str(run_copy)], capsys)
     assert code == 0, err
     assert (run_copy / rundir.REPORT).is_file()
+    assert err == ("" if result == "missing" else f"nasviz: note: {path} is not JSON (damaged); the report leaves "
+                   "out its facts\n")
 
 
 def test_a_list_of_runs_leaves_a_damaged_one_out_and_reads_the_others(gen1_run, tmp_path, capsys):

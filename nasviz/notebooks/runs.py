@@ -51,7 +51,7 @@ def find_runs(runs_dir: str | Path) -> list[dict]:
     runs = []
     for folder in rundir.find_run_dirs(root):
         try:
-            rows = rundir.load_history(folder)
+            rows = rundir.load_history(folder, check=True)
             result = rundir.load_result(folder) or {}
             config = rundir.load_config(folder) or {}
         except NasvizError as exc:  # a damaged run is left out, the others are read

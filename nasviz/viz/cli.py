@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from nasviz import rundir
@@ -57,10 +58,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run directory {run_dir} {'is not a folder' if run_dir.exists() else 'does not exist'}")
-    if not rundir.load_history(run_dir):
+    if not rundir.load_history(run_dir, check=True):
         raise ConfigError(f"{run_dir} is not a run directory with a recorded generation ({rundir.HISTORY}): nothing "
                           "to report yet")
-    rundir.load_result(run_dir)  # a damaged result.json is an error before anything is written
+    if rundir.load_result(run_dir) is None and (run_dir / rundir.RESULT).exists():  # an object that is not: error
+        print(f"nasviz: note: {run_dir / rundir.RESULT} is not JSON (damaged); the report leaves out its facts",
+              file=sys.stderr)
     for path in write_report(run_dir):
         print(path)
     return 0
