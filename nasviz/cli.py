@@ -6,6 +6,7 @@ User errors print one line on stderr naming the bad value and what is allowed, a
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
@@ -19,17 +20,22 @@ from nasviz.table.cli import add_table_command
 from nasviz.viz.cli import COMMANDS as VIZ_COMMANDS
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main"]
+BAD_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ELOOP}
+"""Errors of a path the user gave (too long, under a file, a folder for a file, missing): exit code 2, as for any
+bad input; other system errors (disk full, no permission) exit with 1."""
 
 
 # --- commands -------------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
     from nasviz.data import dataset_info
     from nasviz.network import describe
+    from nasviz.settings import MAX_CHANNELS, MAX_LAYERS
 
+    if not (1 <= args.layers <= MAX_LAYERS and 2 <= args.channels <= MAX_CHANNELS and args.channels % 2 == 0):
+        raise ConfigError(f"--layers {args.layers} / --channels {args.channels}: allowed: layers in 1..{MAX_LAYERS}, "
+                          f"even channels in 2..{MAX_CHANNELS}")
     genotype = rundir.genotype_from(args.genotype)
     shape, classes = dataset_info(args.dataset)
-    if args.layers < 1 or args.channels < 2 or args.channels % 2:
-        raise ConfigError(f"--layers {args.layers} / --channels {args.channels}: need layers >= 1, even channels >= 2")
     out = {"genotype": str(genotype), "dataset": args.dataset, "layers": args.layers, "channels": args.channels,
            **describe(genotype, shape, classes, args.channels, args.layers)}
     return _print(out, args.json, f"{out['genotype']}\n{args.dataset}, {args.layers} cells, {args.channels} channels: "
@@ -120,18 +126,26 @@ def cmd_train(args: argparse.Namespace) -> int:
                                              "test_size", "seed", "device") if getattr(args, k) is not None}
     config = ScratchConfig.from_settings({**fields, **parse_settings(args.set)})
     pick_device(config.device)  # a CUDA device this machine lacks is refused before the data is loaded
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
+    out = rundir.check_output_folder(args.out, (rundir.SCRATCH, MODEL_FILE))
     data = load_dataset(args.dataset, args.data_root)
+    config.check_data(len(data.train_labels), data.name)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    trained = []
-    result = train_from_scratch(genotype, data, config, progress=not args.quiet, on_model=trained.append)
-    rundir.write_json(out / rundir.SCRATCH, result)
-    model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
+    try:
+        held = rundir.lock(out, "folder")  # one writer: two trainings into one folder would overwrite each other
+        rundir.check_output_folder(out, (rundir.SCRATCH, MODEL_FILE))  # again, under the lock
+        trained = []
+        result = train_from_scratch(genotype, data, config, progress=not args.quiet, on_model=trained.append)
+        rundir.write_json(out / rundir.SCRATCH, result)
+        model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
+        held.release()
+    except BaseException:
+        if created:  # nothing left behind: a folder this command made goes again
+            rundir.remove_if_only_lock(out)
+        raise
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images; "
           f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; "
           f"{out / rundir.SCRATCH}, {model_path}")
@@ -250,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except OSError as exc:  # the system refused (disk full, permissions): one line, not a traceback
         print(f"nasviz: error: {one_line(exc, None)}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE if exc.errno in BAD_PATH_ERRNOS else 1
     except KeyboardInterrupt:
         print("nasviz: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from nasviz import settings
 from nasviz.datasets import BUILTIN, check_dataset_name
 from nasviz.errors import CheckpointError, ConfigError
-from nasviz.settings import CHANNELS, DEVICE, LAYERS, SEED, setting
-from nasviz.space import SPACES, suggest
+from nasviz.settings import (
+    BATCH,
+    CHANNELS,
+    DEVICE,
+    EVAL_BATCH,
+    GRAD_CLIP,
+    LAYERS,
+    LR,
+    MAX_STEPS,
+    SEED,
+    STEPS,
+    WEIGHT_DECAY,
+    setting,
+)
+from nasviz.space import SPACES, get_space, suggest
 
 METHODS = ("sft-ga", "ga", "random")
 FITNESS = ("supernet", "table")
@@ -20,6 +34,10 @@ PATH_SAMPLING = ("population", "region", "uniform")
 OBJECTIVES = ("fitness", "pareto")
 RESUMABLE_CHANGES = ("generations", "device", "data_root", "checkpoint_every")
 """Settings that may differ when resuming without `force` (extend a run, move it, checkpoint more often)."""
+MAX_POPULATION = 10_000
+"""Largest population accepted (the paper uses 50)."""
+MAX_GENERATIONS = 1_000_000
+"""Most generations accepted (the paper runs 20)."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     # a whole search in well under a minute on a 2-core CPU: for tests and CI
@@ -81,17 +99,17 @@ class SearchConfig:
     """Initial channels of the supernet (DARTS searches with 16)."""
     layers: int = setting(5, **LAYERS)
     """Cells of the supernet; reduction cells stand at 1/3 and 2/3 of the depth (DARTS searches with 8)."""
-    batch_size: int = setting(64, low=1)
+    batch_size: int = setting(64, **BATCH)
     """Images per supernet training step."""
-    lr: float = setting(0.05, positive=True)
+    lr: float = setting(0.05, **LR)
     """Learning rate of the warm-up (SGD) and, unless `finetune_lr` is set, of the fine-tuning."""
-    finetune_lr: float | None = setting(None, positive=True)
+    finetune_lr: float | None = setting(None, **LR)
     """Learning rate of the fine-tuning; None: `lr`."""
     momentum: float = setting(0.9, low=0, below=1)
     """SGD momentum."""
-    weight_decay: float = setting(3e-4, low=0)
+    weight_decay: float = setting(3e-4, **WEIGHT_DECAY)
     """SGD weight decay."""
-    grad_clip: float = setting(5.0, positive=True)
+    grad_clip: float = setting(5.0, **GRAD_CLIP)
     """Largest gradient norm of a training step (clipped above)."""
     augment: bool = True
     """Random crops and, where images keep their meaning mirrored, flips of the training batches."""
@@ -100,18 +118,18 @@ class SearchConfig:
     """Training images that train the supernet's weights; None: all that the fitness part leaves."""
     fitness_images: int = setting(800, low=1)
     """Training images that measure fitness (validation accuracy with inherited weights)."""
-    bn_batches: int = setting(2, low=1)
+    bn_batches: int = setting(2, low=1, high=1000)
     """Batches of the weight part that recalibrate BatchNorm statistics before each evaluation."""
-    eval_batch_size: int = setting(250, low=1)
+    eval_batch_size: int = setting(250, **EVAL_BATCH)
     """Images per batch when measuring fitness."""
     # --- budgets
-    warmup_steps: int = setting(400, low=0)
+    warmup_steps: int = setting(400, **STEPS)
     """Supernet training steps before the initial population, each on one uniformly sampled path (SPOS)."""
-    population: int = setting(10, low=2)
+    population: int = setting(10, low=2, high=MAX_POPULATION)
     """N: the population size, and the number of offspring per generation."""
-    generations: int = setting(6, low=0)
+    generations: int = setting(6, low=0, high=MAX_GENERATIONS)
     """G: generations after the initial population."""
-    finetune_steps: int = setting(40, low=1)
+    finetune_steps: int = setting(40, low=1, high=MAX_STEPS)
     """F: supernet training steps per generation on paths of the search region (sft-ga only)."""
     # --- the genetic algorithm
     p_crossover: float = setting(0.9, low=0, high=1, allowed="a probability in [0, 1]")
@@ -143,7 +161,7 @@ class SearchConfig:
     """Also measure the offspring's fitness before fine-tuning (the 'before' of the before/after figures)."""
     top_k: int = setting(5, low=1)
     """Best genotypes listed in result.json (at most `population`)."""
-    checkpoint_every: int = setting(100, low=1)
+    checkpoint_every: int = setting(100, low=1, high=MAX_STEPS)
     """Warm-up steps between checkpoints (a checkpoint also follows every generation)."""
 
     @classmethod
@@ -151,6 +169,9 @@ class SearchConfig:
         """A preset's config with `overrides` applied one by one, validated."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}{suggest(name, list(PRESETS))}; allowed: {', '.join(PRESETS)}")
+        if "preset" in overrides and str(overrides["preset"]).strip() != name:
+            raise ConfigError(f"preset={overrides['preset']!r} cannot be set: it records the preset these settings "
+                              f"start from ({name!r}); allowed: choose the preset itself", setting="preset")
         layout = SPACE_LAYOUT.get(str(overrides.get("space", "")).strip(), {})
         return cls(**PRESETS[name], preset=name).replace(**{**layout, **overrides})
 
@@ -209,6 +230,11 @@ class SearchConfig:
             )
         if self.top_k > self.population:
             raise ConfigError(f"top_k={self.top_k} exceeds population={self.population}; allowed: 1..population")
+        networks = get_space(self.space).distinct()
+        if self.evaluation_budget > networks:
+            raise ConfigError(f"population={self.population} x (generations={self.generations} + 1) new networks "
+                              f"exceed the {networks:,} distinct networks of the {self.space} space; allowed: "
+                              f"population x (generations + 1) <= {networks:,}")
         if self.table_noise and self.fitness != "table":
             raise ConfigError(f"table_noise={self.table_noise} needs fitness='table'; "
                               "allowed: 0 with fitness='supernet'")
@@ -222,6 +248,44 @@ class SearchConfig:
         dataset = check_dataset_name(self.dataset)
         if dataset in BUILTIN:
             self.check_train_images(BUILTIN[dataset].train_images, dataset)
+
+    def fitted(self, n_train: int, dataset: str) -> SearchConfig:
+        """This config for a training set of `n_train` images. The preset's own weight_images and fitness_images are
+        upper bounds: with a smaller dataset they shrink to what it has (in proportion; one line says so on the
+        "nasviz" logger). Sizes set explicitly are never changed: too large, they are a `ConfigError`."""
+        need = self.weight_images if self.weight_images is not None else self.batch_size
+        if self.fitness_images + need <= n_train or self.preset not in PRESETS:
+            self.check_train_images(n_train, dataset)
+            return self
+        preset = {**self.__class__().to_dict(), **PRESETS[self.preset]}
+        own_w = self.weight_images is not None and self.weight_images == preset["weight_images"]
+        own_f = self.fitness_images == preset["fitness_images"]
+        n, w, f, batch = n_train, self.weight_images, self.fitness_images, self.batch_size
+        if own_f and own_w:  # both the preset's: shrink both, in proportion
+            f = max(1, n * f // (f + w))
+            w = n - f
+        elif own_f:  # the weight part set explicitly (or None: what the fitness part leaves)
+            f = min(f, n - batch) if w is None else n - w
+        elif own_w:  # the fitness part set explicitly
+            w = n - f
+        if not (own_f or own_w):
+            self.check_train_images(n, dataset)  # the explicit sizes do not fit
+        if own_f and not own_w and w is not None and f < 1:
+            raise ConfigError(f"weight_images={w} leaves none of {dataset}'s {n} training images to measure fitness; "
+                              f"allowed: weight_images <= {n - 1}")
+        if own_w and not own_f and w < batch:
+            dataclasses.replace(self, weight_images=None).check_train_images(n, dataset)
+        if f < 1 or (n - f if w is None else w) < batch:
+            raise ConfigError(f"{dataset} has {n} training images, too few for a batch of batch_size={batch} and "
+                              f"fitness images; allowed: at least {batch + 1} training images, or a smaller "
+                              "batch_size")
+        fitted = dataclasses.replace(self, weight_images=w, fitness_images=f)
+        fitted.check_train_images(n_train, dataset)
+        logging.getLogger("nasviz").warning(
+            f"nasviz: {dataset} has {n_train} training images, fewer than the {self.preset} preset's "
+            f"weight_images={self.weight_images} + fitness_images={self.fitness_images}: using weight_images={w}, "
+            f"fitness_images={f}")
+        return fitted
 
     def check_train_images(self, n_train: int, dataset: str) -> None:
         """Raise `ConfigError` unless the weight and fitness parts fit into `n_train` training images (checked in

@@ -11,6 +11,7 @@ torchvision and PIL are imported inside the loaders only, so importing this modu
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
@@ -117,10 +118,25 @@ def load_dataset(
         check_positive_int("image_size", image_size)
     if name.startswith(IMAGEFOLDER_PREFIX):
         return _load_imagefolder(Path(name[len(IMAGEFOLDER_PREFIX) :]), image_size)
+    if root is not None and not str(root).strip():
+        raise ConfigError(f"root={str(root)!r} is blank; allowed: a folder or none (the default)", setting="root")
     root = Path(root).expanduser() if root is not None else default_root()
-    if name == "fashion-mnist":
-        return _load_fashion_mnist(root, download)
-    return _load_torchvision(name, root, download)
+    before = _folders(root)
+    try:
+        if name == "fashion-mnist":
+            return _load_fashion_mnist(root, download)
+        return _load_torchvision(name, root, download)
+    except BaseException:  # nothing left behind: the (empty) folders the failed load made go again
+        for folder in sorted(_folders(root) - before, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty folder goes
+        raise
+
+
+def _folders(root: Path) -> set[Path]:
+    """`root`, the folders above it and below it, where they exist."""
+    found = {p for p in (root, *root.parents) if p.is_dir()}
+    return found | ({p for p in root.rglob("*") if p.is_dir()} if root.is_dir() else set())
 
 
 # ----------------------------------------------------------------------------------------------- Fashion-MNIST
@@ -248,7 +264,8 @@ def _load_imagefolder(path: Path, image_size: int | None) -> ImageData:
         unknown = sorted(set(_class_folders(test_dir)) - set(classes))
         if unknown:
             raise DataError(f"{test_dir} has classes that {path / 'train'} lacks: {', '.join(unknown)}")
-        train_files, train_labels = _image_files(path / "train", classes)
+        train_dir = path / "train"
+        train_files, train_labels = _image_files(train_dir, classes)
         test_files, test_labels = _image_files(test_dir, classes)
         if not test_files:
             raise DataError(f"no images found in {test_dir} (expected {test_dir}/<class>/<image>)")
@@ -256,6 +273,7 @@ def _load_imagefolder(path: Path, image_size: int | None) -> ImageData:
     else:
         base = path / "train" if (path / "train").is_dir() else path
         classes = _class_folders(base)
+        train_dir = base
         files, labels = _image_files(base, classes)
         if len(files) < 2:
             raise DataError(f"{base} holds {len(files)} image; at least 2 are needed to hold out a test set")
@@ -267,6 +285,7 @@ def _load_imagefolder(path: Path, image_size: int | None) -> ImageData:
         source = f"folder {base.resolve()} ({n_test} of {len(files)} images held out as test)"
 
     train_images, test_images = _read_images([train_files, test_files], image_size)
+    _check_classes(train_dir, classes, train_labels)
     mean, std = _channel_stats(train_images)
     return ImageData(
         name=IMAGEFOLDER_PREFIX + str(path),
@@ -290,6 +309,14 @@ def _class_folders(folder: Path) -> list[str]:
     return classes
 
 
+def _check_classes(folder: Path, classes: list[str], labels: list[int]) -> None:
+    """DataError unless at least two classes have training images (one class leaves nothing to classify)."""
+    present = sorted({classes[i] for i in labels})
+    if len(present) < 2:
+        raise DataError(f"{folder} has training images of {len(present)} class ({', '.join(present)}); at least 2 "
+                        f"classes are needed, each in its own folder {folder}/<class>/")
+
+
 def _image_files(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     """Every image file under folder/<class>/ (searched recursively) with its class index."""
     files: list[Path] = []
@@ -303,6 +330,46 @@ def _image_files(folder: Path, classes: list[str]) -> tuple[list[Path], list[int
     if not files:
         raise DataError(f"no images found in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)} in its class folders)")
     return files, labels
+
+
+GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+"""Pillow's modes of one-channel images (8-bit, 16-bit, 32-bit integer, float)."""
+
+
+def to_8bit(im, mode: str):
+    """A Pillow image in `mode` ("L" or "RGB") with 8 bits per channel. 16- and 32-bit integer and float images are
+    scaled into 0..255 (Pillow's own conversion would clip them at 255): 16-bit by 1/257, others by their largest
+    value (floats in [0, 1] by 255)."""
+    from PIL import Image
+
+    if im.mode.startswith("I") or im.mode == "F":
+        import numpy as np
+
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode.startswith("I;16"):
+            scale = 65535.0
+        elif im.mode == "F" and a.size and 0.0 <= a.min() and a.max() <= 1.0:
+            scale = 1.0
+        else:
+            scale = 255.0 if a.size == 0 or a.max() <= 255 else float(a.max())
+        a = np.clip(np.rint(np.nan_to_num(a) * (255.0 / scale)), 0, 255).astype(np.uint8)
+        im = Image.fromarray(a, mode="L")
+    return im.convert(mode)
+
+
+def read_image(path: Path, mode: str, size: tuple[int, int]):
+    """The image file `path` decoded in `mode` ("L" or "RGB", 8 bits, see `to_8bit`) at `size` (bilinear);
+    DataError naming the file when it cannot be decoded (truncated, corrupt, not an image)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = to_8bit(im, mode)
+            if im.size != size:
+                im = im.resize(size, Image.Resampling.BILINEAR)
+            return im
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {path}: {one_line(exc)}; repair or remove that file") from None
 
 
 def _read_images(groups: list[list[Path]], image_size: int | None) -> list[torch.Tensor]:
@@ -320,9 +387,9 @@ def _read_images(groups: list[list[Path]], image_size: int | None) -> list[torch
             with Image.open(f) as im:  # reads only the header
                 modes.add(im.mode)
                 sizes.add(im.size)
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(f"cannot read image {f}: {one_line(exc)}") from exc
-    mode = "L" if modes <= {"1", "L", "LA"} else "RGB"
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise DataError(f"cannot read image {f}: {one_line(exc)}; repair or remove that file") from None
+    mode = "L" if modes <= GRAYSCALE_MODES else "RGB"
     if image_size is not None:
         size = (image_size, image_size)
     else:
@@ -333,11 +400,7 @@ def _read_images(groups: list[list[Path]], image_size: int | None) -> list[torch
     for group in groups:
         out = torch.empty((len(group), 1 if mode == "L" else 3, height, width), dtype=torch.uint8)
         for i, f in enumerate(group):
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                if im.size != size:
-                    im = im.resize(size, Image.Resampling.BILINEAR)
-                out[i] = pil_to_tensor(im)
+            out[i] = pil_to_tensor(read_image(f, mode, size))
         tensors.append(out)
     return tensors
 

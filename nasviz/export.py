@@ -28,7 +28,7 @@ from torch import nn
 
 from nasviz.errors import ConfigError
 from nasviz.model_file import ModelInfo, load_model
-from nasviz.rundir import atomic_write_bytes
+from nasviz.rundir import atomic_write_bytes, check_path
 from nasviz.space import suggest
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
@@ -120,7 +120,7 @@ def onnx_bytes(net: nn.Module, info: ModelInfo) -> bytes:
 def export_model(model: str | Path, fmt: str, out: str | Path) -> ExportReport:
     """Export the model file `model` to `out` (written atomically) and compare it with the PyTorch network."""
     fmt = check_format(fmt)
-    out = Path(out)
+    out = check_path(out)
     if out.is_dir():
         raise ConfigError(f"{out} is a directory; give the file to write, e.g. {out / ('model.' + fmt)}",
                           setting="out")

@@ -16,6 +16,7 @@ OPTION_HINTS: dict[tuple[str, str], str] = {
     ("search", "resume"): "command line: --resume DIR",
     ("search", "force"): "command line: --override accepts it",
     ("search", "root"): "command line: --data-root DIR",
+    ("search", "preset"): "command line: --preset NAME",
     ("train", "root"): "command line: --data-root DIR",
     ("data", "root"): "command line: --root DIR",
     ("export", "out"): "command line: --out FILE",
@@ -28,6 +29,19 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"nasviz: error: {message} (see: {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        """argparse's, then: a blank or whitespace-only value is refused for every argument (a blank path would
+        mean the current folder, a blank name the default)."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(namespace, action.dest, None)
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and not v.strip() for v in values) and value is not action.default:
+                name = "/".join(action.option_strings) or action.metavar or action.dest
+                self.error(f"argument {name}: a blank value {next(v for v in values if isinstance(v, str))!r} is "
+                           "not allowed")
+        return namespace, extras
 
 
 def parse_settings(pairs: list[str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nasviz.data import IMAGE_EXTENSIONS, normalize
+from nasviz.data import IMAGE_EXTENSIONS, normalize, read_image
 from nasviz.errors import DataError
 from nasviz.model_file import ModelInfo
 
@@ -27,6 +27,8 @@ def image_files(inputs: Iterable[str | Path]) -> list[Path]:
     """The files named, plus every image file found (recursively, sorted) in the folders named."""
     files: list[Path] = []
     for item in inputs:
+        if not str(item).strip():
+            raise DataError(f"image path {str(item)!r} is blank; allowed: an image file or a folder of them")
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
@@ -44,7 +46,6 @@ def image_files(inputs: Iterable[str | Path]) -> list[Path]:
 
 def load_images(files: Sequence[Path], info: ModelInfo) -> torch.Tensor:
     """The files as one uint8 N x C x H x W tensor, converted and resized to the model's input (see above)."""
-    from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.functional import pil_to_tensor
 
     channels, height, width = info.input_shape
@@ -52,14 +53,7 @@ def load_images(files: Sequence[Path], info: ModelInfo) -> torch.Tensor:
         raise DataError(f"the model takes {channels}-channel images; predict reads 1 (grayscale) or 3 (RGB)")
     out = torch.empty((len(files), channels, height, width), dtype=torch.uint8)
     for i, f in enumerate(files):
-        try:
-            with Image.open(f) as im:
-                im = im.convert(MODES[channels])
-                if im.size != (width, height):
-                    im = im.resize((width, height), Image.Resampling.BILINEAR)
-                out[i] = pil_to_tensor(im)
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-            raise DataError(f"cannot read image {f}: {' '.join(str(exc).split())}") from None
+        out[i] = pil_to_tensor(read_image(f, MODES[channels], (width, height)))
     return out
 
 

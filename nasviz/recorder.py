@@ -4,15 +4,18 @@ result.json; without a run directory, nothing) and the formats of a history row,
 from __future__ import annotations
 
 import platform
+import uuid
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nasviz import ga, rundir
+from nasviz import dirlock, ga, rundir
 from nasviz.errors import CheckpointError, NasvizError, one_line
 from nasviz.events import Event, TrainLog
 from nasviz.population import Individual, Population
+from nasviz.space import Genotype
 from nasviz.version import __version__
 
 if TYPE_CHECKING:
@@ -23,7 +26,9 @@ class Recorder:
     """The writer of one run directory (`run_dir` None: a search that writes nothing).
 
     A new run's folder is checked when the recorder is made and created by `start`, so a search that fails
-    while it sets up leaves nothing behind; a resumed run's folder must exist."""
+    while it sets up leaves nothing behind; a resumed run's folder must exist. From `start` to `close` the
+    recorder holds the run directory's lock (`nasviz.dirlock`): one writer per run directory. After `close`, a
+    later write takes the lock again, unless another search wrote there meanwhile."""
 
     def __init__(self, run_dir: str | Path | None, *, resuming: bool = False) -> None:
         self.resuming = resuming
@@ -31,37 +36,79 @@ class Recorder:
         if run_dir is not None:
             self.run_dir = rundir.check_existing(run_dir) if resuming else rundir.check_new(run_dir)
         self._events: rundir.JsonlAppender | None = None
+        self._token = object()  # who this writer is, for the run directory's lock
+        self._lock: dirlock.FolderLock | None = None
+        self._mark: tuple | None = None  # the run's files as this recorder left them (see `rundir.fingerprint`)
+        self.events_logged = 0
+        self.run_id = uuid.uuid4().hex
+        """The run's identity (a resumed run keeps its own): in every checkpoint and result.json."""
+        """Lines in events.jsonl (a checkpoint records it, so a resume drops the events logged after it)."""
 
-    def start(self, config: dict[str, Any], generation: int) -> None:
-        """Create the run directory and write config.json; when resuming, first drop what the last checkpoint
-        does not cover (temporary files, history rows after `generation`)."""
+    def start(self, config: dict[str, Any], generation: int, result: dict[str, Any] | None = None,
+              events: int | None = None) -> None:
+        """Lock the run directory (creating a new run's), then write config.json (and, when given, result.json:
+        a resumed run's files then agree); when resuming, first drop what the last checkpoint does not cover
+        (temporary files, history rows after `generation`, event lines after the first `events`)."""
         if self.run_dir is None:
             return
-        if self.resuming:
-            rundir.remove_temporaries(self.run_dir)
-            rundir.keep_history(self.run_dir, generation)
-        else:
-            rundir.create(self.run_dir)
-        rundir.write_json(self.run_dir / rundir.CONFIG, config)
+        try:
+            if self.resuming:
+                self._take(rundir.lock(self.run_dir))
+                rundir.check_no_links(self.run_dir)
+                rundir.remove_temporaries(self.run_dir)
+                rundir.keep_history(self.run_dir, generation)
+                self.events_logged = rundir.keep_events(self.run_dir, events)
+            else:
+                self._take(rundir.start_new(self.run_dir))
+            rundir.write_json(self.run_dir / rundir.CONFIG, config)
+            if result is not None:
+                rundir.write_json(self.run_dir / rundir.RESULT, result)
+        except BaseException:
+            self.close()
+            raise
+        self._mark = rundir.fingerprint(self.run_dir)
+
+    def _take(self, lock: dirlock.FolderLock) -> None:
+        lock.adopt(self._token)
+        self._lock = lock
+        weakref.finalize(self, lock.release_by, self._token)  # a search dropped without close() lets go too
+
+    def _writable(self) -> Path:
+        """The run directory, once this recorder is its writer; CheckpointError if another writer took over."""
+        assert self.run_dir is not None
+        if self._lock is not None and self._lock.owned_by(self._token):
+            return self.run_dir
+        lock = rundir.lock(self.run_dir)
+        if lock.owner is not None or rundir.fingerprint(self.run_dir) != self._mark:
+            lock.release_if_unowned()
+            raise CheckpointError(f"another search wrote {self.run_dir} after this one; this one no longer writes "
+                                  "there (resume the run to continue it)")
+        self._take(lock)
+        return self.run_dir
 
     def event(self, event: Event) -> None:
         """Append the event to events.jsonl (opened at the first event, until `close`)."""
         if self.run_dir is None:
             return
+        run_dir = self._writable()
         if self._events is None:
-            self._events = rundir.JsonlAppender(self.run_dir / rundir.EVENTS)
+            self._events = rundir.JsonlAppender(run_dir / rundir.EVENTS)
         self._events(event.to_json())
+        self.events_logged += 1
 
     def generation(self, row: dict[str, Any]) -> None:
         """Append a generation's row to history.jsonl."""
         if self.run_dir is not None:
-            rundir.append_jsonl(self.run_dir / rundir.HISTORY, row)
+            rundir.append_jsonl(self._writable() / rundir.HISTORY, row)
+            self._mark = rundir.fingerprint(self.run_dir)
 
     def checkpoint(self, state: dict[str, Any], result: dict[str, Any]) -> None:
         """Write checkpoint.pt, then result.json (each atomically)."""
         if self.run_dir is not None:
-            rundir.save_checkpoint(self.run_dir / rundir.CHECKPOINT, state)
-            rundir.write_json(self.run_dir / rundir.RESULT, result)
+            run_dir = self._writable()
+            rundir.save_checkpoint(run_dir / rundir.CHECKPOINT, state)
+            rundir.write_json(run_dir / rundir.RESULT, result)
+            self._mark = rundir.fingerprint(run_dir)
 
     @property
     def last_checkpoint(self) -> Path | None:
@@ -70,10 +117,13 @@ class Recorder:
         return path if path is not None and path.exists() else None
 
     def close(self) -> None:
-        """Close events.jsonl (a later event opens it again)."""
+        """Close events.jsonl and let go of the run directory's lock (a later write takes both again)."""
         if self._events is not None:
             self._events.close()
             self._events = None
+        if self._lock is not None:
+            self._lock.release_by(self._token)
+            self._lock = None
 
 
 def history_row(search: Search, region: Population, trained: TrainLog) -> dict[str, Any]:
@@ -104,6 +154,7 @@ def search_result(search: Search) -> dict[str, Any]:
     c = search.config
     top = [_summary(i) for i in list(search.population)[: c.top_k]]
     return {
+        "run_id": search.recorder.run_id,
         "finished": search.done,
         "best_genotype": top[0]["genotype"] if top else None,
         "best_fitness": top[0]["fitness"] if top else None,
@@ -169,6 +220,8 @@ def checkpoint_state(search: Search) -> dict[str, Any]:
         "format": "nasviz-checkpoint", "version": 1, "config": search.config.to_dict(),
         "generation": search.generation, "warmup_done": search.warmup_done, "steps": search.steps,
         "evaluations": search.evaluations, "wall_time_s": search.wall_time_s,
+        "run_id": search.recorder.run_id,
+        "events": search.recorder.events_logged + 1,  # events.jsonl's lines, the Checkpoint event that follows included
         **search.population.state(), "seen": sorted(search.seen), "warmup_log": search.warmup_log.state(),
         **({} if search.supernet is None else {"supernet": search.supernet.state_dict(),
                                                "optimizer": search.optimizer.state_dict(),
@@ -181,6 +234,8 @@ def checkpoint_state(search: Search) -> dict[str, Any]:
 def restore_state(search: Search, state: dict[str, Any], source: str | Path = "the checkpoint") -> None:
     """Put `checkpoint_state`'s content back into `search`; CheckpointError (naming `source`) where it does not
     fit: a field missing, a genotype that does not parse, weights of another shape."""
+    check_state(state, source)
+    search.recorder.run_id = state.get("run_id") or search.recorder.run_id
     try:
         search.generation, search.warmup_done, search.steps = state["generation"], state["warmup_done"], state["steps"]
         search.evaluations, search.wall_time_s = state["evaluations"], state["wall_time_s"]
@@ -190,6 +245,7 @@ def restore_state(search: Search, state: dict[str, Any], source: str | Path = "t
         if search.supernet is not None:
             search.supernet.load_state_dict(state["supernet"])
             search.optimizer.load_state_dict(state["optimizer"])
+            _check_optimizer(search.optimizer)
             search.stream.load_state_dict(state["stream"])
         if search.config.table_noise:
             search.rng_noise.setstate(_random_state(state["rng"]["noise"]))
@@ -201,6 +257,125 @@ def restore_state(search: Search, state: dict[str, Any], source: str | Path = "t
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # missing fields, wrong shapes
         raise CheckpointError(f"{source} does not match this search ({type(exc).__name__}: {one_line(exc)})") \
             from None
+
+
+def _is_int(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _list_of(value: Any, check) -> bool:
+    return isinstance(value, list) and all(check(v) for v in value)
+
+
+def _random_state_ok(value: Any) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 3 and _is_int(value[0])
+            and _list_of(list(value[1]) if isinstance(value[1], (list, tuple)) else None, _is_int)
+            and (value[2] is None or _is_number(value[2])))
+
+
+def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") -> None:
+    """CheckpointError (naming `source` and the field) unless `state` has `checkpoint_state`'s structure: every
+    field present with its type, the population's parallel lists of one length. Checked before a resume touches
+    any file."""
+    import torch
+
+    config = state.get("config")
+    config = config if isinstance(config, dict) else {}
+    n = len(state["population"]) if isinstance(state.get("population"), list) else -1
+    checks: list[tuple[str, bool]] = [
+        ("generation", _is_int(state.get("generation"), -1)),
+        ("warmup_done", _is_int(state.get("warmup_done"))),
+        ("steps", _is_int(state.get("steps"))),
+        ("evaluations", _is_int(state.get("evaluations"))),
+        ("wall_time_s", _is_number(state.get("wall_time_s")) and state["wall_time_s"] >= 0),
+        ("events", state.get("events") is None or _is_int(state.get("events"))),
+        ("run_id", state.get("run_id") is None or isinstance(state.get("run_id"), str)),
+        ("population", _list_of(state.get("population"), lambda v: isinstance(v, str))),
+        ("fitness", _list_of(state.get("fitness"), _is_number) and len(state["fitness"]) == n),
+        ("params", _list_of(state.get("params"), _is_int) and len(state["params"]) == n),
+        ("fitness_at", _list_of(state.get("fitness_at"), lambda v: _is_int(v, -1)) and len(state["fitness_at"]) == n),
+        ("seen", _list_of(state.get("seen"), lambda v: isinstance(v, str))),
+        ("warmup_log", isinstance(state.get("warmup_log"), dict)
+         and _list_of(state["warmup_log"].get("paths"), lambda v: isinstance(v, str))
+         and _list_of(state["warmup_log"].get("loss"), _is_number)
+         and _list_of(state["warmup_log"].get("accuracy"), _is_number)
+         and len(state["warmup_log"]["paths"]) == len(state["warmup_log"]["loss"])
+         == len(state["warmup_log"]["accuracy"])),
+        ("rng", isinstance(state.get("rng"), dict) and _random_state_ok(state["rng"].get("ga"))
+         and _random_state_ok(state["rng"].get("paths")) and isinstance(state["rng"].get("torch"), torch.Tensor)
+         and ("noise" not in state["rng"] or _random_state_ok(state["rng"]["noise"]))),
+    ]
+    if config.get("fitness", "supernet") != "table":
+        stream = state.get("stream")
+        checks += [
+            ("supernet", isinstance(state.get("supernet"), dict)
+             and all(isinstance(v, torch.Tensor) for v in state["supernet"].values())),
+            ("optimizer", isinstance(state.get("optimizer"), dict) and isinstance(state["optimizer"].get("state"), dict)
+             and isinstance(state["optimizer"].get("param_groups"), list)),
+            ("stream", isinstance(stream, dict) and isinstance(stream.get("generator"), torch.Tensor)
+             and all(_is_int(stream.get(k)) for k in ("position", "epoch", "size", "batch_size"))
+             and isinstance(stream.get("perm"), torch.Tensor) and stream["perm"].dtype == torch.int64
+             and stream["perm"].shape == (stream["size"],) and stream["position"] <= stream["size"]
+             and torch.equal(stream["perm"].sort().values, torch.arange(stream["size"]))),
+        ]
+    generations, population = config.get("generations"), config.get("population")
+    checks += [
+        ("generation", not _is_int(generations) or not _is_int(state.get("generation"), -1)
+         or state["generation"] <= generations),
+        ("population", not _is_int(state.get("generation"), 0) or not _is_int(population) or n == population),
+    ]
+    for name, ok in checks:
+        if not ok:
+            raise CheckpointError(f"{source} is damaged or not a nasviz search checkpoint: its field {name!r} is "
+                                  f"missing or has the wrong type or length; nothing was changed")
+    for text in state["population"]:  # parsed, never evaluated
+        try:
+            Genotype.parse(text)
+        except NasvizError as exc:
+            raise CheckpointError(f"{source} cannot be resumed: {exc}") from None
+
+
+def check_resumable(state: dict[str, Any], run_dir: Path) -> None:
+    """CheckpointError unless `run_dir`'s checkpoint `state` is whole (`check_state`) and its own (`check_belongs`)."""
+    check_state(state, run_dir / rundir.CHECKPOINT)
+    check_belongs(state, run_dir, run_dir / rundir.CHECKPOINT)
+
+
+def check_belongs(state: dict[str, Any], run_dir: Path, source: str | Path = "the checkpoint") -> None:
+    """CheckpointError unless the checkpoint `state` belongs to the run in `run_dir`: the run id that result.json
+    records, and the population history.jsonl records for the checkpoint's generation (a checkpoint copied in from
+    another run would continue in this run's files)."""
+    result = rundir.read_json_or_none(run_dir / rundir.RESULT)
+    recorded = result.get("run_id") if isinstance(result, dict) else None
+    if state.get("run_id") and recorded and recorded != state["run_id"]:
+        raise CheckpointError(f"{source} belongs to another run (run id {state['run_id']}, but "
+                              f"{run_dir / rundir.RESULT} records {recorded}); nothing was changed")
+    generation = state.get("generation")
+    rows = [r for r in rundir.read_jsonl(run_dir / rundir.HISTORY)
+            if isinstance(r, dict) and r.get("generation") == generation]
+    if rows and isinstance(rows[-1].get("population"), list) and rows[-1]["population"] != state["population"]:
+        raise CheckpointError(f"{source} belongs to another run: its generation {generation} is not the one "
+                              f"{run_dir / rundir.HISTORY} records; nothing was changed")
+
+
+def _check_optimizer(optimizer) -> None:
+    """ValueError where a loaded SGD state does not fit its weights (torch checks only the number of them): a
+    momentum buffer of another shape, a hyper-parameter of the wrong type."""
+    import torch
+
+    for group in optimizer.param_groups:
+        for name in ("lr", "momentum", "dampening", "weight_decay"):
+            if not _is_number(group.get(name)):
+                raise ValueError(f"optimizer {name}={group.get(name)!r} is not a number")
+        for p in group["params"]:
+            buffer = optimizer.state.get(p, {}).get("momentum_buffer")
+            if buffer is not None and (not isinstance(buffer, torch.Tensor) or buffer.shape != p.shape):
+                raise ValueError(f"an optimizer momentum of shape {tuple(getattr(buffer, 'shape', ()))} for a weight "
+                                 f"of shape {tuple(p.shape)}")
 
 
 def _random_state(state) -> tuple:

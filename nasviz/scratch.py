@@ -16,39 +16,55 @@ from tqdm.auto import tqdm
 from nasviz import settings
 from nasviz.batches import BatchStream, crop_padding_for, eval_batches
 from nasviz.data import ImageData
+from nasviz.errors import ConfigError
 from nasviz.network import EvalNetwork, count_flops, count_params
-from nasviz.settings import CHANNELS, DEVICE, LAYERS, SEED, setting
+from nasviz.settings import (
+    BATCH,
+    CHANNELS,
+    DEVICE,
+    EPOCHS,
+    GRAD_CLIP,
+    LAYERS,
+    LR,
+    MAX_IMAGE_SIZE,
+    SEED,
+    WEIGHT_DECAY,
+    setting,
+)
 from nasviz.space import Genotype
 from nasviz.train import accuracy, autocast, check_finite, pick_device, prepare_model
+
+MIN_BATCH = BATCH["low"]
+"""Fewest images a training batch (and so a training set) may have: BatchNorm needs 2."""
 
 
 @dataclass
 class ScratchConfig:
     """From-scratch training of a genotype: DARTS's CIFAR-10 evaluation protocol by default."""
 
-    epochs: int = setting(600, low=1)
+    epochs: int = setting(600, **EPOCHS)
     """Epochs of training (a cosine learning-rate schedule spans them)."""
     channels: int = setting(36, **CHANNELS)
     """Initial channels of the evaluation network."""
     layers: int = setting(20, **LAYERS)
     """Cells of the evaluation network; reduction cells at 1/3 and 2/3 of the depth."""
-    batch_size: int = setting(96, low=1)
+    batch_size: int = setting(96, **BATCH)
     """Images per training step."""
-    lr: float = setting(0.025, positive=True)
+    lr: float = setting(0.025, **LR)
     """Initial learning rate (SGD, cosine-annealed to 0)."""
     momentum: float = setting(0.9, low=0, below=1)
     """SGD momentum."""
-    weight_decay: float = setting(3e-4, low=0)
+    weight_decay: float = setting(3e-4, **WEIGHT_DECAY)
     """SGD weight decay."""
-    grad_clip: float = setting(5.0, positive=True)
+    grad_clip: float = setting(5.0, **GRAD_CLIP)
     """Largest gradient norm of a training step (clipped above)."""
-    cutout: int = setting(16, low=0)
+    cutout: int = setting(16, low=0, high=MAX_IMAGE_SIZE)
     """Side of the square cut out of each training image (0: no cutout)."""
-    auxiliary_weight: float = setting(0.4, low=0)
+    auxiliary_weight: float = setting(0.4, low=0, high=100)
     """Weight of the auxiliary head's loss (DARTS's auxiliary tower; its parameters are not counted)."""
     drop_path: float = setting(0.2, low=0, below=1)
     """Drop-path probability reached at the last epoch (it grows linearly from 0)."""
-    train_size: int | None = setting(None, low=1)
+    train_size: int | None = setting(None, low=MIN_BATCH)
     """Train on the first `train_size` images of a seeded shuffle (None: the whole training set)."""
     test_size: int | None = setting(None, low=1)
     """Test on the first `test_size` test images (None: the whole test set)."""
@@ -66,6 +82,13 @@ class ScratchConfig:
         """Raise `ConfigError` (one line naming the value and what is allowed) on the first bad setting."""
         settings.validate(self)
 
+    def check_data(self, n_train: int, dataset: str) -> None:
+        """Raise `ConfigError` unless training on `dataset`'s `n_train` training images can run: a batch needs at
+        least 2 images (BatchNorm). Checked before anything is trained or written."""
+        if n_train < MIN_BATCH:
+            raise ConfigError(f"{dataset} has {n_train} training image(s); training needs at least {MIN_BATCH} "
+                              "(BatchNorm needs 2 images per batch)")
+
 
 def train_from_scratch(
     genotype: Genotype,
@@ -80,6 +103,7 @@ def train_from_scratch(
     `on_model`, if given, receives the trained network (in eval mode, on the training device) at the end,
     e.g. to save it with `nasviz.model_file.save_model`."""
     config.validate()
+    config.check_data(len(data.train_labels), data.name)
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     n_train = len(data.train_labels) if config.train_size is None else min(config.train_size, len(data.train_labels))

@@ -27,7 +27,7 @@ from nasviz.config import SearchConfig
 from nasviz.data import load_dataset, resized
 from nasviz.errors import ConfigError, DivergedError
 from nasviz.population import Individual, Population
-from nasviz.recorder import Recorder, checkpoint_state, history_row, restore_state, search_result
+from nasviz.recorder import Recorder, check_resumable, checkpoint_state, history_row, restore_state, search_result
 from nasviz.sampling import region_sampler, uniform_sampler
 from nasviz.space import Genotype, get_space
 from nasviz.supernet import Supernet
@@ -63,7 +63,8 @@ class Search(events.Publisher):
             self.load_state_dict(checkpoint)
         if self.limits and self.generation < 0:
             check_limits(self)  # before any training
-        self.recorder.start(config.to_dict(), self.generation)
+        self.recorder.start(self.config.to_dict(), self.generation, *(() if checkpoint is None else
+                            (self.result(), checkpoint.get("events"))))
         if checkpoint is not None:
             self.emit(events.Resumed(self.generation, self.warmup_done))
 
@@ -85,7 +86,7 @@ class Search(events.Publisher):
             return
         self.device = pick_device(c.device)
         self.data = d = load_dataset(c.dataset, c.data_root)
-        c.check_train_images(len(d.train_labels), d.name)  # an image folder's size is known now
+        self.config = c = c.fitted(len(d.train_labels), d.name)  # an image folder's size is known now
         if c.image_size is not None:
             self.data = d = resized(d, c.image_size)
         self.sizes = Sizes(lambda g: measure_search_network(g, d.shape, d.num_classes, c.channels, c.layers),
@@ -313,7 +314,16 @@ class Search(events.Publisher):
                progress: bool = False) -> Search:
         """Continue the run in `run_dir` from its checkpoint; it ends exactly as the uninterrupted run. Settings
         other than `nasviz.config.RESUMABLE_CHANGES` may differ from the run's only with `force`."""
-        state = rundir.load_search_state(run_dir)
-        config = SearchConfig.resumed(state["config"], overrides, force)
-        return cls(config, run_dir, progress=progress, checkpoint=state)
+        held = rundir.lock(rundir.check_existing(run_dir))  # one writer: refused while another process writes
+        try:
+            state = rundir.load_search_state(run_dir)
+            check_resumable(state, Path(run_dir))
+            config = SearchConfig.resumed(state["config"], overrides, force)
+            if config.generations < state["generation"]:
+                raise ConfigError(f"generations={config.generations} is fewer than the {state['generation']} this "
+                                  f"run has done; allowed: generations >= {state['generation']}")
+            return cls(config, run_dir, progress=progress, checkpoint=state)
+        except BaseException:
+            held.release_if_unowned()
+            raise
 

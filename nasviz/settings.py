@@ -143,8 +143,8 @@ def coerce(name: str, value: Any, tp: Any) -> Any:
             else value
     text = value.strip()
     args = set(typing.get_args(tp)) or {tp}
-    if type(None) in args and text.lower() in ("none", "null", ""):
-        return None
+    if type(None) in args and (text.lower() in ("none", "null") or (not text and str not in args)):
+        return None  # blank text is none for a number, but stays blank for text (a blank path is refused)
     if bool in args:
         lowered = text.lower()
         if lowered in ("true", "1", "yes", "on"):
@@ -172,6 +172,8 @@ def check_device_name(name: str, device: str) -> None:
 
 def check_folder_or_none(name: str, path: str) -> None:
     """Raise `ConfigError` if `path` exists and is not a folder."""
+    if not str(path).strip():
+        raise ConfigError(f"{name}={path!r} is blank; allowed: a folder or none")
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{name}={path!r} is not a folder; allowed: a folder or none")
@@ -190,3 +192,26 @@ SEED = {"low": 0, "high": MAX_SEED, "allowed": "an integer in 0..2**63-1"}
 """The rule of every seed setting."""
 DEVICE = {"check": check_device_name}
 """The rule of every device setting."""
+MAX_LR = 1e6
+"""Largest learning rate accepted: larger ones overflow float32 arithmetic in the optimizer (rates far below it
+already diverge, which training reports as a one-line error)."""
+LR = {"positive": True, "high": MAX_LR, "allowed": "a positive number <= 1e6 (float32 training)"}
+"""The rule of every learning-rate setting."""
+WEIGHT_DECAY = {"low": 0, "high": 1}
+"""The rule of every weight-decay setting (DARTS uses 3e-4)."""
+GRAD_CLIP = {"positive": True, "high": 1e6, "allowed": "a positive number <= 1e6"}
+"""The rule of every gradient-clipping setting."""
+MAX_BATCH = 65536
+"""Largest batch accepted (images per step)."""
+BATCH = {"low": 2, "high": MAX_BATCH, "note": " (BatchNorm needs 2 images per batch)"}
+"""The rule of every training batch size."""
+EVAL_BATCH = {"low": 1, "high": MAX_BATCH}
+"""The rule of every evaluation batch size."""
+MAX_STEPS = 10**9
+"""Most training steps (or epochs) a budget may ask for."""
+STEPS = {"low": 0, "high": MAX_STEPS}
+"""The rule of every step count that may be 0."""
+EPOCHS = {"low": 1, "high": 100_000}
+"""The rule of every epoch count (DARTS trains 600)."""
+MAX_IMAGE_SIZE = 1024
+"""Largest image side accepted."""

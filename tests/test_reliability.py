@@ -8,9 +8,11 @@ last good checkpoint. Long runs' memory is measured by benchmarks/memory_growth.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -27,13 +29,16 @@ import torch
 from nasviz import cli, rundir
 from nasviz.config import SearchConfig
 from nasviz.data import BatchStream, ImageData
-from nasviz.errors import CheckpointError, DivergedError, NasvizError
+from nasviz.errors import CheckpointError, ConfigError, DivergedError, NasvizError
+from nasviz.export import export_model
+from nasviz.predict import image_files
 from nasviz.rundir import load_history
 from nasviz.scratch import ScratchConfig, train_from_scratch
 from nasviz.search import Search
 from nasviz.space import Genotype
 
 REPO = Path(__file__).resolve().parents[1]
+MAIN_NB = str(REPO / "notebooks" / "03_search.ipynb")
 TINY = dict(warmup_steps=4, population=2, generations=2, finetune_steps=2, fitness_images=32, weight_images=64,
             batch_size=16, eval_batch_size=32, bn_batches=1, checkpoint_every=2, top_k=2, record_before=False)
 # the CLI runs that are killed: one generation more, so every moment to kill at comes while the process still runs
@@ -69,7 +74,8 @@ def with_edge(k: int, edge: tuple[str, int]) -> str:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    """The run's files and their bytes (the lock file records who last wrote there, not the run)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != rundir.LOCK}
 
 
 # --- shared runs ------------------------------------------------------------------------------------------
@@ -112,12 +118,22 @@ def image_folder(tmp_path) -> Path:
 
 @pytest.fixture
 def ctx(tmp_path, gen1_run, image_folder) -> dict[str, Any]:
-    """Paths the bad-input cases refer to: {out} (must stay absent), {run}, {file}, {empty}, {missing}, ..."""
+    """Paths the bad-input cases refer to: {out} (must stay absent), {run}, {file}, {empty}, {missing}, {mine} and
+    {trained} (a user's folders: must stay as they are), ..."""
     (tmp_path / "a-file.txt").write_text("not a folder\n")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text('{"my": "own settings"}\n')
+    (tmp_path / "mine" / "notes.txt").write_text("mine\n")
+    (tmp_path / "trained").mkdir()
+    (tmp_path / "trained" / "model.pt").write_bytes(b"my own model")
     return {"out": str(tmp_path / "out"), "run": str(gen1_run), "file": str(tmp_path / "a-file.txt"),
             "empty": str(tmp_path / "empty"), "missing": str(tmp_path / "missing"), "images": str(image_folder),
-            "tmp": str(tmp_path)}
+            "tmp": str(tmp_path), "mine": str(tmp_path / "mine"), "trained": str(tmp_path / "trained")}
+
+
+USERS = ("mine", "trained")
+"""The ctx folders that hold a user's files: no case may change them."""
 
 
 # --- 1. bad input: one table, run through the Python API and the CLI -------------------------------------
@@ -146,7 +162,7 @@ def resume(overrides: dict | None = None, where: str = "run", **kw) -> Callable[
 
 BAD: list[Bad] = [
     # SearchConfig: types, ranges, budgets
-    Bad("population<2", "population=1 is out of range; allowed: an integer >= 2", cfg(population=1),
+    Bad("population<2", "population=1 is out of range; allowed: an integer in 2..10000", cfg(population=1),
         smoke("population=1")),
     Bad("population-text", "population='ten' is not allowed; allowed: an integer", cfg(population="ten"),
         smoke("population=ten")),
@@ -155,15 +171,17 @@ BAD: list[Bad] = [
     Bad("p_crossover>1", "p_crossover=1.5 is out of range; allowed: a probability in [0, 1]", cfg(p_crossover=1.5),
         smoke("p_crossover=1.5")),
     Bad("p_mutation<0", "p_mutation=-0.1 is out of range", cfg(p_mutation=-0.1), smoke("p_mutation=-0.1")),
-    Bad("warmup_steps<0", "warmup_steps=-1 is out of range; allowed: an integer >= 0", cfg(warmup_steps=-1)),
-    Bad("finetune_steps=0", "finetune_steps=0 is out of range; allowed: an integer >= 1", cfg(finetune_steps=0)),
+    Bad("warmup_steps<0", "warmup_steps=-1 is out of range; allowed: an integer in 0..1000000000",
+        cfg(warmup_steps=-1)),
+    Bad("finetune_steps=0", "finetune_steps=0 is out of range; allowed: an integer in 1..1000000000",
+        cfg(finetune_steps=0)),
     Bad("generations<0", "generations=-1 is out of range", cfg(generations=-1), smoke("generations=-1")),
     Bad("lr=0", "lr=0.0 must be a positive number", cfg(lr=0), smoke("lr=0")),
     Bad("lr=inf", "lr=inf is not allowed; allowed: a finite number", cfg(lr=float("inf")), smoke("lr=inf")),
     Bad("lr=nan", "lr=nan is not allowed; allowed: a finite number", cfg(lr=float("nan"))),
     Bad("finetune_lr<0", "finetune_lr=-1.0 must be a positive number", cfg(finetune_lr=-1)),
     Bad("momentum=1", "momentum=1.0 is out of range; allowed: [0, 1)", cfg(momentum=1.0)),
-    Bad("weight_decay<0", "weight_decay=-1.0 is out of range; allowed: >= 0", cfg(weight_decay=-1)),
+    Bad("weight_decay<0", "weight_decay=-1.0 is out of range; allowed: [0, 1]", cfg(weight_decay=-1)),
     Bad("grad_clip=0", "grad_clip=0.0 must be a positive number", cfg(grad_clip=0)),
     Bad("channels-odd", "channels=5 is out of range; allowed: an even integer in 2..1024", cfg(channels=5),
         smoke("channels=5")),
@@ -282,6 +300,100 @@ BAD: list[Bad] = [
     Bad("train-device", "device='gpu' is not allowed", None,
         ["train", "--genotype", "DARTS_V2", "--device", "gpu", "--out", "{out}"]),
     Bad("data-name", "unknown dataset 'fashionmnist' (did you mean 'fashion-mnist'?)", None, ["data", "fashionmnist"]),
+    # never write what is not ours: blank paths, a user's folder, a path too long or under a file (issue 16.3)
+    Bad("out-blank", "out='' is blank; allowed: a folder path", lambda ctx: Search(tiny(), ""),
+        ["search", "--preset", "smoke", "--out", ""], "argument --out: a blank value '' is not allowed"),
+    Bad("out-whitespace", "out='  ' is blank", lambda ctx: Search(tiny(), "  "),
+        ["search", "--preset", "smoke", "--out", "  "], "argument --out: a blank value '  ' is not allowed"),
+    Bad("resume-blank", "resume=' ' is blank", lambda ctx: Search.resume(" "), ["search", "--resume", " "],
+        "argument --resume: a blank value"),
+    Bad("out-holds-user-files", "is not empty (it holds 'config.json', 'notes.txt') and holds no nasviz run",
+        lambda ctx: Search(tiny(), ctx["mine"]), ["search", "--preset", "smoke", "--out", "{mine}"]),
+    Bad("out-name-too-long", "is too long; allowed: names of at most 255 bytes",
+        lambda ctx: Search(tiny(), Path(ctx["tmp"]) / ("x" * 300)),
+        ["search", "--preset", "smoke", "--out", "{tmp}/" + "x" * 300]),
+    Bad("data_root-blank", "is blank; allowed: a folder or none", cfg(data_root=" "),
+        ["search", "--preset", "smoke", "--data-root", " ", "--out", "{out}"], "argument --data-root: a blank value"),
+    Bad("train-out-blank", "out=' ' is blank", lambda ctx: rundir.check_output_folder(" ", (rundir.SCRATCH,)),
+        ["train", "--genotype", "DARTS_V2", "--out", " "], "argument --out: a blank value"),
+    Bad("train-out-holds-a-model", "already holds model.pt; choose another folder (nothing is overwritten)",
+        lambda ctx: rundir.check_output_folder(ctx["trained"], (rundir.SCRATCH, "model.pt")),
+        ["train", "--genotype", "DARTS_V2", "--epochs", "1", "--out", "{trained}"]),
+    Bad("render-out-under-a-file", "a-file.txt is a file, not a folder", None,
+        ["render", "--genotype", "DARTS_V2", "--out", "{file}/cells.svg"]),
+    Bad("render-out-too-long", "is too long", None,
+        ["render", "--genotype", "DARTS_V2", "--out", "{tmp}/" + "x" * 300 + ".svg"]),
+    Bad("predict-blank", "image path ' ' is blank", lambda ctx: image_files([" "]),
+        ["predict", "--model", "{file}", " "], "argument images: a blank value"),
+    Bad("export-out-blank", "out=' ' is blank", lambda ctx: export_model(ctx["file"], "torchscript", " "),
+        ["export", "--model", "{file}", "--format", "torchscript", "--out", " "], "argument --out: a blank value"),
+    Bad("batch-out-blank", "argument --out: a blank value", None, ["batch", MAIN_NB, "--grid", "seed=1", "--out", ""]),
+    Bad("batch-shared-run-dir", "-p out gives every point the same run directory", None,
+        ["batch", MAIN_NB, "--grid", "seed=0,1", "-p", "out", "{out}", "--out", "{out}"]),
+    Bad("batch-same-run-dir-twice", "would write the same run directory", None,
+        ["batch", MAIN_NB, "--grid", "out={out}/a,{out}/./a", "--out", "{out}"]),
+    # every numeric setting bounded by what float32/int64 training can run, before anything starts (16.4)
+    Bad("lr-overflows-float32", "lr=1e+39 is out of range; allowed: a positive number <= 1e6", cfg(lr=1e39),
+        smoke("lr=1e39")),
+    Bad("finetune_lr-overflows", "finetune_lr=1e+300 is out of range", cfg(finetune_lr=1e300),
+        smoke("finetune_lr=1e300")),
+    Bad("weight_decay-overflows", "weight_decay=1e+300 is out of range; allowed: [0, 1]", cfg(weight_decay=1e300),
+        smoke("weight_decay=1e300")),
+    Bad("grad_clip-overflows", "grad_clip=1e+39 is out of range; allowed: a positive number <= 1e6",
+        cfg(grad_clip=1e39)),
+    Bad("population-huge", f"population={10**30} is out of range; allowed: an integer in 2..10000",
+        cfg(population=10**30), smoke(f"population={10**30}")),
+    Bad("generations-huge", f"generations={10**30} is out of range", cfg(generations=10**30),
+        smoke(f"generations={10**30}")),
+    Bad("warmup_steps-huge", f"warmup_steps={10**30} is out of range; allowed: an integer in 0..1000000000",
+        cfg(warmup_steps=10**30)),
+    Bad("finetune_steps-huge", "finetune_steps=1000000001 is out of range", cfg(finetune_steps=10**9 + 1)),
+    Bad("eval_batch_size-huge", f"eval_batch_size={10**20} is out of range; allowed: an integer in 1..65536",
+        cfg(eval_batch_size=10**20)),
+    Bad("bn_batches-huge", f"bn_batches={10**20} is out of range", cfg(bn_batches=10**20)),
+    Bad("checkpoint_every-huge", f"checkpoint_every={10**20} is out of range", cfg(checkpoint_every=10**20)),
+    Bad("batch_size=1", "batch_size=1 is out of range; allowed: an integer in 2..65536 (BatchNorm needs 2 images",
+        cfg(batch_size=1), smoke("batch_size=1")),
+    Bad("budget-beyond-the-space", "population=300 x (generations=2 + 1) new networks exceed the 648 distinct networks",
+        cfg(space="mini", population=300), smoke("space=mini", "population=300")),
+    Bad("info-layers-huge", "--layers 100000 / --channels 36: allowed: layers in 1..100", None,
+        ["info", "--genotype", "DARTS_V2", "--layers", "100000"]),
+    Bad("info-channels-huge", "even channels in 2..1024", None,
+        ["info", "--genotype", "DARTS_V2", "--channels", "100000"]),
+    # `train` is checked as `search` is, and leaves nothing behind (16.5)
+    Bad("train-seed-70-bit", f"seed={2**70} is out of range; allowed: an integer in 0..2**63-1",
+        lambda ctx: ScratchConfig.from_settings({"seed": str(2**70)}),
+        ["train", "--genotype", "DARTS_V2", "--seed", str(2**70), "--out", "{out}"]),
+    Bad("train-seed<0", "seed=-1 is out of range", lambda ctx: ScratchConfig.from_settings({"seed": -1}),
+        ["train", "--genotype", "DARTS_V2", "--seed", "-1", "--out", "{out}"]),
+    Bad("train-size-1", "train_size=1 is out of range; allowed: an integer >= 2 or none",
+        lambda ctx: ScratchConfig.from_settings({"train_size": 1}),
+        ["train", "--genotype", "DARTS_V2", "--train-size", "1", "--out", "{out}"]),
+    Bad("train-batch-size-1", "batch_size=1 is out of range; allowed: an integer in 2..65536",
+        lambda ctx: ScratchConfig.from_settings({"batch_size": 1}),
+        ["train", "--genotype", "DARTS_V2", "--batch-size", "1", "--out", "{out}"]),
+    Bad("train-one-image", "tiny has 1 training image(s); training needs at least 2",
+        lambda ctx: ScratchConfig().check_data(1, "tiny")),
+    Bad("train-cutout<0", "cutout=-1 is out of range; allowed: an integer in 0..1024",
+        lambda ctx: ScratchConfig.from_settings({"cutout": "-1"}),
+        ["train", "--genotype", "DARTS_V2", "--set", "cutout=-1", "--out", "{out}"]),
+    Bad("train-epochs-huge", "epochs=1000000 is out of range; allowed: an integer in 1..100000",
+        lambda ctx: ScratchConfig.from_settings({"epochs": 10**6}),
+        ["train", "--genotype", "DARTS_V2", "--epochs", "1000000", "--out", "{out}"]),
+    Bad("train-lr-overflows", "lr=1e+39 is out of range", lambda ctx: ScratchConfig.from_settings({"lr": "1e39"}),
+        ["train", "--genotype", "DARTS_V2", "--set", "lr=1e39", "--out", "{out}"]),
+    Bad("train-weight_decay-overflows", "weight_decay=1e+300 is out of range",
+        lambda ctx: ScratchConfig.from_settings({"weight_decay": 1e300}),
+        ["train", "--genotype", "DARTS_V2", "--set", "weight_decay=1e300", "--out", "{out}"]),
+    Bad("train-aux-weight-huge", "auxiliary_weight=1e+300 is out of range",
+        lambda ctx: ScratchConfig.from_settings({"auxiliary_weight": 1e300})),
+    # the preset, and resuming into fewer generations than were run (16.12, 16.9)
+    Bad("preset-blank", "unknown preset ''", lambda ctx: SearchConfig.from_preset(""),
+        ["search", "--preset", "", "--out", "{out}"], "argument --preset: a blank value '' is not allowed"),
+    Bad("preset-set", "preset='paper' cannot be set: it records the preset these settings start from ('smoke')",
+        lambda ctx: SearchConfig.from_preset("smoke", preset="paper"), smoke("preset=paper")),
+    Bad("resume-generations-below-the-run", "generations=0 is fewer than the 1 this run has done",
+        resume({"generations": 0}), ["search", "--resume", "{run}", "--set", "generations=0"]),
 ]
 
 CUDA = torch.cuda.is_available()
@@ -300,12 +412,14 @@ def test_the_table_covers_at_least_thirty_kinds():
 @pytest.mark.parametrize("case", [c for c in BAD if c.api is not None], ids=lambda c: c.id)
 def test_bad_input_through_the_api(case, ctx):
     _skip(case)
+    users = {name: snapshot(Path(ctx[name])) for name in USERS}
     with pytest.raises(NasvizError) as info:
         case.api(ctx)
     message = str(info.value)
     assert case.fragment in message
     assert "\n" not in message
     assert not Path(ctx["out"]).exists()
+    assert {name: snapshot(Path(ctx[name])) for name in USERS} == users
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -322,6 +436,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_bad_input_through_the_cli(case, ctx, capsys):
     _skip(case)
     before = snapshot(Path(ctx["run"]))
+    users = {name: snapshot(Path(ctx[name])) for name in USERS}
     code, out, err = run_cli([a.format(**ctx) for a in case.cli], capsys)
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -331,6 +446,7 @@ def test_bad_input_through_the_cli(case, ctx, capsys):
     assert "Traceback" not in err and out == ""
     assert not Path(ctx["out"]).exists()
     assert snapshot(Path(ctx["run"])) == before  # a refused resume changes nothing
+    assert {name: snapshot(Path(ctx[name])) for name in USERS} == users  # a user's files neither
 
 
 def subprocess_cli(*args: str, cwd: Path, timeout: float = DEADLINE_S) -> subprocess.CompletedProcess:
@@ -426,6 +542,11 @@ def assert_resumes_to_the_reference(run_dir: Path, reference) -> None:
     assert [r["generation"] for r in rows] == list(range(CLI_SETTINGS["generations"] + 1))
     assert [r["fitness"] for r in rows] == [r["fitness"] for r in ref_rows]
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]  # no leftovers of torn writes
+    # events.jsonl was cut back to the checkpoint, as history.jsonl is: every training step logged once
+    steps = [(e["phase"], e["generation"], e["step"]) for e in rundir.read_jsonl(run_dir / rundir.EVENTS)
+             if e.get("type") == "train_step"]
+    c = CLI_SETTINGS
+    assert len(steps) == len(set(steps)) == c["warmup_steps"] + c["generations"] * c["finetune_steps"]
 
 
 @pytest.mark.parametrize("moment", ["first-warmup-checkpoint", "generation-0", "generation-1"])
@@ -559,7 +680,8 @@ def test_a_run_writes_only_inside_its_directory(gen1_run):
     base = gen1_run.parent  # the run was made with base/cwd as the working directory
     assert sorted(p.relative_to(base).as_posix() for p in base.rglob("*")) == sorted(
         ["cwd", "gen1"]
-        + [f"gen1/{name}" for name in (rundir.CONFIG, rundir.HISTORY, rundir.EVENTS, rundir.RESULT, rundir.CHECKPOINT)]
+        + [f"gen1/{name}" for name in (rundir.CONFIG, rundir.HISTORY, rundir.EVENTS, rundir.RESULT, rundir.CHECKPOINT,
+                                       rundir.LOCK)]
     )
 
 
@@ -611,8 +733,8 @@ def test_a_nan_loss_in_fine_tuning_names_step_and_lr_and_keeps_the_last_checkpoi
 
 def test_a_huge_learning_rate_diverges_with_an_error_and_the_files_stay(run_copy):
     files = {name: (run_copy / name).read_bytes() for name in (rundir.CHECKPOINT, rundir.RESULT)}
-    search = Search.resume(run_copy, {"lr": 1e30, "finetune_steps": 8}, force=True)
-    with pytest.raises(DivergedError, match=r"finetune diverged: .* at step \d+ with learning rate 1e\+30"):
+    search = Search.resume(run_copy, {"lr": 1e6, "finetune_steps": 8}, force=True)  # the largest rate allowed
+    with pytest.raises(DivergedError, match=r"finetune diverged: .* at step \d+ with learning rate 1e\+06"):
         search.step()
     assert {name: (run_copy / name).read_bytes() for name in files} == files
     rundir.load_checkpoint(run_copy / rundir.CHECKPOINT)
@@ -633,3 +755,411 @@ def test_a_nan_loss_in_final_training_names_step_and_lr(nan_batches):
     config = ScratchConfig(epochs=1, channels=4, layers=3, batch_size=8, cutout=0)
     with pytest.raises(DivergedError, match="training diverged: loss is nan at step 0 with learning rate 0.025"):
         train_from_scratch(Genotype.parse("DARTS_V2"), data, config, progress=False)
+
+
+# --- 5. one writer per run directory (issue 16.1) ------------------------------------------------------------
+def busy_message(pid: int) -> str:
+    return f"is in use by another nasviz process (pid {pid}"
+
+
+def busy_pattern(pid: int) -> str:
+    return re.escape(busy_message(pid))
+
+
+def test_a_second_writer_is_refused_naming_the_first_and_kill_9_leaves_no_stale_lock(tmp_path, reference, capsys):
+    run_dir = tmp_path / "run"
+    proc = start_search(run_dir)
+    wait_for(lambda: (run_dir / rundir.CHECKPOINT).exists(), proc, "the first checkpoint")
+    assert proc.poll() is None, "the search finished before a second writer could try"
+    # a new search into the same folder and a resume of it, from the command line and from Python
+    for argv in (cli_search_args(run_dir), ["search", "--resume", str(run_dir), "--quiet"]):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and busy_message(proc.pid) in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(CheckpointError, match=busy_pattern(proc.pid)) as info:
+        Search.resume(run_dir)
+    assert info.value.pid == proc.pid
+    with pytest.raises(CheckpointError, match=busy_pattern(proc.pid)):
+        Search(tiny(), run_dir)
+    proc.kill()  # the kernel drops the lock of a process killed with SIGKILL
+    assert proc.wait(timeout=DEADLINE_S) == -signal.SIGKILL
+    proc.stderr.close()
+    assert_resumes_to_the_reference(run_dir, reference)  # no stale lock: the resume runs, to the same end
+
+
+def test_two_searches_started_together_into_one_folder_one_writes_the_other_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-m", "nasviz", *cli_search_args(run_dir)[:-1]], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = sorted((p.wait(timeout=DEADLINE_S), p.stderr.read()) for p in procs)
+    for p in procs:
+        p.stderr.close()
+    (ok, _), (refused, err) = outcomes
+    assert (ok, refused) == (0, 2), outcomes
+    assert "is in use by another nasviz process (pid" in err and len(err.strip().splitlines()) == 1, err
+    assert [r["generation"] for r in load_history(run_dir)] == list(range(CLI_SETTINGS["generations"] + 1))
+
+
+CLAIM = ("import sys; from nasviz.notebooks import {fn}; print('CLAIMED', {fn}(sys.argv[1]), flush=True); "
+         "sys.stdin.read()")  # hold the claim until told to let go
+
+
+def claimed(proc: subprocess.Popen) -> Path:
+    """The folder a CLAIM process got (the lines before it say why `out` was not used)."""
+    for line in proc.stdout:
+        if line.startswith("CLAIMED "):
+            return Path(line.removeprefix("CLAIMED ").strip())
+    raise AssertionError(f"no folder claimed: {proc.stderr.read() if proc.stderr else ''}")
+
+
+@pytest.mark.parametrize("fn", ["fresh_run_dir", "fresh_folder"])
+def test_notebooks_asking_for_a_fresh_folder_at_once_get_one_each(tmp_path, fn):
+    """The batch case `-p out SHARED --jobs N`: each process claims (creates and locks) a different folder."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIM.format(fn=fn), str(tmp_path / "shared")], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    try:
+        folders = [claimed(p) for p in procs]
+    finally:
+        for p in procs:
+            p.communicate("", timeout=DEADLINE_S)
+    assert len(set(folders)) == 3 and all(f.is_dir() and f.parent == tmp_path for f in folders), folders
+    assert tmp_path / "shared" in folders
+
+
+def test_a_fresh_folder_is_never_one_another_process_writes_or_one_holding_files(tmp_path, capsys):
+    from nasviz import notebooks as nv
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", CLAIM.format(fn="fresh_run_dir"), str(tmp_path / "busy")],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert claimed(holder) == tmp_path / "busy"
+        elsewhere = nv.fresh_run_dir(tmp_path / "busy")
+        assert elsewhere != tmp_path / "busy" and f"is in use by another process (pid {holder.pid})" in \
+            capsys.readouterr().out
+    finally:
+        holder.communicate("", timeout=DEADLINE_S)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    assert nv.fresh_run_dir(tmp_path / "mine") != tmp_path / "mine"
+    assert (tmp_path / "mine" / "config.json").read_text() == "{}"
+    with pytest.raises(NasvizError, match="is blank"):
+        nv.fresh_folder("  ")
+
+
+def test_in_one_process_the_newest_search_writes_and_an_older_one_is_refused(tmp_path):
+    run_dir = tmp_path / "r"
+    first = Search(tiny(), run_dir)
+    first.step()  # warm-up and generation 0
+    first.close()  # lets go of the lock ...
+    first.step()  # ... and takes it again to write: no one else wrote in between
+    assert first.generation == 1
+    second = Search.resume(run_dir)  # takes over
+    with pytest.raises(CheckpointError, match="another search wrote .* after this one"):
+        first.step()
+    assert second.run()["finished"]
+    assert [r["generation"] for r in load_history(run_dir)] == [0, 1, 2]
+
+
+# --- 6. batch folders (16.2) -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("values, expected", [
+    (["a/b", "a_b", "a b"], ["name=a_b~", "name=a_b", "name=a_b~"]),
+    (["A", "a"], ["name=A", "name=a-2"]),  # one folder on a file system that ignores case
+    (["x" * 300, "x" * 301], ["name=" + "x" * 100, "name=" + "x" * 100]),  # cut to a file system's length
+])
+def test_batch_point_folders_are_unique_even_where_names_clash(values, expected):
+    from nasviz.headless.batch import MAX_NAME, point_names
+
+    names = point_names([{"name": v} for v in values])
+    assert len({n.casefold() for n in names}) == len(values)
+    assert all(n.startswith(e) and len(n.encode()) <= MAX_NAME for n, e in zip(names, expected)), names
+
+
+@pytest.mark.slow
+def test_a_batch_whose_values_clash_after_sanitising_keeps_every_point(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('name = "x"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print(name)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = tmp_path / "echo.ipynb"
+    nbformat.write(nb, str(notebook))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "nasviz", "batch", str(notebook), "--grid", "name=a/b,a_b,a b",
+                           "--out", str(tmp_path / "sweep"), "--jobs", "2"], capture_output=True, text=True, env=env,
+                          timeout=DEADLINE_S * 2, cwd=tmp_path)
+    assert done.returncode == 0 and "3 ok, 0 failed" in done.stdout, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "sweep" / rundir.BATCH).read_text())
+    assert sorted(p["parameters"]["name"] for p in summary["points"]) == ["a b", "a/b", "a_b"]
+    assert len({p["folder"] for p in summary["points"]}) == 3
+    for point in summary["points"]:  # batch.json points at the folder that holds that point's results
+        folder = Path(point["folder"])
+        assert json.loads((folder / rundir.PARAMETERS).read_text())["name"] == point["parameters"]["name"]
+        executed = nbformat.read(str(folder / "echo.ipynb"), as_version=4)
+        assert executed.cells[-1].outputs[0]["text"].strip() == point["parameters"]["name"]
+
+
+# --- 7. checkpoints checked before a resume touches anything (16.8) ---------------------------------------------
+def _set(key: str, value: Any) -> Callable[[dict], None]:
+    return lambda state: state.__setitem__(key, value)
+
+
+DAMAGE: dict[str, Callable[[dict], None]] = {
+    "generation-text": _set("generation", "1"),
+    "generation-beyond-the-run": _set("generation", 99),
+    "fitness-shorter-than-population": lambda s: s.__setitem__("fitness", s["fitness"][:-1]),
+    "params-floats": lambda s: s.__setitem__("params", [0.5] * len(s["params"])),
+    "population-text": _set("population", "not a list"),
+    "seen-numbers": _set("seen", [1, 2]),
+    "warmup-log-uneven": lambda s: s["warmup_log"].__setitem__("paths", ["a path without its loss"]),
+    "no-rng": lambda s: s.pop("rng"),
+    "rng-torch-list": lambda s: s["rng"].__setitem__("torch", [1, 2, 3]),
+    "stream-position-text": lambda s: s["stream"].__setitem__("position", "3"),
+    "stream-order-cut": lambda s: s["stream"].__setitem__("perm", s["stream"]["perm"][:3]),
+    "optimizer-momentum-of-another-shape": lambda s: next(iter(s["optimizer"]["state"].values())).__setitem__(
+        "momentum_buffer", torch.zeros(3)),
+    "optimizer-lr-text": lambda s: s["optimizer"]["param_groups"][0].__setitem__("lr", "fast"),
+    "supernet-list": _set("supernet", [1]),
+    "no-optimizer": lambda s: s.pop("optimizer"),
+    "wall-time-negative": _set("wall_time_s", -1.0),
+    "from-another-run": _set("run_id", "0" * 32),
+    "another-population": lambda s: s.__setitem__("population", [str(Genotype.parse("DARTS_V2"))] * 2),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_checkpoint_of_the_wrong_structure_or_another_run_is_refused_before_anything_changes(run_copy, damage,
+                                                                                               capsys):
+    path = run_copy / rundir.CHECKPOINT
+    state = rundir.load_checkpoint(path)
+    DAMAGE[damage](state)
+    torch.save(state, path)
+    before = snapshot(run_copy)
+    with pytest.raises(CheckpointError) as info:
+        Search.resume(run_copy)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert snapshot(run_copy) == before
+    code, _, err = run_cli(["search", "--resume", str(run_copy), "--quiet"], capsys)
+    assert code == 2 and str(path) in err and len(err.strip().splitlines()) == 1, err
+    assert snapshot(run_copy) == before
+
+
+# --- 8. after a resume, config.json and result.json agree (16.9) ------------------------------------------------
+@pytest.mark.parametrize("generations", [1, 3])
+def test_after_any_resume_config_and_result_agree(run_copy, generations, capsys):
+    code, out, err = run_cli(["search", "--resume", str(run_copy), "--set", f"generations={generations}"]
+                             + (["--quiet"] if generations == 3 else []), capsys)
+    assert code == 0, err
+    config, result = (json.loads((run_copy / name).read_text()) for name in (rundir.CONFIG, rundir.RESULT))
+    assert config["generations"] == result["generations"] == generations
+    assert result["finished"] and result["generation"] == generations
+    if generations == 1:  # nothing left to run: it says finished, and so does result.json
+        assert "search finished" in out
+
+
+def test_a_resume_that_has_not_run_yet_already_agrees(run_copy):
+    Search.resume(run_copy, {"generations": 5})
+    config, result = (json.loads((run_copy / name).read_text()) for name in (rundir.CONFIG, rundir.RESULT))
+    assert config["generations"] == result["generations"] == 5 and not result["finished"]
+
+
+# --- 9. readers answer a partial run with what it has, a damaged file with one line (16.7) -----------------------
+def _rewrite(name: str, change: Callable[[str], str]) -> Callable[[Path], None]:
+    return lambda run: (run / name).write_text(change((run / name).read_text()))
+
+
+def _first_row(change: Callable[[dict], Any]) -> Callable[[str], str]:
+    def apply(text: str) -> str:
+        lines = text.splitlines()
+        return "\n".join([json.dumps(change(json.loads(lines[0])))] + lines[1:]) + "\n"
+    return apply
+
+
+READ = [["report", "{run}"]]
+GENOTYPE = [["info", "--genotype", "{run}"], ["render", "--genotype", "{run}", "--out", "{run}/cells.dot"]]
+DAMAGED: dict[str, tuple[Callable[[Path], None], list[list[str]], str]] = {
+    "history-line-not-an-object": (_rewrite(rundir.HISTORY, lambda t: "[1, 2]\n" + t), READ,
+                                   "history.jsonl is damaged: row 1 is list, not an object"),
+    "history-row-lacks-a-key": (_rewrite(rundir.HISTORY, _first_row(lambda r: {k: v for k, v in r.items()
+                                                                               if k != "best"})), READ,
+                                "history.jsonl is damaged: row 1 lacks 'best'"),
+    "history-row-wrong-type": (_rewrite(rundir.HISTORY, _first_row(lambda r: {**r, "fitness": ["high"]})), READ,
+                               "history.jsonl is damaged: row 1 has 'high' in fitness"),
+    "history-individual-damaged": (_rewrite(rundir.HISTORY, _first_row(lambda r: {**r, "individuals": [None]})),
+                                   READ, "history.jsonl is damaged: row 1 has individual 0"),
+    "history-null": (_rewrite(rundir.HISTORY, lambda t: "null\n"), READ, "row 1 is NoneType, not an object"),
+    "result-truncated": (_rewrite(rundir.RESULT, lambda t: t[: len(t) // 2]), GENOTYPE,
+                         "result.json is not valid JSON"),
+    "result-a-list": (_rewrite(rundir.RESULT, lambda t: "[]"), READ + GENOTYPE,
+                      "result.json is damaged: it holds list [], not a JSON object"),
+    "result-null": (_rewrite(rundir.RESULT, lambda t: "null"), GENOTYPE, "result.json is damaged: it holds NoneType"),
+    "result-best-a-number": (_rewrite(rundir.RESULT, lambda t: '{"best_genotype": 5}'), GENOTYPE,
+                             "result.json is damaged: best_genotype=5 is not genotype text"),
+    "partial-no-generation-yet": (_rewrite(rundir.HISTORY, lambda t: ""), READ, "nothing to report yet"),
+    "partial-no-result-yet": (lambda run: (run / rundir.RESULT).unlink(), GENOTYPE, "has no best genotype yet"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_readers_of_a_damaged_or_partial_run_answer_in_one_line_naming_the_file(run_copy, case, capsys):
+    damage, commands, fragment = DAMAGED[case]
+    damage(run_copy)
+    for argv in commands:
+        code, out, err = run_cli([a.format(run=run_copy) for a in argv], capsys)
+        assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, (argv, err)
+        assert "Traceback" not in err
+    with pytest.raises(NasvizError, match=re.escape(fragment)):  # and the same through the API
+        if commands is READ or commands == READ + GENOTYPE:
+            from nasviz.viz.cli import cmd_report
+
+            cmd_report(argparse.Namespace(run_dir=str(run_copy)))
+        else:
+            rundir.best_genotype(run_copy)
+
+
+@pytest.mark.parametrize("result", ["missing", "truncated"])
+def test_a_partial_run_is_reported_with_what_it_has(run_copy, result, capsys):
+    path = run_copy / rundir.RESULT
+    if result == "missing":  # e.g. killed between its first history row and its first result
+        path.unlink()
+    else:  # result.json is written atomically: torn, it is damaged; the report leaves its facts out and says so
+        path.write_text(path.read_text()[:40])
+    code, out, err = run_cli(["report", str(run_copy)], capsys)
+    assert code == 0, err
+    assert (run_copy / rundir.REPORT).is_file()
+    assert err == ("" if result == "missing" else f"nasviz: note: {path} is not JSON (damaged); the report leaves "
+                   "out its facts\n")
+
+
+def test_a_list_of_runs_leaves_a_damaged_one_out_and_reads_the_others(gen1_run, tmp_path, capsys):
+    from nasviz.notebooks import find_runs
+
+    shutil.copytree(gen1_run, tmp_path / "runs" / "good")
+    shutil.copytree(gen1_run, tmp_path / "runs" / "bad")
+    (tmp_path / "runs" / "bad" / rundir.RESULT).write_text("[]")
+    assert [r["name"] for r in find_runs(tmp_path / "runs")] == ["good"]
+    assert "left out" in capsys.readouterr().out
+
+
+# --- 10. presets vs small datasets (16.6) ------------------------------------------------------------------------
+@pytest.fixture
+def small_folder(tmp_path) -> Path:
+    """60 8x8 grayscale PNGs in two classes: 48 for training, 12 held out."""
+    from PIL import Image
+
+    root = tmp_path / "small"
+    for c in range(2):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(30):
+            Image.new("L", (8, 8), color=(7 * i + 100 * c) % 256).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused(small_folder, tmp_path, caplog):
+    dataset = f"imagefolder:{small_folder}"
+    fast = dict(warmup_steps=2, population=2, generations=0, top_k=1, eval_batch_size=16)
+    search = Search(SearchConfig.from_preset("smoke", dataset=dataset, **fast))
+    assert (search.config.weight_images, search.config.fitness_images) == (44, 4)  # 2,000 + 200 scaled to 48
+    assert "has 48 training images, fewer than the smoke preset's weight_images=2000 + fitness_images=200: using " \
+           "weight_images=44, fitness_images=4" in caplog.text
+    with pytest.raises(ConfigError, match="fitness_images=100 is more than the 48 training images"):
+        Search(SearchConfig.from_preset("smoke", dataset=dataset, fitness_images=100, **fast))
+    with pytest.raises(ConfigError, match="weight_images=48 leaves none of .*'s 48 training images to measure fitness"):
+        Search(SearchConfig.from_preset("smoke", dataset=dataset, weight_images=48, **fast))
+    explicit = Search(SearchConfig.from_preset("smoke", dataset=dataset, weight_images=40, **fast))
+    assert (explicit.config.weight_images, explicit.config.fitness_images) == (40, 8)  # the preset's part gives way
+    # the command line: the search runs, and config.json records the sizes used
+    out = tmp_path / "run"
+    sets = [a for k, v in fast.items() for a in ("--set", f"{k}={v}")]
+    done = subprocess_cli("search", "--preset", "smoke", "--dataset", dataset, *sets, "--out", str(out), "--quiet",
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "using weight_images=44, fitness_images=4" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    config = json.loads((out / rundir.CONFIG).read_text())
+    assert (config["weight_images"], config["fitness_images"], config["preset"]) == (44, 4, "smoke")
+    assert Search.resume(out).config.fitness_images == 4  # and a resume keeps them
+
+
+# --- 11. image folders (16.10) ----------------------------------------------------------------------------------
+def test_a_truncated_image_is_named_and_stops_the_load(image_folder, tmp_path, capsys):
+    from PIL import Image
+
+    from nasviz.data import load_dataset
+
+    bad = image_folder / "class1" / "big.png"
+    Image.effect_noise((64, 64), 64).save(bad)
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    with pytest.raises(NasvizError, match=f"cannot read image {re.escape(str(bad))}: .*truncated"):
+        load_dataset(f"imagefolder:{image_folder}")
+    code, _, err = run_cli(["data", f"imagefolder:{image_folder}"], capsys)
+    assert code == 2 and str(bad) in err and len(err.strip().splitlines()) == 1
+
+
+def test_images_of_other_bit_depths_are_scaled_not_clipped(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from nasviz.data import load_dataset
+
+    for c, value in enumerate((0x2000, 0x8080)):  # 16-bit grays: 1/8 and about 1/2 of full scale
+        (tmp_path / "deep" / f"c{c}").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((4, 4), value, dtype=np.uint16)).save(tmp_path / "deep" / f"c{c}" / f"{i}.png")
+    data = load_dataset(f"imagefolder:{tmp_path / 'deep'}")
+    seen = set(torch.cat([data.train_images, data.test_images]).unique().tolist())
+    assert seen == {round(0x2000 / 257), round(0x8080 / 257)} == {32, 128}
+
+
+def test_a_folder_with_one_class_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    from nasviz.data import load_dataset
+
+    (tmp_path / "one" / "cats").mkdir(parents=True)
+    for i in range(4):
+        Image.new("L", (4, 4), color=i).save(tmp_path / "one" / "cats" / f"{i}.png")
+    with pytest.raises(NasvizError, match="training images of 1 class \\(cats\\); at least 2 classes are needed"):
+        load_dataset(f"imagefolder:{tmp_path / 'one'}")
+    out = tmp_path / "run"
+    code, _, err = run_cli(["search", "--preset", "smoke", "--dataset", f"imagefolder:{tmp_path / 'one'}", "--out",
+                            str(out)], capsys)
+    assert code == 2 and "at least 2 classes" in err and not out.exists()
+
+
+# --- 12. notebook parameters as papermill hands them over (16.11) ------------------------------------------------
+@pytest.mark.parametrize("value, expected", [({"a": 1}, {"a": 1}), ('{"population": -1}', {"population": -1}),
+                                             (None, {})])
+def test_a_dict_parameter_may_come_as_json_text(value, expected):
+    from nasviz.notebooks import as_dict
+
+    assert as_dict("overrides", value) == expected
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda nv: nv.as_dict("overrides", "population=3"), "overrides='population=3' is not a dict; allowed: a dict"),
+    (lambda nv: nv.as_dict("overrides", "[1]"), "overrides=[1] is not a dict"),
+    (lambda nv: nv.as_list("variants", ""), "variants=[''] is not allowed"),
+    (lambda nv: nv.as_int("kendall_archs", 10**9, 2, 200), "kendall_archs=1000000000 is out of range; allowed: an "
+                                                           "integer in 2..200"),
+    (lambda nv: nv.as_int("table_searches", "many", 1, 9), "table_searches='many' has the wrong type"),
+])
+def test_bad_notebook_parameters_are_one_line_errors_naming_them(call, fragment):
+    from nasviz import notebooks as nv
+
+    with pytest.raises(ConfigError) as info:
+        call(nv)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+    assert nv.as_list("variants", "ga, random") == ["ga", "random"] and nv.as_int("n", "3", 1, 5) == 3
+
+
+@pytest.mark.slow
+def test_papermill_p_overrides_as_json_text_reaches_the_search(tmp_path):
+    from nasviz.headless.execute import execute
+
+    status = execute(Path(MAIN_NB), tmp_path / "out.ipynb", {"preset": "smoke", "overrides": '{"population": -1}',
+                                                              "out": str(tmp_path / "run"), "live": False})
+    assert status["status"] == "failed" and "population=-1 is out of range" in status["error"], status
+    assert not (tmp_path / "run").exists()

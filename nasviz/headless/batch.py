@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,15 +41,50 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
             raise ConfigError(f"--grid {spec!r} has an empty value; write KEY=V1,V2,...")
         if key in grid:
             raise ConfigError(f"--grid {key} is given twice; put all its values in one --grid {key}=V1,V2,...")
-        if len(set(texts)) != len(texts):
+        values = [parse_value(t) for t in texts]
+        if len(set(texts)) != len(texts) or len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
             raise ConfigError(f"--grid {spec!r} repeats a value")
-        grid[key] = [(t, parse_value(t)) for t in texts]
+        grid[key] = list(zip(texts, values))
     return grid
 
 
 def point_name(texts: dict[str, str]) -> str:
-    """Folder name of a grid point: key=value,key=value (characters unsafe in file names become '_')."""
-    return ",".join(f"{k}={re.sub(r'[^A-Za-z0-9._+=@-]', '_', v)}" for k, v in texts.items())
+    """Folder name of a grid point: key=value,key=value (characters unsafe in file names become '_'; a name too
+    long for a file system is cut and ends in a hash of the whole)."""
+    name = ",".join(f"{k}={re.sub(r'[^A-Za-z0-9._+=@-]', '_', v)}" for k, v in texts.items())
+    if len(name.encode()) > MAX_NAME:
+        name = f"{name[: MAX_NAME - 12]}~{_digest(name)}"
+    return name
+
+
+def point_names(points: Sequence[dict[str, str]]) -> list[str]:
+    """One folder name per grid point (`point_name`), never two alike, even on a file system that ignores case:
+    where names clash, a point whose values were changed to make its name gets a hash of its values, and any
+    clash left gets -2, -3, ... in grid order."""
+    names = [point_name(t) for t in points]
+    counts = Counter(n.casefold() for n in names)
+    names = [n if counts[n.casefold()] == 1 or n == _plain(t) else f"{n}~{_digest(_plain(t))}"
+             for n, t in zip(names, points)]
+    unique, used = [], set()
+    for name in names:
+        candidate, k = name, 2
+        while candidate.casefold() in used:
+            candidate, k = f"{name}-{k}", k + 1
+        used.add(candidate.casefold())
+        unique.append(candidate)
+    return unique
+
+
+MAX_NAME = 200
+"""Longest point folder name, in bytes (file systems allow 255)."""
+
+
+def _plain(texts: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in texts.items())
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def _run_point(notebook: str, folder: str, parameters: dict, threads: int | None) -> dict:
@@ -82,33 +119,36 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if key not in declared:
             raise ConfigError(f"{notebook.name} has no parameter {key!r}{suggest(key, list(declared))}; "
                               f"allowed: {', '.join(declared)}")
-    out = Path(args.out).expanduser()
+    out = Path(rundir.check_path(args.out)).expanduser()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
 
+    combos = list(itertools.product(*grid.values()))
+    names = point_names([{k: t for k, (t, _v) in zip(grid, combo)} for combo in combos])
     points = []
-    for combo in itertools.product(*grid.values()):
-        texts = {k: t for k, (t, _v) in zip(grid, combo)}
-        folder = out / point_name(texts)
+    for name, combo in zip(names, combos):
+        folder = out / name
         parameters = {**fixed, **{k: v for k, (_t, v) in zip(grid, combo)}}
         if "out" in declared and "out" not in parameters:
             parameters["out"] = str((folder / rundir.RUN_SUBDIR).resolve())
         if "live" in declared and "live" not in parameters:
             parameters["live"] = False
-        points.append({"name": folder.name, "folder": folder, "parameters": parameters})
-    taken = [p["name"] for p in points if p["folder"].exists() and any(p["folder"].iterdir())]
-    if taken:
-        raise ConfigError(f"{out} already holds results for {taken[0]!r}; choose another --out (results are never "
-                          "overwritten)")
-    if (out / rundir.BATCH).exists():
-        raise ConfigError(f"{out} already holds a batch ({rundir.BATCH}); choose another --out")
+        points.append({"name": name, "folder": folder, "parameters": parameters})
+    _check_run_dirs(points, "out" in fixed)
+    _check_free(out, points)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create --out {str(out)!r}: {exc.strerror or exc}") from None
+    rundir.lock(out, "batch folder")  # one batch writes a folder at a time (this process holds it until it ends)
+    _check_free(out, points)  # again, under the lock
     if args.backend == "ray":
         from nasviz.headless.ray_backend import RayBackend
 
         ray_backend = RayBackend(args)  # Ray installed, the cluster reachable, --cpus-per-run possible
     for point in points:
         point["folder"].mkdir(parents=True, exist_ok=True)
-        (point["folder"] / rundir.PARAMETERS).write_text(json.dumps(point["parameters"], indent=2) + "\n")
+        rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
 
     start = time.perf_counter()
     outcomes: dict[str, dict] = {}
@@ -135,7 +175,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     summary = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
                "fixed": fixed, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
                "seconds": round(time.perf_counter() - start, 1)}
-    (out / rundir.BATCH).write_text(json.dumps(summary, indent=2) + "\n")
+    rundir.write_json(out / rundir.BATCH, summary)
     print(summary_table(records))
     print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
     return 1 if failed else 0
@@ -182,6 +222,33 @@ def _run_local(notebook: Path, points: list[dict], jobs: int, finished: Callable
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _check_run_dirs(points: list[dict], fixed_out: bool) -> None:
+    """Refuse points that would write into one run directory (an `out` parameter shared or repeated)."""
+    if fixed_out and len(points) > 1:
+        raise ConfigError("-p out gives every point the same run directory; leave out to batch (each point gets "
+                          "OUT/<point>/run) or give --grid out=DIR1,DIR2,...")
+    seen: dict[str, str] = {}
+    for point in points:
+        out = point["parameters"].get("out")
+        if not isinstance(out, str):
+            continue
+        key = os.path.normcase(os.path.abspath(os.path.expanduser(rundir.check_path(out))))
+        if key in seen:
+            raise ConfigError(f"points {seen[key]!r} and {point['name']!r} would write the same run directory "
+                              f"{out!r}; give each point its own")
+        seen[key] = point["name"]
+
+
+def _check_free(out: Path, points: list[dict]) -> None:
+    """Refuse an `out` that holds a batch or a point's results (results are never overwritten)."""
+    taken = [p["name"] for p in points if p["folder"].exists() and any(p["folder"].iterdir())]
+    if taken:
+        raise ConfigError(f"{out} already holds results for {taken[0]!r}; choose another --out (results are never "
+                          "overwritten)")
+    if (out / rundir.BATCH).exists():
+        raise ConfigError(f"{out} already holds a batch ({rundir.BATCH}); choose another --out")
 
 
 def summary_table(records: Iterable[dict]) -> str:

@@ -47,7 +47,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     notebook = check_notebook(args.notebook or notebook_dir() / MAIN_NOTEBOOK)
     dataset = check_dataset_name(args.dataset)
-    out = Path(args.out).expanduser()
+    out = Path(rundir.check_path(args.out)).expanduser()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
     overrides = _settings(args.set)
@@ -58,6 +58,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                               "python -m nasviz batch for the baselines")
     SearchConfig.from_preset(args.preset, dataset=dataset, seed=args.seed, **overrides)  # one-line error if wrong
     out.mkdir(parents=True, exist_ok=True)
+    rundir.lock(out, "demo folder")  # one demo writes a folder at a time (held until this process ends)
     previous = move_aside(out)
     if previous is not None:
         print(f"moved the previous demo's files to {previous}")

@@ -1,6 +1,7 @@
 """What the notebooks in `notebooks/` call (`from nasviz import notebooks as nv`), so that their cells stay
 short: the logic lives here, not in cells.
 
+- `params`: parameters as papermill hands them over (JSON text for dicts and lists), checked.
 - `session`: set-up, live or static output (`use_live`), fresh run folders, progress lines, config tables.
 - `tables`: plain-HTML tables that survive papermill and the HTML export.
 - `lessons`: the search-space and supernet lessons (operations, space size, paths, weight sharing).
@@ -33,6 +34,7 @@ from nasviz.notebooks.lessons import (
     space_size_table,
     weight_sharing_check,
 )
+from nasviz.notebooks.params import as_dict, as_int, as_list
 from nasviz.notebooks.runs import (
     comparable_runs,
     compare_figure,
@@ -63,6 +65,9 @@ from nasviz.notebooks.tables import display_html, html_table
 __all__ = [
     "HEADLESS_ENV",
     "setup",
+    "as_dict",
+    "as_list",
+    "as_int",
     "headless",
     "use_live",
     "holds_run",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nasviz import rundir
+from nasviz.errors import NasvizError
 from nasviz.notebooks.tables import display_html, html_table
 
 
@@ -49,9 +50,13 @@ def find_runs(runs_dir: str | Path) -> list[dict]:
         return []
     runs = []
     for folder in rundir.find_run_dirs(root):
-        rows = rundir.load_history(folder)
-        result = rundir.load_result(folder) or {}
-        config = rundir.load_config(folder) or {}
+        try:
+            rows = rundir.load_history(folder, check=True)
+            result = rundir.load_result(folder) or {}
+            config = rundir.load_config(folder) or {}
+        except NasvizError as exc:  # a damaged run is left out, the others are read
+            print(f"left out {folder}: {exc}")
+            continue
         parameters = rundir.load_parameters(folder) or {}
         name = str(folder.relative_to(root)) if folder != root else root.name
         if name.endswith(f"/{rundir.RUN_SUBDIR}") and parameters:  # batch layout DIR/<point>/run: the point's name

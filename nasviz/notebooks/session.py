@@ -58,23 +58,24 @@ def holds_run(path: str | Path) -> bool:
 
 
 def fresh_run_dir(out: str | Path) -> Path:
-    """`out`, or if it already holds a run, a fresh sibling `out-YYYYmmdd-HHMMSS` (finished work is never
-    overwritten)."""
-    path = Path(out).expanduser()
-    return _elsewhere(path, "already holds a run; this one goes to") if rundir.is_run_dir(path) else path
+    """`out`, or if it holds a run (finished work is never overwritten), holds other files or another process
+    writes there, a fresh sibling `out-YYYYmmdd-HHMMSS`. The folder is created and locked for this process at
+    once, so notebooks started together (a batch with one shared `out`) get one folder each."""
+    return _fresh(out, folder_of_runs=False)
 
 
 def fresh_folder(out: str | Path) -> Path:
-    """`out`, or if it exists and is not empty, a fresh sibling `out-YYYYmmdd-HHMMSS` (for a folder of runs)."""
-    path = Path(out).expanduser()
-    empty = not path.exists() or (path.is_dir() and not any(path.iterdir()))
-    return path if empty else _elsewhere(path, "is not empty; the runs go to")
+    """`out`, or if it is not empty (or another process writes there), a fresh sibling `out-YYYYmmdd-HHMMSS`, for
+    a folder of runs; created and locked for this process at once (see `fresh_run_dir`)."""
+    return _fresh(out, folder_of_runs=True)
 
 
-def _elsewhere(path: Path, why: str) -> Path:
-    candidate = rundir.fresh_sibling(path)
-    print(f"{path} {why} {candidate}")
-    return candidate
+def _fresh(out: str | Path, folder_of_runs: bool) -> Path:
+    path = Path(rundir.check_path(out)).expanduser()
+    folder, why = rundir.claim_fresh(path, folder_of_runs=folder_of_runs)
+    if why is not None:
+        print(f"{path} {why}; {'the runs go' if folder_of_runs else 'this run goes'} to {folder}")
+    return folder
 
 
 def print_progress(search) -> Callable[[], None]:

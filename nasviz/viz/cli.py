@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from nasviz import rundir
@@ -26,13 +27,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     from nasviz.viz.cells import dot_text, render
 
     genotype = rundir.genotype_from(args.genotype)
-    out = Path(args.out)
+    out = rundir.check_path(args.out)
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in RENDER_FORMATS:
         raise ConfigError(f"--out {out}: unknown format {out.suffix or '(no suffix)'!r}; "
                           f"allowed: {', '.join('.' + f for f in RENDER_FORMATS)}")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name such as {out / 'cells.svg'}")
+    above = next((p for p in out.parents if p.exists()), Path("."))
+    if not above.is_dir():
+        raise ConfigError(f"--out {out}: {above} is a file, not a folder")
     cell = None if args.cell == "both" else args.cell
     data = dot_text(genotype, cell).encode() if fmt == "dot" else render(genotype, fmt, cell)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +56,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from nasviz.viz.report import write_report
 
     run_dir = Path(args.run_dir)
-    if not rundir.load_history(run_dir):
-        raise ConfigError(f"{run_dir} is not a run directory with a recorded generation ({rundir.HISTORY})")
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} {'is not a folder' if run_dir.exists() else 'does not exist'}")
+    if not rundir.load_history(run_dir, check=True):
+        raise ConfigError(f"{run_dir} is not a run directory with a recorded generation ({rundir.HISTORY}): nothing "
+                          "to report yet")
+    if rundir.load_result(run_dir) is None and (run_dir / rundir.RESULT).exists():  # an object that is not: error
+        print(f"nasviz: note: {run_dir / rundir.RESULT} is not JSON (damaged); the report leaves out its facts",
+              file=sys.stderr)
     for path in write_report(run_dir):
         print(path)
     return 0

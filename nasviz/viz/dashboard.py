@@ -109,7 +109,7 @@ class Dashboard(RunView):
                         "finetune": [done, c.finetune_steps],
                         "generations": [max(search.generation, 0), c.generations]}
         if not self.rows and search.run_dir is not None:
-            self.rows = rundir.load_history(search.run_dir)
+            self.rows = rundir.load_history(search.run_dir, check=True)
             if self.rows:
                 self._best = self.rows[-1]["best"]["genotype"]
                 self._dirty |= {"generation", "best"}

@@ -44,7 +44,7 @@ class Replay(RunView):
     def refresh(self) -> Replay:
         """Re-read history.jsonl; if the slider was on the last generation, follow the new last one."""
         following = not self.rows or self.slider.value >= len(self.rows) - 1
-        self.rows = rundir.load_history(self.run_dir)
+        self.rows = rundir.load_history(self.run_dir, check=True)
         if not self.rows:
             self.slider.disabled = True
             self.state = {"generation": None}

@@ -19,7 +19,7 @@ PLOTLY_JS = "plotly.min.js"
 
 
 def _rows(source: str | Path | Sequence[Row]) -> list[Row]:
-    return rundir.load_history(source) if isinstance(source, (str, Path)) else list(source)
+    return rundir.load_history(source, check=True) if isinstance(source, (str, Path)) else list(source)
 
 
 def _plotly_js() -> bytes:
@@ -33,7 +33,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
     and `best_normal.svg`/`best_reduce.svg`; returns the written paths. Works offline: plotly.js is written
     once, to `figures/plotly.min.js`, and every page loads it from there."""
     run_dir = Path(run_dir)
-    rows = rundir.load_history(run_dir)
+    rows = rundir.load_history(run_dir, check=True)
     if not rows:
         raise ValueError(f"{run_dir} has no {rundir.HISTORY} rows yet; nothing to report")
     folder = run_dir / rundir.FIGURES

@@ -1,0 +1,51 @@
+"""Notebook parameters as papermill hands them over: `-p overrides '{"population": 20}'` arrives as text, so dict
+and list parameters also accept their JSON text; numbers are checked against a range before any work.
+
+    overrides = nv.as_dict("overrides", overrides)
+    kendall_archs = nv.as_int("kendall_archs", kendall_archs, 2, 200)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nasviz.errors import ConfigError
+from nasviz.settings import Rule, check_type
+
+
+def _parsed(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def as_dict(name: str, value: Any) -> dict:
+    """`value` as a dict: a dict, or its JSON text (papermill's `-p` form); ConfigError naming `name` otherwise."""
+    value = _parsed(value) if value is not None else {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}={value!r} is not a dict; allowed: a dict of settings, e.g. papermill "
+                          f"-p {name} '{{\"population\": 20}}' (JSON text) or -y '{name}: {{population: 20}}'")
+    return value
+
+
+def as_list(name: str, value: Any) -> list:
+    """`value` as a list: a list or tuple, its JSON text, or comma-separated text; ConfigError otherwise."""
+    value = _parsed(value)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not value or any(isinstance(v, str) and not v.strip() for v in value):
+        raise ConfigError(f"{name}={value!r} is not allowed; allowed: a non-empty list, e.g. papermill "
+                          f"-p {name} '[\"sft-ga\", \"random\"]' (JSON text) or -p {name} sft-ga,random")
+    return list(value)
+
+
+def as_int(name: str, value: Any, low: int, high: int) -> int:
+    """`value` (an int, or its text) if it lies in low..high; ConfigError naming `name` and the range otherwise."""
+    value = _parsed(value)
+    check_type(name, value, int)
+    Rule(low=low, high=high).apply(name, value, int, None)
+    return value
