@@ -181,7 +181,7 @@ def load_parameters(folder: str | Path) -> dict | None:
 def best_genotype(run_dir: str | Path) -> Genotype:
     """The best genotype a run directory records; ConfigError while it has none, CheckpointError (naming the
     file) when result.json is damaged."""
-    result = read_json_object(Path(run_dir) / RESULT)
+    result = read_json_object(check_path(run_dir, "run_dir") / RESULT)
     best = result.get("best_genotype") if result is not None else None
     if best is not None and not isinstance(best, str):
         raise CheckpointError(f"{Path(run_dir) / RESULT} is damaged: best_genotype={one_line(repr(best), 40)} is not "

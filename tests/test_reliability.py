@@ -486,7 +486,9 @@ def test_a_missing_dataset_offline_names_the_three_ways_to_provide_it(tmp_path, 
                             "--quiet"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "download failed" in err and "apt-get install dataset-fashion-mnist" in err
+    assert "(command line: --data-root DIR)" in err  # the option of this command, not `data`'s --root
     assert not out.exists()
+    assert list((tmp_path / "root").iterdir()) == []  # the failed download's folders are gone again
 
 
 # --- 2. faults: kill -9 at several moments, SIGINT, truncated checkpoints ----------------------------------
