@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from nasviz.cli import main
+from nasviz.dirlock import LOCK_FILE
 from nasviz.headless.ray_backend import LOCAL_ENV
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,10 +41,12 @@ TIMINGS = [
     (re.compile(r"(wall time \(s\)</th><td>)[0-9.]+"), r"\1N"),
     (re.compile(r"\b\d+(\.\d+)? s\b"), "N s"),
     (re.compile(r'"id": "[0-9a-f]{8}"'), '"id": "ID"'),
+    (re.compile(r"\b[0-9a-f]{32}\b"), "RUNID"),  # a run's run_id (result.json, and the notebook's summary)
 ]
 
 
-TIMING_KEYS = {"wall_time_s", "search_wall_time_s", "seconds", "duration"}
+TIMING_KEYS = {"wall_time_s", "search_wall_time_s", "seconds", "duration", "run_id"}
+"""Keys whose values differ between two runs of the same search (timings, and each run's random id)."""
 
 
 def batch(*args: str) -> subprocess.CompletedProcess:
@@ -124,7 +127,7 @@ def normalised(path: Path, out: Path) -> str:
 
 
 def same_objects(a, b) -> bool:
-    """Equal tensors (dtype and values) and equal everything else, timings aside."""
+    """Equal tensors (dtype and values) and equal everything else, timings and run ids aside."""
     if isinstance(a, torch.Tensor):
         return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
     if isinstance(a, dict):
@@ -142,8 +145,11 @@ def test_ray_sweep_writes_what_the_local_backend_writes(sweeps):
     log = (local.stdout + local.stderr)[-3000:] + (ray.stdout + ray.stderr)[-3000:]
     assert local.returncode == 1 and ray.returncode == 1, log  # one point failed in each
     a, b = root / "local", root / "ray"
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()), log
+    def written(folder: Path) -> list[Path]:  # lock files hold the writer's pid: there, but not compared
+        return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE)
+
+    files = written(a)
+    assert files == written(b), log
     assert Path("method=sft-ga/run/result.json") in files and Path("method=nosuch/03_search.ipynb") in files
 
     for rel in files:

@@ -136,16 +136,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
         points.append({"name": name, "folder": folder, "parameters": parameters})
     _check_run_dirs(points, "out" in fixed)
     _check_free(out, points)
+    if args.backend == "ray":  # before anything is written: Ray installed, the cluster reachable, CPUs possible
+        from nasviz.headless.ray_backend import RayBackend
+
+        ray_backend = RayBackend(args)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create --out {str(out)!r}: {exc.strerror or exc}") from None
     rundir.lock(out, "batch folder")  # one batch writes a folder at a time (this process holds it until it ends)
     _check_free(out, points)  # again, under the lock
-    if args.backend == "ray":
-        from nasviz.headless.ray_backend import RayBackend
-
-        ray_backend = RayBackend(args)  # Ray installed, the cluster reachable, --cpus-per-run possible
     for point in points:
         point["folder"].mkdir(parents=True, exist_ok=True)
         rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
