@@ -97,7 +97,22 @@ def acquire(folder: str | Path, what: str = "folder") -> FolderLock:
         if fcntl is None:  # pragma: no cover
             lock = _HELD[key] = FolderLock(folder, None, key)
             return lock
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = _locked_fd(folder, path, what)
+        record = {"pid": os.getpid(), "command": _command(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        except OSError:
+            pass  # the lock holds without the record; a refused process then says "pid unknown"
+        lock = _HELD[key] = FolderLock(folder, fd, key)
+        return lock
+
+
+def _locked_fd(folder: Path, path: Path, what: str) -> int:
+    """A descriptor of the lock file `path`, locked exclusively. A lock taken on a file that was removed meanwhile
+    (the holder of a failed command may remove the lock file it made) is taken again on the new one."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
@@ -109,14 +124,13 @@ def acquire(folder: str | Path, what: str = "folder") -> FolderLock:
             busy = _busy(fd, folder, what)
             os.close(fd)
             raise busy from None
-        record = {"pid": os.getpid(), "command": _command(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
         except OSError:
-            pass  # the lock holds without the record; a refused process then says "pid unknown"
-        lock = _HELD[key] = FolderLock(folder, fd, key)
-        return lock
+            same = False
+        if same:
+            return fd
+        os.close(fd)
 
 
 def _command() -> str:

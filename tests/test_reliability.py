@@ -73,6 +73,11 @@ def with_edge(k: int, edge: tuple[str, int]) -> str:
     return cells(pairs(*edges))
 
 
+def everything(folder: Path) -> dict[str, bytes]:
+    """Every file of a user's folder, the lock file included (a command that refuses a folder creates nothing)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """The run's files and their bytes (the lock file records who last wrote there, not the run)."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != rundir.LOCK}
@@ -272,6 +277,7 @@ BAD: list[Bad] = [
     Bad("resume-missing", "does not exist", resume(where="missing"), ["search", "--resume", "{missing}"]),
     Bad("resume-file", "is not a directory", resume(where="file")),
     Bad("resume-no-checkpoint", "no checkpoint at", resume(where="empty"), ["search", "--resume", "{empty}"]),
+    Bad("resume-a-users-folder", "no checkpoint at", resume(where="mine"), ["search", "--resume", "{mine}"]),
     # CLI arguments
     Bad("set-no-equals", "--set 'population' is not key=value", None, ["search", "--set", "population",
                                                                          "--out", "{out}"]),
@@ -412,14 +418,14 @@ def test_the_table_covers_at_least_thirty_kinds():
 @pytest.mark.parametrize("case", [c for c in BAD if c.api is not None], ids=lambda c: c.id)
 def test_bad_input_through_the_api(case, ctx):
     _skip(case)
-    users = {name: snapshot(Path(ctx[name])) for name in USERS}
+    users = {name: everything(Path(ctx[name])) for name in USERS}
     with pytest.raises(NasvizError) as info:
         case.api(ctx)
     message = str(info.value)
     assert case.fragment in message
     assert "\n" not in message
     assert not Path(ctx["out"]).exists()
-    assert {name: snapshot(Path(ctx[name])) for name in USERS} == users
+    assert {name: everything(Path(ctx[name])) for name in USERS} == users
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -436,7 +442,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_bad_input_through_the_cli(case, ctx, capsys):
     _skip(case)
     before = snapshot(Path(ctx["run"]))
-    users = {name: snapshot(Path(ctx[name])) for name in USERS}
+    users = {name: everything(Path(ctx[name])) for name in USERS}
     code, out, err = run_cli([a.format(**ctx) for a in case.cli], capsys)
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -446,7 +452,7 @@ def test_bad_input_through_the_cli(case, ctx, capsys):
     assert "Traceback" not in err and out == ""
     assert not Path(ctx["out"]).exists()
     assert snapshot(Path(ctx["run"])) == before  # a refused resume changes nothing
-    assert {name: snapshot(Path(ctx[name])) for name in USERS} == users  # a user's files neither
+    assert {name: everything(Path(ctx[name])) for name in USERS} == users  # a user's files neither
 
 
 def subprocess_cli(*args: str, cwd: Path, timeout: float = DEADLINE_S) -> subprocess.CompletedProcess:
@@ -747,6 +753,17 @@ def test_a_nan_loss_in_warm_up_stops_before_any_checkpoint(tmp_path, nan_batches
     with pytest.raises(DivergedError, match="warmup diverged: loss is nan at step 0 with learning rate 0.05"):
         search.run()
     assert not (tmp_path / "r" / rundir.CHECKPOINT).exists()
+
+
+@pytest.mark.parametrize("where", ["new", "mine"])
+def test_a_failed_training_leaves_nothing_behind(where, ctx, nan_batches, capsys):
+    out = Path(ctx["out" if where == "new" else "mine"])
+    before = everything(out) if out.exists() else None
+    code, _, err = run_cli(["train", "--genotype", "DARTS_V2", "--epochs", "1", "--channels", "4", "--layers", "3",
+                            "--batch-size", "8", "--train-size", "16", "--test-size", "8", "--out", str(out),
+                            "--quiet"], capsys)
+    assert code == 2 and "training diverged: loss is nan" in err and len(err.strip().splitlines()) == 1, err
+    assert (not out.exists()) if where == "new" else everything(out) == before  # not even the lock file
 
 
 def test_a_nan_loss_in_final_training_names_step_and_lr(nan_batches):
