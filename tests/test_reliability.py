@@ -1084,7 +1084,8 @@ def small_folder(tmp_path) -> Path:
     return root
 
 
-def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused(small_folder, tmp_path, caplog):
+def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused(small_folder, image_folder, tmp_path,
+                                                                                  caplog):
     dataset = f"imagefolder:{small_folder}"
     fast = dict(warmup_steps=2, population=2, generations=0, top_k=1, eval_batch_size=16)
     search = Search(SearchConfig.from_preset("smoke", dataset=dataset, **fast))
@@ -1097,6 +1098,10 @@ def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused
         Search(SearchConfig.from_preset("smoke", dataset=dataset, weight_images=48, **fast))
     explicit = Search(SearchConfig.from_preset("smoke", dataset=dataset, weight_images=40, **fast))
     assert (explicit.config.weight_images, explicit.config.fitness_images) == (40, 8)  # the preset's part gives way
+    tiny_set = Search(SearchConfig.from_preset("smoke", dataset=f"imagefolder:{image_folder}", **fast)).config
+    assert (tiny_set.weight_images, tiny_set.fitness_images, tiny_set.batch_size) == (7, 1, 7)  # 8 images: the batch
+    with pytest.raises(ConfigError, match="too few for a batch of batch_size=16"):  # ... unless set explicitly
+        Search(SearchConfig.from_preset("smoke", dataset=f"imagefolder:{image_folder}", batch_size=16, **fast))
     # the command line: the search runs, and config.json records the sizes used
     out = tmp_path / "run"
     sets = [a for k, v in fast.items() for a in ("--set", f"{k}={v}")]
