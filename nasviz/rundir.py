@@ -179,13 +179,17 @@ def load_parameters(folder: str | Path) -> dict | None:
 
 
 def best_genotype(run_dir: str | Path) -> Genotype:
-    """The best genotype a run directory records; ConfigError while it has none, CheckpointError (naming the
-    file) when result.json is damaged."""
+    """The best genotype a run directory records: result.json's, else (a run killed before its result was written)
+    the last generation's in history.jsonl; ConfigError while it has none, CheckpointError (naming the file) when
+    result.json is damaged."""
     result = read_json_object(check_path(run_dir, "run_dir") / RESULT)
     best = result.get("best_genotype") if result is not None else None
     if best is not None and not isinstance(best, str):
         raise CheckpointError(f"{Path(run_dir) / RESULT} is damaged: best_genotype={one_line(repr(best), 40)} is not "
                               "genotype text")
+    if not best:
+        rows = [r for r in read_jsonl(Path(run_dir) / HISTORY) if row_problem(r) is None]
+        best = rows[-1]["best"]["genotype"] if rows else None
     if not best:
         raise ConfigError(f"run directory {run_dir} has no best genotype yet")
     return Genotype.parse(best)

@@ -1025,7 +1025,8 @@ DAMAGED: dict[str, tuple[Callable[[Path], None], list[list[str]], str]] = {
     "result-best-a-number": (_rewrite(rundir.RESULT, lambda t: '{"best_genotype": 5}'), GENOTYPE,
                              "result.json is damaged: best_genotype=5 is not genotype text"),
     "partial-no-generation-yet": (_rewrite(rundir.HISTORY, lambda t: ""), READ, "nothing to report yet"),
-    "partial-no-result-yet": (lambda run: (run / rundir.RESULT).unlink(), GENOTYPE, "has no best genotype yet"),
+    "partial-warming-up": (lambda run: [(run / n).unlink() for n in (rundir.RESULT, rundir.HISTORY)], GENOTYPE,
+                           "has no best genotype yet"),
 }
 
 
@@ -1058,6 +1059,13 @@ def test_a_partial_run_is_reported_with_what_it_has(run_copy, result, capsys):
     assert (run_copy / rundir.REPORT).is_file()
     assert err == ("" if result == "missing" else f"nasviz: note: {path} is not JSON (damaged); the report leaves "
                    "out its facts\n")
+
+
+def test_a_run_without_result_json_yet_gives_its_last_generations_best(run_copy, capsys):
+    (run_copy / rundir.RESULT).unlink()  # killed after a history row, before the result of that checkpoint
+    code, out, err = run_cli(["info", "--genotype", str(run_copy), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["genotype"] == load_history(run_copy)[-1]["best"]["genotype"]
 
 
 def test_a_list_of_runs_leaves_a_damaged_one_out_and_reads_the_others(gen1_run, tmp_path, capsys):
