@@ -129,23 +129,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = rundir.check_output_folder(args.out, (rundir.SCRATCH, MODEL_FILE))
     data = load_dataset(args.dataset, args.data_root)
     config.check_data(len(data.train_labels), data.name)
-    created = not out.exists()
+    created, locked_before = not out.exists(), (out / rundir.LOCK).exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    held = rundir.lock(out, "folder")  # one writer: two trainings into one folder would overwrite each other
     try:
-        held = rundir.lock(out, "folder")  # one writer: two trainings into one folder would overwrite each other
         rundir.check_output_folder(out, (rundir.SCRATCH, MODEL_FILE))  # again, under the lock
         trained = []
         result = train_from_scratch(genotype, data, config, progress=not args.quiet, on_model=trained.append)
         rundir.write_json(out / rundir.SCRATCH, result)
         model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
-        held.release()
     except BaseException:
-        if created:  # nothing left behind: a folder this command made goes again
-            rundir.remove_if_only_lock(out)
+        rundir.clean_up_after(out, created, locked_before)  # nothing left behind
         raise
+    finally:
+        held.release()
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images; "
           f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; "
           f"{out / rundir.SCRATCH}, {model_path}")

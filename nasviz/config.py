@@ -275,16 +275,19 @@ class SearchConfig:
                               f"allowed: weight_images <= {n - 1}")
         if own_w and not own_f and w < batch:
             dataclasses.replace(self, weight_images=None).check_train_images(n, dataset)
-        if f < 1 or (n - f if w is None else w) < batch:
+        weights = n - f if w is None else w
+        if batch == preset["batch_size"] and 2 <= weights < batch:  # the preset's batch is an upper bound too
+            batch = weights
+        if f < 1 or weights < batch:
             raise ConfigError(f"{dataset} has {n} training images, too few for a batch of batch_size={batch} and "
                               f"fitness images; allowed: at least {batch + 1} training images, or a smaller "
                               "batch_size")
-        fitted = dataclasses.replace(self, weight_images=w, fitness_images=f)
+        fitted = dataclasses.replace(self, weight_images=w, fitness_images=f, batch_size=batch)
         fitted.check_train_images(n_train, dataset)
         logging.getLogger("nasviz").warning(
             f"nasviz: {dataset} has {n_train} training images, fewer than the {self.preset} preset's "
             f"weight_images={self.weight_images} + fitness_images={self.fitness_images}: using weight_images={w}, "
-            f"fitness_images={f}")
+            f"fitness_images={f}" + (f", batch_size={batch}" if batch != self.batch_size else ""))
         return fitted
 
     def check_train_images(self, n_train: int, dataset: str) -> None:

@@ -337,23 +337,18 @@ GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 def to_8bit(im, mode: str):
-    """A Pillow image in `mode` ("L" or "RGB") with 8 bits per channel. 16- and 32-bit integer and float images are
-    scaled into 0..255 (Pillow's own conversion would clip them at 255): 16-bit by 1/257, others by their largest
-    value (floats in [0, 1] by 255)."""
+    """A Pillow image in `mode` ("L" or "RGB") with 8 bits per channel. Integer images of more than 8 bits ("I;16",
+    and "I", as which Pillow opens 16-bit files) are scaled from 0..65535 to 0..255 (Pillow's own conversion clips
+    them at 255); float images ("F") from 0..1. The same scale for every image, whatever it holds, so a dataset's
+    images keep their relative brightness; values outside the range are clipped."""
     from PIL import Image
 
     if im.mode.startswith("I") or im.mode == "F":
         import numpy as np
 
-        a = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith("I;16"):
-            scale = 65535.0
-        elif im.mode == "F" and a.size and 0.0 <= a.min() and a.max() <= 1.0:
-            scale = 1.0
-        else:
-            scale = 255.0 if a.size == 0 or a.max() <= 255 else float(a.max())
-        a = np.clip(np.rint(np.nan_to_num(a) * (255.0 / scale)), 0, 255).astype(np.uint8)
-        im = Image.fromarray(a, mode="L")
+        scale = 255.0 if im.mode == "F" else 255.0 / 65535.0
+        a = np.nan_to_num(np.asarray(im, dtype=np.float64)) * scale
+        im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))  # 2-D uint8: mode L
     return im.convert(mode)
 
 

@@ -56,7 +56,7 @@ class FolderLock:
         return self.held and self.owner is owner
 
     def release(self) -> None:
-        """Release the lock (the lock file stays: removing it would race with a process that opens it)."""
+        """Release the lock (the lock file stays: it marks the folder as one a nasviz process wrote)."""
         with _GUARD:
             if _HELD.get(self.key) is self:
                 del _HELD[self.key]
@@ -92,12 +92,39 @@ def acquire(folder: str | Path, what: str = "folder") -> FolderLock:
         except OSError as exc:
             raise CheckpointError(f"cannot lock {what} {folder}: {exc.strerror or exc}") from None
         key = (st.st_dev, st.st_ino)
-        if key in _HELD:
+        if key in _HELD and _still_there(_HELD[key], path):
             return _HELD[key]
+        if key in _HELD:  # the folder it locked was removed and its inode reused: that lock guards nothing now
+            _HELD[key].release()
         if fcntl is None:  # pragma: no cover
             lock = _HELD[key] = FolderLock(folder, None, key)
             return lock
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = _locked_fd(folder, path, what)
+        record = {"pid": os.getpid(), "command": _command(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        except OSError:
+            pass  # the lock holds without the record; a refused process then says "pid unknown"
+        lock = _HELD[key] = FolderLock(folder, fd, key)
+        return lock
+
+
+def _still_there(lock: FolderLock, path: Path) -> bool:
+    """Whether `lock`'s descriptor is still the lock file at `path` (not one of a folder removed meanwhile)."""
+    if lock.fd is None:
+        return True
+    try:
+        return os.fstat(lock.fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+    except OSError:
+        return False
+
+
+def _locked_fd(folder: Path, path: Path, what: str) -> int:
+    """A descriptor of the lock file `path`, locked exclusively. A lock taken on a file that was removed meanwhile
+    (the holder of a failed command may remove the lock file it made) is taken again on the new one."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
@@ -109,14 +136,13 @@ def acquire(folder: str | Path, what: str = "folder") -> FolderLock:
             busy = _busy(fd, folder, what)
             os.close(fd)
             raise busy from None
-        record = {"pid": os.getpid(), "command": _command(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
         except OSError:
-            pass  # the lock holds without the record; a refused process then says "pid unknown"
-        lock = _HELD[key] = FolderLock(folder, fd, key)
-        return lock
+            same = False
+        if same:
+            return fd
+        os.close(fd)
 
 
 def _command() -> str:
@@ -173,4 +199,5 @@ def held(folder: str | Path) -> FolderLock | None:
         st = os.stat(folder)
     except OSError:
         return None
-    return _HELD.get((st.st_dev, st.st_ino))
+    lock = _HELD.get((st.st_dev, st.st_ino))
+    return lock if lock is not None and _still_there(lock, Path(folder) / LOCK_FILE) else None

@@ -179,13 +179,17 @@ def load_parameters(folder: str | Path) -> dict | None:
 
 
 def best_genotype(run_dir: str | Path) -> Genotype:
-    """The best genotype a run directory records; ConfigError while it has none, CheckpointError (naming the
-    file) when result.json is damaged."""
+    """The best genotype a run directory records: result.json's, else (a run killed before its result was written)
+    the last generation's in history.jsonl; ConfigError while it has none, CheckpointError (naming the file) when
+    result.json is damaged."""
     result = read_json_object(check_path(run_dir, "run_dir") / RESULT)
     best = result.get("best_genotype") if result is not None else None
     if best is not None and not isinstance(best, str):
         raise CheckpointError(f"{Path(run_dir) / RESULT} is damaged: best_genotype={one_line(repr(best), 40)} is not "
                               "genotype text")
+    if not best:
+        rows = [r for r in read_jsonl(Path(run_dir) / HISTORY) if row_problem(r) is None]
+        best = rows[-1]["best"]["genotype"] if rows else None
     if not best:
         raise ConfigError(f"run directory {run_dir} has no best genotype yet")
     return Genotype.parse(best)
@@ -270,6 +274,16 @@ def create(out: str | Path) -> Path:
     return path
 
 
+def check_resumable(run_dir: str | Path) -> Path:
+    """`run_dir` as a Path if it is a directory holding a checkpoint (checked before anything is written there,
+    the lock file included: a folder that holds no run is not touched)."""
+    path = check_existing(run_dir)
+    if not (path / CHECKPOINT).is_file():
+        raise CheckpointError(f"no checkpoint at {path / CHECKPOINT}; it is not a run that can be resumed",
+                              setting="resume")
+    return path
+
+
 def check_existing(run_dir: str | Path) -> Path:
     """`run_dir` as a Path if it is a directory (to resume); CheckpointError otherwise."""
     path = check_path(run_dir, "resume")
@@ -296,13 +310,16 @@ def check_output_folder(out: str | Path, files: tuple[str, ...], setting: str = 
     return path
 
 
-def remove_if_only_lock(folder: Path) -> None:
-    """Remove `folder` if it holds nothing but its lock file (what a command that failed leaves in a folder it
-    created)."""
+def clean_up_after(folder: Path, created: bool, locked_before: bool) -> None:
+    """What a command that failed leaves in `folder` goes again: the folder itself if the command `created` it and
+    only the lock file is in it, else the lock file if the command made it (`locked_before` False)."""
+    folder = Path(folder)
     try:
-        if {e.name for e in Path(folder).iterdir()} <= {LOCK}:
-            (Path(folder) / LOCK).unlink(missing_ok=True)
-            Path(folder).rmdir()
+        if created and {e.name for e in folder.iterdir()} <= {LOCK}:
+            (folder / LOCK).unlink(missing_ok=True)
+            folder.rmdir()
+        elif not locked_before:
+            (folder / LOCK).unlink(missing_ok=True)
     except OSError:
         pass
 

@@ -314,7 +314,7 @@ class Search(events.Publisher):
                progress: bool = False) -> Search:
         """Continue the run in `run_dir` from its checkpoint; it ends exactly as the uninterrupted run. Settings
         other than `nasviz.config.RESUMABLE_CHANGES` may differ from the run's only with `force`."""
-        held = rundir.lock(rundir.check_existing(run_dir))  # one writer: refused while another process writes
+        held = rundir.lock(rundir.check_resumable(run_dir))  # one writer: refused while another process writes
         try:
             state = rundir.load_search_state(run_dir)
             check_resumable(state, Path(run_dir))

@@ -73,6 +73,11 @@ def with_edge(k: int, edge: tuple[str, int]) -> str:
     return cells(pairs(*edges))
 
 
+def everything(folder: Path) -> dict[str, bytes]:
+    """Every file of a user's folder, the lock file included (a command that refuses a folder creates nothing)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """The run's files and their bytes (the lock file records who last wrote there, not the run)."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != rundir.LOCK}
@@ -272,6 +277,7 @@ BAD: list[Bad] = [
     Bad("resume-missing", "does not exist", resume(where="missing"), ["search", "--resume", "{missing}"]),
     Bad("resume-file", "is not a directory", resume(where="file")),
     Bad("resume-no-checkpoint", "no checkpoint at", resume(where="empty"), ["search", "--resume", "{empty}"]),
+    Bad("resume-a-users-folder", "no checkpoint at", resume(where="mine"), ["search", "--resume", "{mine}"]),
     # CLI arguments
     Bad("set-no-equals", "--set 'population' is not key=value", None, ["search", "--set", "population",
                                                                          "--out", "{out}"]),
@@ -356,6 +362,13 @@ BAD: list[Bad] = [
         cfg(batch_size=1), smoke("batch_size=1")),
     Bad("budget-beyond-the-space", "population=300 x (generations=2 + 1) new networks exceed the 648 distinct networks",
         cfg(space="mini", population=300), smoke("space=mini", "population=300")),
+    Bad("table-threads-0", "--threads=0 is out of range; allowed: an integer in 1..256", None,
+        ["table", "build", "--out", "{out}", "--threads", "0"]),
+    Bad("table-threads-huge", "--threads=100000 is out of range", None,
+        ["table", "build", "--out", "{out}", "--threads", "100000"]),
+    Bad("table-pilot<0", "--pilot=-5 is out of range", None, ["table", "build", "--out", "{out}", "--pilot", "-5"]),
+    Bad("table-seeds-text", "--seeds 'a,b' is not allowed", None,
+        ["table", "build", "--out", "{out}", "--pilot", "2", "--seeds", "a,b"]),
     Bad("info-layers-huge", "--layers 100000 / --channels 36: allowed: layers in 1..100", None,
         ["info", "--genotype", "DARTS_V2", "--layers", "100000"]),
     Bad("info-channels-huge", "even channels in 2..1024", None,
@@ -412,14 +425,14 @@ def test_the_table_covers_at_least_thirty_kinds():
 @pytest.mark.parametrize("case", [c for c in BAD if c.api is not None], ids=lambda c: c.id)
 def test_bad_input_through_the_api(case, ctx):
     _skip(case)
-    users = {name: snapshot(Path(ctx[name])) for name in USERS}
+    users = {name: everything(Path(ctx[name])) for name in USERS}
     with pytest.raises(NasvizError) as info:
         case.api(ctx)
     message = str(info.value)
     assert case.fragment in message
     assert "\n" not in message
     assert not Path(ctx["out"]).exists()
-    assert {name: snapshot(Path(ctx[name])) for name in USERS} == users
+    assert {name: everything(Path(ctx[name])) for name in USERS} == users
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -436,7 +449,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_bad_input_through_the_cli(case, ctx, capsys):
     _skip(case)
     before = snapshot(Path(ctx["run"]))
-    users = {name: snapshot(Path(ctx[name])) for name in USERS}
+    users = {name: everything(Path(ctx[name])) for name in USERS}
     code, out, err = run_cli([a.format(**ctx) for a in case.cli], capsys)
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -446,7 +459,7 @@ def test_bad_input_through_the_cli(case, ctx, capsys):
     assert "Traceback" not in err and out == ""
     assert not Path(ctx["out"]).exists()
     assert snapshot(Path(ctx["run"])) == before  # a refused resume changes nothing
-    assert {name: snapshot(Path(ctx[name])) for name in USERS} == users  # a user's files neither
+    assert {name: everything(Path(ctx[name])) for name in USERS} == users  # a user's files neither
 
 
 def subprocess_cli(*args: str, cwd: Path, timeout: float = DEADLINE_S) -> subprocess.CompletedProcess:
@@ -749,6 +762,17 @@ def test_a_nan_loss_in_warm_up_stops_before_any_checkpoint(tmp_path, nan_batches
     assert not (tmp_path / "r" / rundir.CHECKPOINT).exists()
 
 
+@pytest.mark.parametrize("where", ["new", "mine"])
+def test_a_failed_training_leaves_nothing_behind(where, ctx, nan_batches, capsys):
+    out = Path(ctx["out" if where == "new" else "mine"])
+    before = everything(out) if out.exists() else None
+    code, _, err = run_cli(["train", "--genotype", "DARTS_V2", "--epochs", "1", "--channels", "4", "--layers", "3",
+                            "--batch-size", "8", "--train-size", "16", "--test-size", "8", "--out", str(out),
+                            "--quiet"], capsys)
+    assert code == 2 and "training diverged: loss is nan" in err and len(err.strip().splitlines()) == 1, err
+    assert (not out.exists()) if where == "new" else everything(out) == before  # not even the lock file
+
+
 def test_a_nan_loss_in_final_training_names_step_and_lr(nan_batches):
     g = torch.Generator().manual_seed(0)
     data = ImageData("tiny", torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=g),
@@ -1001,7 +1025,8 @@ DAMAGED: dict[str, tuple[Callable[[Path], None], list[list[str]], str]] = {
     "result-best-a-number": (_rewrite(rundir.RESULT, lambda t: '{"best_genotype": 5}'), GENOTYPE,
                              "result.json is damaged: best_genotype=5 is not genotype text"),
     "partial-no-generation-yet": (_rewrite(rundir.HISTORY, lambda t: ""), READ, "nothing to report yet"),
-    "partial-no-result-yet": (lambda run: (run / rundir.RESULT).unlink(), GENOTYPE, "has no best genotype yet"),
+    "partial-warming-up": (lambda run: [(run / n).unlink() for n in (rundir.RESULT, rundir.HISTORY)], GENOTYPE,
+                           "has no best genotype yet"),
 }
 
 
@@ -1036,6 +1061,13 @@ def test_a_partial_run_is_reported_with_what_it_has(run_copy, result, capsys):
                    "out its facts\n")
 
 
+def test_a_run_without_result_json_yet_gives_its_last_generations_best(run_copy, capsys):
+    (run_copy / rundir.RESULT).unlink()  # killed after a history row, before the result of that checkpoint
+    code, out, err = run_cli(["info", "--genotype", str(run_copy), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["genotype"] == load_history(run_copy)[-1]["best"]["genotype"]
+
+
 def test_a_list_of_runs_leaves_a_damaged_one_out_and_reads_the_others(gen1_run, tmp_path, capsys):
     from nasviz.notebooks import find_runs
 
@@ -1060,7 +1092,8 @@ def small_folder(tmp_path) -> Path:
     return root
 
 
-def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused(small_folder, tmp_path, caplog):
+def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused(small_folder, image_folder, tmp_path,
+                                                                                  caplog):
     dataset = f"imagefolder:{small_folder}"
     fast = dict(warmup_steps=2, population=2, generations=0, top_k=1, eval_batch_size=16)
     search = Search(SearchConfig.from_preset("smoke", dataset=dataset, **fast))
@@ -1073,6 +1106,10 @@ def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused
         Search(SearchConfig.from_preset("smoke", dataset=dataset, weight_images=48, **fast))
     explicit = Search(SearchConfig.from_preset("smoke", dataset=dataset, weight_images=40, **fast))
     assert (explicit.config.weight_images, explicit.config.fitness_images) == (40, 8)  # the preset's part gives way
+    tiny_set = Search(SearchConfig.from_preset("smoke", dataset=f"imagefolder:{image_folder}", **fast)).config
+    assert (tiny_set.weight_images, tiny_set.fitness_images, tiny_set.batch_size) == (7, 1, 7)  # 8 images: the batch
+    with pytest.raises(ConfigError, match="too few for a batch of batch_size=16"):  # ... unless set explicitly
+        Search(SearchConfig.from_preset("smoke", dataset=f"imagefolder:{image_folder}", batch_size=16, **fast))
     # the command line: the search runs, and config.json records the sizes used
     out = tmp_path / "run"
     sets = [a for k, v in fast.items() for a in ("--set", f"{k}={v}")]

@@ -56,11 +56,33 @@ def machine() -> dict:
                 timespec="seconds")}
 
 
+def _check_build(args: argparse.Namespace) -> tuple[int, ...]:
+    """The build's numbers, checked before its folder is made (one-line errors); returns the pilot's seeds."""
+    from nasviz.errors import ConfigError
+    from nasviz.settings import Rule
+
+    Rule(low=1, high=256).apply("--threads", args.threads, int, None)
+    Rule(low=0, high=100_000).apply("--pilot", args.pilot, int, None)
+    if args.limit is not None:
+        Rule(low=0).apply("--limit", args.limit, int, None)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds!r} is not allowed; allowed: integers separated by commas") from None
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds {args.seeds!r} is out of range; allowed: integers >= 0")
+    parse_shard(args.shard)
+    get_space(args.space)
+    _recipe(args.set)
+    return seeds
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     import torch
 
     from nasviz import rundir
 
+    seeds = _check_build(args)
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     argv = sys.argv[1:] if sys.argv[1:2] == ["table"] else ["table", *sys.argv[1:]]
@@ -69,7 +91,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                                                        "threads": args.threads, **machine()})
     pilot = None
     if args.pilot:
-        pilot = (args.pilot, tuple(int(s) for s in args.seeds.split(",")))
+        pilot = (args.pilot, seeds)
 
     def report(row: dict, done: int, total: int) -> None:
         print(f"[{done}/{total}] seed {row['seed']} acc {row['test_accuracy']:.4f} {row['seconds']:.1f}s "
