@@ -23,7 +23,7 @@ from nasviz.config import SearchConfig
 from nasviz.rundir import load_history, read_jsonl
 from nasviz.search import Search
 from nasviz.space import CANDIDATE_OPS, FIXTURES, Genotype
-from nasviz.viz import cells, figures, widgets
+from nasviz.viz import cells, figures, layout, widgets
 from nasviz.viz.cli import add_render_command
 from nasviz.viz.common import (
     gene_entropy,
@@ -81,10 +81,10 @@ def test_an_empty_figure_shows_a_note_and_no_default_axes(name, smoke):
     axes = [k for k in empty.layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]
     assert axes and all(empty.layout[k].showticklabels is False and not empty.layout[k].title.text for k in axes)
     notes = [a.text for a in empty.layout.annotations]
-    assert any(n in (figures.EMPTY_NOTE, "no fine-tuned generation yet") for n in notes), notes
+    assert any(n in (layout.EMPTY_NOTE, "no fine-tuned generation yet") for n in notes), notes
     full = figures.FIGURES[name](smoke.rows)
     assert all(full.layout[k].showticklabels is not False for k in axes if not full.layout[k].matches), name
-    assert figures.EMPTY_NOTE not in [a.text for a in full.layout.annotations]
+    assert layout.EMPTY_NOTE not in [a.text for a in full.layout.annotations]
 
 
 def test_operation_heatmap_is_a_diverging_scale_centred_on_uniform_sampling(smoke):
