@@ -130,12 +130,7 @@ def _locked_fd(folder: Path, path: Path, what: str) -> int:
         except OSError as exc:
             why = "it is a symbolic link" if path.is_symlink() else exc.strerror or str(exc)
             raise CheckpointError(f"cannot lock {what} {folder} ({path}: {why})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            busy = _busy(fd, folder, what)
-            os.close(fd)
-            raise busy from None
+        _flock_or_busy(fd, fcntl.LOCK_EX, folder, what)
         try:
             same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
         except OSError:
@@ -143,6 +138,17 @@ def _locked_fd(folder: Path, path: Path, what: str) -> int:
         if same:
             return fd
         os.close(fd)
+
+
+def _flock_or_busy(fd: int, mode: int, folder: Path, what: str) -> None:
+    """Take `mode` (LOCK_EX or LOCK_SH) on `fd` without waiting; if another process holds the folder, close `fd`
+    and raise `FolderBusy` naming that process."""
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except OSError:
+        busy = _busy(fd, folder, what)
+        os.close(fd)
+        raise busy from None
 
 
 def _command() -> str:
@@ -161,12 +167,7 @@ def check_free(folder: str | Path, what: str = "folder") -> None:
         fd = os.open(folder / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return  # no lock file: no one has locked it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        busy = _busy(fd, folder, what)
-        os.close(fd)
-        raise busy from None
+    _flock_or_busy(fd, fcntl.LOCK_SH, folder, what)
     os.close(fd)  # closing the only descriptor of this process on it releases the shared lock
 
 

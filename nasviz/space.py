@@ -419,9 +419,10 @@ def space_of(genotype: Genotype) -> SearchSpace:
     """The built-in space `genotype` belongs to (the first of `SPACES` that accepts it; DARTS if none does)."""
     for space in SPACES.values():
         try:
-            return space.check(genotype) and space
+            space.check(genotype)
         except GenotypeError:
             continue
+        return space
     return DARTS
 
 
