@@ -1,183 +1,164 @@
-"""ranking: does supernet fitness rank architectures like from-scratch training does, with and without
-fine-tuning?
+"""ranking: does fine-tuning improve the supernet's ranking where the search is looking? Judged by the table.
 
-1. Run one SFT-GA search (seed fixed), keeping a copy of the supernet right after the warm-up.
-2. Take architectures from the search's final region (the last generation's parents and offspring, spread
-   evenly over their fitness ranks) plus random ones from the whole space.
-3. Score each with inherited weights (`nasviz.train.fitness`, the engine's BN recalibration + accuracy on the
-   fitness images) under three supernets:
-   - `finetuned`: the search's final supernet (warm-up + fine-tuning on the search region);
-   - `warmup_only`: the supernet after the warm-up (no fine-tuning; what GA without fine-tuning uses);
-   - `uniform_extra`: the warm-up supernet trained for as many more steps as the fine-tuning took, but on
-     uniformly sampled paths (a control: "more training" without "focused training").
-4. Train each architecture from scratch (`nasviz.scratch.train_from_scratch`, small settings) for test accuracy.
-5. Kendall tau (scipy.stats.kendalltau) and top-k overlap between each fitness and the test accuracy, over all
-   architectures, the region ones and the random ones. The seed-to-seed spread of from-scratch accuracy of one
-   architecture is measured too: differences smaller than it are noise.
+Per seed (the seed jobs of `benchmarks/evidence.py`): the warm-up supernet (A), the SFT-GA search's fine-tuned
+supernet (FT) and an equal-compute control (C: A trained the same extra steps, in the same phases, on uniformly
+drawn paths) score three fixed sets of `mini` architectures on held-out images — the table's top 10 %, the
+search's final region with one-gene neighbours, and a fixed random sample. Per set and supernet: Kendall tau-b
+against the table's mean accuracy, the "sparse" tau-b (the table rounded to its seed noise, so differences
+within the noise are ties), precision@5 and the regret of the supernet's top pick. Over seeds: means with 95 %
+bootstrap intervals (scipy), and the paired differences FT - C and FT - A with a two-level bootstrap (seeds, and
+inside each replicate the table's seeds of every multi-seed architecture). Beside them, the table's own
+seed-to-seed tau-b in the same set: the ceiling no supernet can beat.
+
+Also measured on FT and the region set: how tau-b depends on the number of fitness images (prefixes of the
+held-out images) and of BatchNorm recalibration batches.
 """
 
 from __future__ import annotations
 
-import copy
-import random
-import warnings
+import statistics
 from typing import Any
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, evidence
 
-SETS = ("finetuned", "warmup_only", "uniform_extra")
-
-
-def spread(items: list, n: int) -> list:
-    """`n` items spread evenly over a list sorted best-first (all of them if there are at most `n`)."""
-    if len(items) <= n:
-        return list(items)
-    if n == 1:
-        return [items[0]]
-    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+K = 5
+"""precision@K."""
 
 
-def top_k_overlap(a: list[float], b: list[float], k: int) -> float:
-    """|top-k of a  intersect  top-k of b| / k (ties broken by index)."""
-    top = lambda v: set(sorted(range(len(v)), key=lambda i: (-v[i], i))[:k])  # noqa: E731
-    return len(top(a) & top(b)) / k
+def set_statistics(scores: dict[str, float], table, step: float) -> dict[str, float | None]:
+    """tau-b, sparse tau-b, precision@K and top-pick regret of one supernet's scores on one set."""
+    from nasviz.analysis import kendall_tau_b, precision_at_k, regret, rounded_to
+
+    keys = list(scores)
+    s = [scores[k] for k in keys]
+    t = [table.accuracy(k) for k in keys]
+    return {"tau_b": kendall_tau_b(s, t), "sparse_tau_b": kendall_tau_b(s, rounded_to(t, step)),
+            "precision_at_5": precision_at_k(s, t, min(K, len(keys))), "regret": regret(s, t)}
 
 
-def correlation(fit: list[float], acc: list[float], k: int) -> dict[str, Any]:
-    from scipy.stats import kendalltau, spearmanr
+def ceiling(keys: list[str], table) -> float | None:
+    """The table's own seed-to-seed tau-b (mean over seed pairs) among `keys` with at least two seeds."""
+    from nasviz.table.quality import seed_agreement
 
-    if len(fit) < 2:
-        return {"n": len(fit), "kendall_tau": None, "p_value": None, "spearman": None, "top_k": None}
-    with warnings.catch_warnings():  # a constant input gives NaN (reported as null), not a warning
-        warnings.simplefilter("ignore")
-        tau, p = kendalltau(fit, acc)
-        rho = spearmanr(fit, acc)[0]
-    k = min(k, len(fit))
-    return {"n": len(fit), "kendall_tau": common.rounded(float(tau)), "p_value": common.rounded(float(p)),
-            "spearman": common.rounded(float(rho)), "k": k, "top_k_overlap": common.rounded(top_k_overlap(fit, acc, k))}
+    accuracy = {k: dict(table.entries[k].accuracy_by_seed) for k in keys}
+    return seed_agreement(accuracy, [k for k in keys if len(accuracy[k]) >= 2])["tau_b"]
+
+
+def two_level_difference(records: list[dict], table, set_name: str, a: str, b: str, *, replicates: int = 400,
+                         seed: int = 0) -> dict[str, float]:
+    """Mean over seeds of tau_b(a) - tau_b(b) on `set_name`, with a 95 % interval from a two-level bootstrap:
+    resample the seeds, and in each replicate redraw every multi-seed architecture's truth as the mean of a
+    resample of its table seeds (the table's noise is part of the uncertainty)."""
+    from nasviz.analysis import kendall_tau_b
+
+    rng = np.random.default_rng(seed)
+
+    def diff(record: dict, truth: dict[str, float]) -> float:
+        keys = record["sets"][set_name]
+        t = [truth[k] for k in keys]
+        ta = kendall_tau_b([record["scores"][a][set_name][k] for k in keys], t)
+        tb = kendall_tau_b([record["scores"][b][set_name][k] for k in keys], t)
+        return (ta or 0.0) - (tb or 0.0)
+
+    keys = sorted({k for r in records for k in r["sets"][set_name]})
+    mean_truth = {k: table.accuracy(k) for k in keys}
+    point = float(np.mean([diff(r, mean_truth) for r in records]))
+    values = []
+    for _ in range(replicates):
+        truth = {}
+        for k in keys:
+            seeds = list(table.entries[k].accuracy_by_seed.values())
+            truth[k] = float(np.mean(rng.choice(seeds, size=len(seeds)))) if len(seeds) > 1 else seeds[0]
+        picked = rng.integers(0, len(records), size=len(records))
+        values.append(np.mean([diff(records[i], truth) for i in picked]))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return {"value": point, "low": float(low), "high": float(high), "n": len(records)}
+
+
+def summarize(records: list[dict], table) -> dict[str, Any]:
+    """Per-seed statistics and their summaries over seeds (see the module docstring)."""
+    from nasviz.analysis import kendall_tau_b, mean_with_interval, paired_difference
+
+    step = table.noise["seed_sd"]["median_sd"] or 0.001
+    per_seed = []
+    for r in records:
+        row: dict[str, Any] = {"seed": r["seed"], "cpu_s": r["cpu_s"]}
+        for set_name in evidence.SETS:
+            row[set_name] = {net: set_statistics(r["scores"][net][set_name], table, step)
+                             for net in evidence.SUPERNETS}
+            row[set_name]["ceiling_tau_b"] = ceiling(r["sets"][set_name], table)
+        truth = {k: table.accuracy(k) for k in r["sets"]["region"]}
+        keys = list(truth)
+        row["fitness_images"] = {n: kendall_tau_b([r["fitness_images_sweep"][k][n] for k in keys],
+                                                  [truth[k] for k in keys])
+                                 for n in next(iter(r["fitness_images_sweep"].values()))}
+        row["bn_batches"] = {n: kendall_tau_b([v[k] for k in keys], [truth[k] for k in keys])
+                             for n, v in r["bn_batches_sweep"].items()}
+        per_seed.append(row)
+
+    def est(values: list[float | None]) -> dict | None:
+        values = [v for v in values if v is not None]
+        return mean_with_interval(values).to_json() if values else None
+
+    summary: dict[str, Any] = {}
+    for set_name in evidence.SETS:
+        block: dict[str, Any] = {}
+        for net in evidence.SUPERNETS:
+            block[net] = {stat: est([row[set_name][net][stat] for row in per_seed])
+                          for stat in ("tau_b", "sparse_tau_b", "precision_at_5", "regret")}
+        block["ceiling_tau_b"] = est([row[set_name]["ceiling_tau_b"] for row in per_seed])
+        for a, b in (("FT", "C"), ("FT", "A"), ("C", "A")):
+            x = [row[set_name][a]["tau_b"] or 0.0 for row in per_seed]
+            y = [row[set_name][b]["tau_b"] or 0.0 for row in per_seed]
+            block[f"{a} - {b}"] = {"tau_b": paired_difference(x, y).to_json(),
+                                   "tau_b_two_level": two_level_difference(records, table, set_name, a, b)}
+        summary[set_name] = block
+    sweep_n = list(per_seed[0]["fitness_images"]) if per_seed else []
+    summary["fitness_images_tau_b"] = {n: est([row["fitness_images"][n] for row in per_seed]) for n in sweep_n}
+    summary["bn_batches_tau_b"] = {n: est([row["bn_batches"][n] for row in per_seed])
+                                   for n in (per_seed[0]["bn_batches"] if per_seed else {})}
+    return {"summary": summary, "per_seed": per_seed}
 
 
 def run(
     quick: bool = False,
     *,
     tiny: bool = False,
-    seed: int = 0,
-    preset: str | None = None,
+    seeds: list[int] | int | None = None,
+    runs_file: str | None = None,
     search: dict[str, Any] | None = None,
-    region: int | None = None,
-    random_archs: int | None = None,
-    k: int | None = None,
-    scratch: dict[str, Any] | None = None,
-    noise_repeats: int | None = None,
 ) -> dict[str, Any]:
-    from nasviz.config import SearchConfig
-    from nasviz.sampling import uniform_sampler
-    from nasviz.search import Search
-    from nasviz.space import Genotype, sample_genotype
-    from nasviz.supernet import Supernet
-    from nasviz.train import fitness, prepare_model, train_steps
+    from nasviz.table import load
 
     started, load_before = common.now(), common.loadavg()
-    kind = common.size(quick, tiny)
-    preset = preset or ("quick" if kind == "full" else "smoke")
-    search_settings = {**(common.TINY_SEARCH if tiny else {}), **(search or {})}
-    region = region or {"full": 8, "quick": 4, "tiny": 2}[kind]
-    random_archs = random_archs or {"full": 8, "quick": 4, "tiny": 2}[kind]
-    k = k or {"full": 4, "quick": 2, "tiny": 1}[kind]
-    scratch = {**common.SCRATCH[kind], **(scratch or {})}
-    noise_repeats = noise_repeats if noise_repeats is not None else {"full": 2, "quick": 1, "tiny": 1}[kind]
-
-    # 1. the search, with a copy of the warm-up state
-    config = SearchConfig.from_preset(preset, seed=seed, device="cpu", method="sft-ga", **search_settings)
-    engine = Search(config)
-    first = engine.warmup()
-    warm_state = copy.deepcopy(engine.state_dict())
-    rows = [first]
-    while not engine.done:
-        rows.append(engine.step())
-    finetune_steps = engine.steps - engine.warmup_done
-
-    # 2. architectures: the final region spread over its fitness ranks, plus random ones
-    last = sorted(rows[-1]["individuals"], key=lambda i: -i["fitness"])
-    chosen = [Genotype.parse(i["genotype"]) for i in spread(last, region)]
-    keys = {Genotype.parse(i["genotype"]).key() for i in last}
-    rng = random.Random(seed + 7919)
-    randoms: list[Genotype] = []
-    while len(randoms) < random_archs:
-        g = sample_genotype(rng)
-        if g.key() not in keys:
-            keys.add(g.key())
-            randoms.append(g)
-    archs = [("region", g) for g in chosen] + [("random", g) for g in randoms]
-
-    # 3. fitness under the three supernets
-    def supernet_from(state: dict):
-        net = Supernet(engine.data.shape[0], engine.data.num_classes, config.channels, config.layers)
-        net.load_state_dict(state)
-        return prepare_model(net, engine.device)
-
-    control = Search(config)
-    control.load_state_dict(copy.deepcopy(warm_state))
-    for group in control.optimizer.param_groups:
-        group["lr"] = config.finetune_lr or config.lr
-    if finetune_steps:
-        train_steps(control.supernet, control.stream.next, control.optimizer,
-                    uniform_sampler(random.Random(seed + 104729)), finetune_steps, phase="control",
-                    grad_clip=config.grad_clip)
-    models = {"finetuned": engine.supernet, "warmup_only": supernet_from(warm_state["supernet"]),
-              "uniform_extra": control.supernet}
-    scores = {name: [fitness(m, g, engine.calibration, engine.fitness_batches) for _, g in archs]
-              for name, m in models.items()}
-
-    # 4. from-scratch accuracy (+ the seed-to-seed spread of one architecture)
-    cache: dict = {}
-    trained = [common.scratch_accuracy(g, engine.data, scratch, cache) for _, g in archs]
-    accuracy = [t["test_accuracy"] for t in trained]
-    repeats = [accuracy[0]] + [
-        common.scratch_accuracy(archs[0][1], engine.data, {**scratch, "seed": scratch["seed"] + 1 + r}, cache)[
-            "test_accuracy"] for r in range(noise_repeats)]
-
-    # 5. correlations
-    groups = {"all": list(range(len(archs))),
-              "region": [i for i, (src, _) in enumerate(archs) if src == "region"],
-              "random": [i for i, (src, _) in enumerate(archs) if src == "random"]}
-    stats = {name: {group: correlation([scores[name][i] for i in idx], [accuracy[i] for i in idx],
-                                       k if group == "all" else max(1, k // 2))
-                    for group, idx in groups.items()}
-             for name in SETS}
-    tau_ft, tau_w = stats["finetuned"]["all"]["kendall_tau"], stats["warmup_only"]["all"]["kendall_tau"]
-    met = None if tau_ft is None or tau_w is None else tau_ft > tau_w
+    size = common.size(quick, tiny)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds if seeds is not None else range(
+        {"full": 15, "quick": 3, "tiny": 1}[size]))
+    runs_file = runs_file or f"benchmarks/results/evidence/runs-{size}.jsonl"
+    records = evidence.records(seeds, size, runs_file, search)
+    table = load((search or {}).get("table") or evidence.TABLE)
+    stats = summarize(records, table)
+    region = stats["summary"]["region"]
+    value = region["FT - C"]["tau_b_two_level"]["value"]
+    low = region["FT - C"]["tau_b_two_level"]["low"]
     return common.result(
         "ranking",
-        figure="Kendall tau, supernet fitness (fine-tuned) vs from-scratch test accuracy",
-        value=tau_ft,
-        unit="tau over all architectures",
-        goal="tau with fine-tuning > tau without (warm-up only)",
-        met=met,
-        inputs={"size": kind, "preset": preset, "search_overrides": search_settings, "seed": seed,
-                "region_architectures": len(chosen), "random_architectures": len(randoms), "k": k,
-                "scratch": scratch, "noise_repeats": noise_repeats, "warmup_steps": engine.warmup_done,
-                "finetune_steps": finetune_steps, "generations": config.generations,
-                "fitness_images": config.fitness_images},
-        results={"kendall_tau": {name: stats[name]["all"]["kendall_tau"] for name in SETS},
-                 "top_k_overlap": {name: stats[name]["all"]["top_k_overlap"] for name in SETS},
-                 "by_group": stats,
-                 "scratch_accuracy": {"mean": common.rounded(float(np.mean(accuracy))),
-                                      "min": common.rounded(min(accuracy)), "max": common.rounded(max(accuracy))},
-                 "scratch_seed_spread": {"genotype": str(archs[0][1]), "accuracies": repeats,
-                                         "std": common.rounded(float(np.std(repeats, ddof=1)))
-                                         if len(repeats) > 1 else None},
-                 "architectures": [
-                     {"source": src, "genotype": str(g), "test_accuracy": trained[i]["test_accuracy"],
-                      "params": trained[i]["params"], **{name: common.rounded(scores[name][i]) for name in SETS}}
-                     for i, (src, g) in enumerate(archs)],
-                 "search_best": {"genotype": str(engine.best[0]), "fitness": engine.best[1]},
-                 "search_wall_s": common.rounded(engine.wall_time_s, 1)},
+        figure="Kendall tau-b vs the table on the search region: fine-tuned (FT) minus equal-compute control (C)",
+        value=common.rounded(value),
+        unit="tau-b difference, mean over seeds (two-level 95 % interval in results)",
+        goal="> 0 with the interval above 0 (fine-tuning ranks the region better than equal uniform training)",
+        met=bool(low > 0),
+        inputs={"size": size, "seeds": seeds, "runs_file": runs_file, "search_overrides": search or {},
+                "sizes": {k: v for k, v in evidence.SIZES[size].items()}, "table": table.name,
+                "table_seed_sd_median": table.noise["seed_sd"]["median_sd"]},
+        results={**stats, "cpu_s_per_seed": statistics.fmean(r["cpu_s"] for r in records)},
         load_before=load_before,
         started=started,
-        notes=["fitness is accuracy on the search's fitness images with inherited weights after BN recalibration",
-               "tau between values measured on few hundred/thousand images is noisy: compare it with "
-               "scratch_seed_spread before reading much into small differences"],
+        notes=["scores: BN recalibration on the search's calibration batches, accuracy on held-out training "
+               "images that neither the fitness nor the recalibration uses",
+               "ceiling_tau_b: the table's own seed-to-seed tau-b in the same set; no supernet can beat it",
+               "sets: top = the table's top 10 %; region = the SFT-GA search's final P u Q plus one-gene "
+               "neighbours of its survivors; random = a fixed random sample (the same for every seed)"],
     )

@@ -19,7 +19,9 @@ from benchmarks.__main__ import main  # noqa: E402
 
 MINE = ["step-ratio", "mixed-op-ratio", "eval-throughput", "quick-search", "ranking", "methods", "gpu",
         "table-search", "notebooks"]
-TINY_ARGS = {"methods": {"seeds": [0]}, "notebooks": {"notebooks": ["01", "03", "06"]}}
+TINY_ARGS = {"ranking": {"seeds": [0]}, "methods": {"seeds": [0, 1]}, "notebooks": {"notebooks": ["01", "03", "06"]}}
+EVIDENCE = ("ranking", "methods")
+"""Benchmarks that share seed jobs through a runs file (the tests share one, so methods reuses ranking's seed)."""
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +55,15 @@ def test_registry_lists_every_benchmark():
         benchmarks.run("no-such-benchmark")
 
 
+@pytest.fixture(scope="module")
+def runs_file(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("evidence") / "runs.jsonl")
+
+
 @pytest.mark.parametrize("name", MINE)
-def test_benchmark_runs_tiny(name):
-    out = benchmarks.run(name, quick=True, tiny=True, **TINY_ARGS.get(name, {}))
+def test_benchmark_runs_tiny(name, runs_file):
+    extra = {"runs_file": runs_file} if name in EVIDENCE else {}
+    out = benchmarks.run(name, quick=True, tiny=True, **TINY_ARGS.get(name, {}), **extra)
     check_layout(out, name)
     results = out["results"]
     if name == "step-ratio":
@@ -70,12 +78,23 @@ def test_benchmark_runs_tiny(name):
     elif name == "quick-search":
         assert results["peak_rss_gb"] > 0 and results["evaluations"] > 0 and results["best_genotype"]
     elif name == "ranking":
-        assert set(results["kendall_tau"]) == {"finetuned", "warmup_only", "uniform_extra"}
-        assert len(results["architectures"]) == 4
-        assert {"region", "random"} == {a["source"] for a in results["architectures"]}
+        summary = results["summary"]
+        assert set(summary) == {"top", "region", "random", "fitness_images_tau_b", "bn_batches_tau_b"}
+        assert {"A", "FT", "C", "ceiling_tau_b", "FT - C", "FT - A"} <= set(summary["region"])
+        assert [row["seed"] for row in results["per_seed"]] == [0]
+        assert set(summary["fitness_images_tau_b"]) == {"100", "200"}
     elif name == "methods":
-        assert set(results["by_method"]) == {"sft-ga", "ga", "random"}
-        assert len(results["runs"]) == 3 and set(results["paired"]) == {"sft-ga minus ga", "sft-ga minus random"}
+        from benchmarks.evidence import VARIANTS
+
+        assert list(results["by_variant"]) == list(VARIANTS)
+        evaluations = {v["evaluations"] for v in results["by_variant"].values()}
+        assert len(evaluations) == 1, "every method gets the same number of search evaluations"
+        steps = results["by_variant"]
+        assert steps["ga + extra warm-up"]["supernet_steps"] == steps["sft-ga"]["supernet_steps"]
+        assert steps["ga"]["supernet_steps"] < steps["sft-ga"]["supernet_steps"]
+        assert [r["seed"] for r in results["per_seed"]] == [0, 1]
+        assert set(results["wilcoxon_holm"]["regret"]) == set(VARIANTS) - {"sft-ga"}
+        assert all(0 <= r[v]["regret"] <= 1 for r in results["per_seed"] for v in VARIANTS)
     elif name == "notebooks":
         assert list(results["seconds"]) == ["01_search_space.ipynb", "03_search.ipynb", "06_compare_runs.ipynb"]
         assert results["failed"] == [] and all(s > 0 for s in results["seconds"].values())
@@ -109,14 +128,17 @@ def test_cli_rejects_unknown_names_and_reports_failures(capsys):
     assert out["benchmark"] == "gpu" and "error" in out
 
 
-def test_shared_warmup_equals_separate_runs():
-    from benchmarks.methods import shared_warmup_runs
+def test_a_control_from_the_shared_warmup_equals_its_separate_run():
+    from benchmarks.evidence import BASE, run_variant
     from nasviz.config import SearchConfig
     from nasviz.search import Search
 
-    config = SearchConfig.from_preset("smoke", seed=0, device="cpu", **common.TINY_SEARCH)
-    shared = shared_warmup_runs(config, ("sft-ga", "ga"))
-    for method, (_, result) in shared.items():
+    config = SearchConfig.from_preset("smoke", seed=0, **{**BASE, **common.TINY_SEARCH})
+    first = Search(config)
+    first.warmup()
+    warm = first.state_dict()
+    for method in ("sft-ga", "ga"):
+        _, shared = run_variant(config.replace(method=method), warm)
         alone = Search(config.replace(method=method)).run()
-        assert (result["best_genotype"], result["best_fitness"]) == (alone["best_genotype"], alone["best_fitness"])
-        assert result["evaluations"] == alone["evaluations"]
+        assert (shared["best_genotype"], shared["best_fitness"]) == (alone["best_genotype"], alone["best_fitness"])
+        assert shared["evaluations"] == alone["evaluations"]
