@@ -212,6 +212,20 @@ def test_environmental_selection_keeps_the_best(individuals, data):
     assert [rank[i] for i in kept] == sorted(rank)[:n]
 
 
+def test_environmental_selection_with_a_generator_breaks_ties_at_random_by_the_seed():
+    fitness = [0.9, 0.5, 0.5, 0.5, 0.5, 0.1]
+    params = [50, 40, 30, 20, 10, 1]
+    survivors = Counter()
+    for seed in range(400):
+        kept = environmental_selection(fitness, params, 3, random.Random(seed))
+        assert kept == environmental_selection(fitness, params, 3, random.Random(seed))  # by the seed
+        assert kept[0] == 0 and set(kept[1:]) <= {1, 2, 3, 4}  # fitness first, always
+        survivors.update(kept[1:])
+    # each of the four tied individuals survives about half the time, whatever its size or position
+    assert all(abs(survivors[i] / 400 - 0.5) < 0.1 for i in (1, 2, 3, 4)), survivors
+    assert environmental_selection(fitness, params, 3) == [0, 4, 3]  # without a generator: fewer params
+
+
 # --- offspring and populations ----------------------------------------------------------------------------
 
 
