@@ -28,9 +28,14 @@ def mean_std(values: list[float]) -> dict[str, float | None]:
 
 
 def shared_warmup_runs(config, methods=METHODS) -> dict[str, Any]:
-    """Run `methods` from one shared warm-up of `config`; returns {method: (Search, result)}."""
+    """Run `methods` from one shared warm-up of `config`; returns {method: (Search, result)}. Every method must
+    warm up as many steps (with `equal_compute`, the baselines warm up longer: run those on their own)."""
     from nasviz.search import Search
 
+    lengths = {m: config.replace(method=m).warmup_total for m in methods}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"the methods warm up different numbers of steps ({lengths}); a shared warm-up needs the "
+                         "same (equal_compute lengthens the warm-up of methods that do not fine-tune)")
     base = Search(config.replace(method=methods[0]))
     base.warmup()
     state = base.state_dict()

@@ -124,6 +124,8 @@ def test_shared_warmup_equals_separate_runs():
         alone = Search(config.replace(method=method)).run()
         assert (result["best_genotype"], result["best_fitness"]) == (alone["best_genotype"], alone["best_fitness"])
         assert result["evaluations"] == alone["evaluations"]
+    with pytest.raises(ValueError, match="warm up different numbers of steps"):
+        shared_warmup_runs(config.replace(equal_compute=True), ("sft-ga", "ga"))
 
 
 def test_fitness_sweep_varies_fitness_images_and_bn_batches_as_the_engine_measures():
