@@ -162,3 +162,62 @@ def run(
                "sets: top = the table's top 10 %; region = the SFT-GA search's final P u Q plus one-gene "
                "neighbours of its survivors; random = a fixed random sample (the same for every seed)"],
     )
+
+
+# --- how ranking depends on the fitness and BN-recalibration images -------------------------------------------
+def fitness_sweep(engine, genotypes: list, fitness_images: list[int], bn_batches: list[int], *,
+                  precision: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """Fitness of every genotype under `engine`'s supernet (a `nasviz.search.Search` with a supernet) for every
+    (fitness images, BN batches) pair: the images are nested seeded subsets of the engine's fitness part (never
+    trained on) and the BN batches nested prefixes of its weight part, as the engine recalibrates. Each genotype
+    is recalibrated once per BN setting and its per-image correctness then read off for every fitness size.
+
+    Returns {"fitness_images", "bn_batches", "fitness": {"b": {"f": [one value per genotype]}}, "seconds": {"b":
+    s}}; `sweep_agreement` compares the settings with a reference (the table's accuracy, or the largest setting)."""
+    import torch
+
+    from nasviz.batches import eval_batches, split_indices
+    from nasviz.precision import autocast
+    from nasviz.train import recalibrate_bn
+
+    c, d, model = engine.config, engine.data, engine.supernet
+    precision = precision or engine.precision
+    weight, fit = split_indices(len(d.train_labels), c.weight_images, c.fitness_images, c.seed)
+    if max(fitness_images) > len(fit) or min(fitness_images) < 1:
+        raise ValueError(f"fitness_images must lie in 1..{len(fit)} (the engine's fitness part); "
+                         f"got {sorted(fitness_images)}")
+    if max(bn_batches) * c.batch_size > len(weight) or min(bn_batches) < 1:
+        raise ValueError(f"bn_batches must lie in 1..{len(weight) // c.batch_size}; got {sorted(bn_batches)}")
+    fit = fit[torch.randperm(len(fit), generator=torch.Generator().manual_seed(seed))][: max(fitness_images)]
+    evaluation = list(eval_batches(d.train_images[fit], d.train_labels[fit], c.eval_batch_size, d.mean, d.std,
+                                   engine.device, channels_last=True))
+    calibration = list(eval_batches(d.train_images[weight[: max(bn_batches) * c.batch_size]],
+                                    d.train_labels[weight[: max(bn_batches) * c.batch_size]], c.batch_size, d.mean,
+                                    d.std, engine.device, channels_last=True))
+    out: dict[str, Any] = {"fitness_images": sorted(fitness_images), "bn_batches": sorted(bn_batches),
+                           "precision": precision, "fitness": {}, "seconds": {}}
+    for b in sorted(bn_batches):
+        start = common.now()
+        values: dict[str, list[float]] = {str(f): [] for f in sorted(fitness_images)}
+        for g in genotypes:
+            recalibrate_bn(model, g, calibration[:b], precision)
+            with torch.inference_mode():
+                correct = []
+                for x, y in evaluation:
+                    with autocast(engine.device, precision):
+                        correct.append(model(x, g).argmax(1) == y)
+                hits = torch.cat(correct).float().cumsum(0)
+            for f in sorted(fitness_images):
+                values[str(f)].append(float(hits[f - 1]) / f)
+        out["fitness"][str(b)] = values
+        out["seconds"][str(b)] = common.rounded(common.now() - start, 3)
+    return out
+
+
+def sweep_agreement(sweep: dict[str, Any], reference: list[float]) -> dict[str, dict[str, float | None]]:
+    """Kendall tau-b (`nasviz.analysis.kendall_tau_b`) of each setting of a `fitness_sweep` with `reference` (one
+    value per genotype, e.g. the table's accuracy): {"b": {"f": tau}}."""
+    from nasviz.analysis import kendall_tau_b
+
+    return {b: {f: kendall_tau_b(values, reference) for f, values in by_f.items()}
+            for b, by_f in sweep["fitness"].items()}

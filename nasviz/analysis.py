@@ -4,7 +4,8 @@
 - `tau_with_interval`: tau-b with a bootstrap interval over the architectures;
 - `mean_with_interval` / `paired_difference`: a mean (or a mean paired difference) with a bootstrap interval;
 - `holm_wilcoxon`: Wilcoxon signed-rank tests of several paired comparisons, Holm-corrected;
-- `precision_at_k`, `regret`: how good a ranking's top is.
+- `precision_at_k`, `regret`: how good a ranking's top is;
+- `recency_effect`: from a recorded history, whether members trained last in a fine-tuning round score higher.
 """
 
 from __future__ import annotations
@@ -140,3 +141,70 @@ def rounded_to(values: Sequence[float], step: float) -> list[float]:
     if not step > 0 or not math.isfinite(step):
         raise ValueError(f"step must be a positive number, got {step}")
     return [round(v / step) * step for v in values]
+
+
+# --- recency: does the order of a fine-tuning round show in the fitness? --------------------------------------
+def last_trained(row: Mapping) -> dict[str, float]:
+    """For a history row, each trained path's last position in the row's fine-tuning round, as a share of the
+    round: 0 for the first step, 1 for the last (an empty round: {})."""
+    paths = row.get("trained_paths") or []
+    if len(paths) < 2:
+        return {p: 1.0 for p in paths}
+    return {p: i / (len(paths) - 1) for i, p in enumerate(paths)}
+
+
+def recency_records(rows: Sequence[Mapping]) -> list[dict]:
+    """Every individual of every generation >= 1 that was trained in its generation's fine-tuning round (matched by
+    its genotype text): generation, genotype, role, `position` (`last_trained`), fitness after the round, and
+    `gain`: fitness minus fitness before the round (None where no 'before' was recorded)."""
+    records = []
+    for row in rows:
+        if row.get("generation", 0) < 1:
+            continue
+        positions = last_trained(row)
+        for ind in row.get("individuals", []):
+            if ind["genotype"] not in positions:
+                continue
+            before = ind.get("fitness_before")
+            records.append({"generation": row["generation"], "genotype": ind["genotype"], "role": ind["role"],
+                            "position": positions[ind["genotype"]], "fitness": ind["fitness"],
+                            "gain": None if before is None else ind["fitness"] - before})
+    return records
+
+
+def recency_effect(rows: Sequence[Mapping]) -> dict:
+    """Whether members trained later in a fine-tuning round score higher: Kendall tau-b (`kendall`) and Spearman's
+    rho (scipy) between the last-trained position and the fitness, per generation and pooled over generations
+    (fitness centred on its generation's mean, so generations that differ overall do not make a correlation), and
+    the same for the gain over the 'before' fitness where recorded. A correlation near 0 says the order of the
+    round does not matter; a clearly positive one says the last-trained members are favoured (then consider
+    lr_schedule='cosine-per-phase')."""
+    from scipy.stats import spearmanr
+
+    records = recency_records(rows)
+
+    def correlate(xs: list[float], ys: list[float]) -> dict:
+        tau, p = kendall(xs, ys)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rho = float(spearmanr(xs, ys)[0]) if len(xs) > 1 else math.nan
+        clean = lambda v: None if math.isnan(v) else v  # noqa: E731
+        return {"n": len(xs), "kendall_tau": clean(tau), "p_value": clean(p), "spearman": clean(rho)}
+
+    def centred(key: str) -> tuple[list[float], list[float]]:
+        xs, ys = [], []
+        for g in sorted({r["generation"] for r in records}):
+            group = [r for r in records if r["generation"] == g and r[key] is not None]
+            if group:
+                mean = sum(r[key] for r in group) / len(group)
+                xs += [r["position"] for r in group]
+                ys += [r[key] - mean for r in group]
+        return xs, ys
+
+    per_generation = []
+    for g in sorted({r["generation"] for r in records}):
+        group = [r for r in records if r["generation"] == g]
+        per_generation.append({"generation": g, **correlate([r["position"] for r in group],
+                                                            [r["fitness"] for r in group])})
+    return {"per_generation": per_generation, "pooled_fitness": correlate(*centred("fitness")),
+            "pooled_gain": correlate(*centred("gain")), "members": len(records)}

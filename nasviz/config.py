@@ -32,6 +32,12 @@ SPACE_LAYOUT: dict[str, dict[str, Any]] = {"mini": {"image_size": 14, "layers": 
 """What choosing a space also sets, unless given: mini searches at its ground-truth table's layout."""
 PATH_SAMPLING = ("population", "region", "uniform")
 OBJECTIVES = ("fitness", "pareto")
+TIE_BREAKS = ("random", "params")
+EVAL_PRECISIONS = ("fp32", "bf16", "auto")
+LR_SCHEDULES = ("constant", "cosine-per-phase")
+INTRODUCED: dict[str, Any] = {"tie_break": "params"}
+"""Settings added after runs were first recorded, with the value a run that does not record them used (a saved
+config without them is read with these, so an old run resumes exactly as it began)."""
 RESUMABLE_CHANGES = ("generations", "device", "data_root", "checkpoint_every")
 """Settings that may differ when resuming without `force` (extend a run, move it, checkpoint more often)."""
 MAX_POPULATION = 10_000
@@ -109,6 +115,10 @@ class SearchConfig:
     """SGD momentum."""
     weight_decay: float = setting(3e-4, **WEIGHT_DECAY)
     """SGD weight decay."""
+    lr_schedule: str = setting("constant", choices=LR_SCHEDULES)
+    """Learning rate within each training phase (the warm-up; each generation's fine-tuning): constant, or
+    cosine-per-phase (cosine-annealed from the phase's rate to 0 over the phase's steps, so the paths trained last
+    in a phase are not favoured by a large last update)."""
     grad_clip: float = setting(5.0, **GRAD_CLIP)
     """Largest gradient norm of a training step (clipped above)."""
     augment: bool = True
@@ -122,6 +132,11 @@ class SearchConfig:
     """Batches of the weight part that recalibrate BatchNorm statistics before each evaluation."""
     eval_batch_size: int = setting(250, **EVAL_BATCH)
     """Images per batch when measuring fitness."""
+    eval_precision: str = setting("fp32", choices=EVAL_PRECISIONS)
+    """Arithmetic of fitness evaluation (BatchNorm recalibration and accuracy) on the CPU: fp32; bf16 (bfloat16
+    autocast, where the CPU has bf16 instructions, AVX512-BF16 or AMX; elsewhere fp32, with a warning); auto
+    (bf16 where the CPU has them, else fp32). On CUDA evaluation always runs in bfloat16 autocast, as training does.
+    result.json records the precision used."""
     # --- budgets
     warmup_steps: int = setting(400, **STEPS)
     """Supernet training steps before the initial population, each on one uniformly sampled path (SPOS)."""
@@ -131,6 +146,11 @@ class SearchConfig:
     """G: generations after the initial population."""
     finetune_steps: int = setting(40, low=1, high=MAX_STEPS)
     """F: supernet training steps per generation on paths of the search region (sft-ga only)."""
+    equal_compute: bool = False
+    """A search that does not fine-tune (ga, random, sft-ga with finetune off) warms up generations x finetune_steps
+    steps longer, so it trains the supernet as many steps as sft-ga does (an equal-compute control); no effect on
+    a search that fine-tunes. The extra steps are fixed when the warm-up ends: extending `generations` later does
+    not add more."""
     # --- the genetic algorithm
     p_crossover: float = setting(0.9, low=0, high=1, allowed="a probability in [0, 1]")
     """Probability of node-level uniform crossover for each child."""
@@ -153,12 +173,18 @@ class SearchConfig:
     """Largest FLOPs per image (torch's FLOP counter, search-width network; with fitness=table, the table's) of a
     network the search may evaluate; None: no limit."""
     objective: str = setting("fitness", choices=OBJECTIVES)
-    """What survives each generation: fitness (the best N; ties: fewer parameters) or pareto (NSGA-II: whole
+    """What survives each generation: fitness (the best N; ties: `tie_break`) or pareto (NSGA-II: whole
     non-dominated fronts on fitness up, parameters down, the last one cut by crowding distance; result.json then
     lists the final population's front)."""
+    tie_break: str = setting("random", choices=TIE_BREAKS)
+    """How equal fitness values are ordered, in the binary tournaments and in survival: random (a random order
+    drawn from the run's seeded GA generator, so no genotype is favoured for its size or for being a parent) or
+    params (fewer parameters first, then parents before offspring: the order before this setting existed)."""
     # --- reporting
     record_before: bool = True
-    """Also measure the offspring's fitness before fine-tuning (the 'before' of the before/after figures)."""
+    """Also measure the offspring's fitness before fine-tuning (the 'before' of the before/after figures). These
+    are diagnostic evaluations: counted apart from the search's own (`diagnostic_evaluations` in history.jsonl
+    and result.json), and they never change what the search selects."""
     top_k: int = setting(5, low=1)
     """Best genotypes listed in result.json (at most `population`)."""
     checkpoint_every: int = setting(100, low=1, high=MAX_STEPS)
@@ -183,14 +209,16 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SearchConfig:
-        return cls().replace(**values)
+        """A saved config (config.json, a checkpoint's); a setting it lacks that is in `INTRODUCED` takes the value
+        runs had before it existed, any other its default."""
+        return cls().replace(**{**{k: v for k, v in INTRODUCED.items() if k not in values}, **values})
 
     @classmethod
     def resumed(cls, saved: dict[str, Any], overrides: dict[str, Any] | None, force: bool = False) -> SearchConfig:
         """The config of a resumed run: the `saved` one with `overrides`; a change of a setting that is not in
         `RESUMABLE_CHANGES` is refused unless `force`."""
         config = cls.from_dict({**saved, **(overrides or {})})
-        saved = {**cls().to_dict(), **saved}  # a setting newer than the run has its default there
+        saved = {**cls().to_dict(), **INTRODUCED, **saved}  # a setting newer than the run: as the run had it
         refused = sorted(k for k, v in config.to_dict().items() if v != saved.get(k) and k not in RESUMABLE_CHANGES)
         if refused and not force:
             k = refused[0]
@@ -209,6 +237,13 @@ class SearchConfig:
         if self.fitness == "table":
             return False
         return self.method == "sft-ga" if self.finetune is None else self.finetune
+
+    @property
+    def warmup_total(self) -> int:
+        """Warm-up steps this search trains: `warmup_steps`, plus generations x finetune_steps for a search that
+        does not fine-tune when `equal_compute` is on."""
+        extra = self.generations * self.finetune_steps if self.equal_compute and not self.uses_finetune else 0
+        return self.warmup_steps + extra
 
     @property
     def evaluation_budget(self) -> int:

@@ -83,6 +83,8 @@ class Generation(_Event):
     mean_fitness: float
     train_loss: list[float]
     train_accuracy: list[float]
+    diagnostic_evaluations: int = 0
+    """Evaluations for the figures only (fitness before fine-tuning), apart from `evaluations`, the search's own."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Generation:

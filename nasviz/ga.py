@@ -50,7 +50,8 @@ def _score(f: float) -> float:
 
 
 def binary_tournament(fitness: Sequence[float], rng: random.Random, params: Sequence[int] | None = None) -> int:
-    """Draw two distinct indices and return the fitter one (ties: fewer params, then the first drawn)."""
+    """Draw two distinct indices and return the fitter one (ties: fewer params if `params` is given, then the first
+    drawn; without `params` a tie is thus won by either with equal chance)."""
     if len(fitness) == 0:
         raise ValueError("binary_tournament needs at least one individual")
     if len(fitness) == 1:
@@ -64,13 +65,21 @@ def binary_tournament(fitness: Sequence[float], rng: random.Random, params: Sequ
     return i
 
 
-def environmental_selection(fitness: Sequence[float], params: Sequence[int], n: int) -> list[int]:
-    """(mu + lambda) survival: indices of the best `n`, by fitness descending, then fewer params, then index."""
+def environmental_selection(fitness: Sequence[float], params: Sequence[int], n: int,
+                            rng: random.Random | None = None) -> list[int]:
+    """(mu + lambda) survival: indices of the best `n`, by fitness descending; ties by fewer params, then index,
+    or, with `rng`, in a random order drawn from it (one shuffle of all the indices, whether or not there are ties,
+    so the generator advances the same way every time)."""
     if len(params) != len(fitness):
         raise ValueError(f"fitness has {len(fitness)} values but params has {len(params)}")
     if not 0 <= n <= len(fitness):
         raise ValueError(f"cannot keep {n} of {len(fitness)} individuals")
-    order = sorted(range(len(fitness)), key=lambda i: (-_score(fitness[i]), params[i], i))
+    if rng is None:
+        tie = [(p, i) for i, p in enumerate(params)]
+    else:
+        tie = list(range(len(fitness)))
+        rng.shuffle(tie)
+    order = sorted(range(len(fitness)), key=lambda i: (-_score(fitness[i]), tie[i]))
     return order[:n]
 
 

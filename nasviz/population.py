@@ -4,6 +4,7 @@ about it, so that selection can never pull a fitness value apart from its genoty
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,15 +75,15 @@ class Population:
     def params(self) -> list[int]:
         return [m.params for m in self.members]
 
-    def select(self, n: int, pareto: bool = False) -> Population:
-        """Environmental selection: mark the best `n` (ties: fewer parameters, then order) as selected and return
-        them, best first. With `pareto`, the `n` kept are NSGA-II's (`ga.pareto_selection` on fitness up,
-        parameters down), still returned best first."""
+    def select(self, n: int, pareto: bool = False, rng: random.Random | None = None) -> Population:
+        """Environmental selection: mark the best `n` (ties: fewer parameters, then order; with `rng`, a random order
+        drawn from it) as selected and return them, best first. With `pareto`, the `n` kept are NSGA-II's
+        (`ga.pareto_selection` on fitness up, parameters down), still returned best first (ties ordered as above)."""
         if pareto:
             kept = set(ga.pareto_selection(self.fitness, self.params, n))
-            order = [i for i in ga.environmental_selection(self.fitness, self.params, len(self)) if i in kept]
+            order = [i for i in ga.environmental_selection(self.fitness, self.params, len(self), rng) if i in kept]
         else:
-            order = ga.environmental_selection(self.fitness, self.params, n)
+            order = ga.environmental_selection(self.fitness, self.params, n, rng)
         for i in order:
             self.members[i].selected = True
         return Population(self.members[i] for i in order)

@@ -134,6 +134,7 @@ def history_row(search: Search, region: Population, trained: TrainLog) -> dict[s
         "generation": search.generation,
         "supernet_steps": search.steps,
         "evaluations": search.evaluations,
+        "diagnostic_evaluations": search.diagnostic_evaluations,
         "wall_time_s": round(search.wall_time_s, 3),
         "individuals": [i.to_json() for i in region],
         "population": [str(g) for g in population.genotypes],
@@ -149,8 +150,9 @@ def history_row(search: Search, region: Population, trained: TrainLog) -> dict[s
 
 
 def search_result(search: Search) -> dict[str, Any]:
-    """result.json's content: best genotype and fitness, top-k, method, switches, budgets, versions; with
-    objective=pareto, the final population's non-dominated front."""
+    """result.json's content: best genotype and fitness, top-k, method, switches, budgets (supernet steps; the
+    search's own evaluations and, apart, the diagnostic ones), versions; with objective=pareto, the final
+    population's non-dominated front."""
     c = search.config
     top = [_summary(i) for i in list(search.population)[: c.top_k]]
     return {
@@ -162,7 +164,8 @@ def search_result(search: Search) -> dict[str, Any]:
         "top_k": top,
         "method": c.method,
         "switches": {"finetune": c.uses_finetune, "path_sampling": c.path_sampling,
-                     "reevaluate_parents": c.reevaluate_parents},
+                     "reevaluate_parents": c.reevaluate_parents, "equal_compute": c.equal_compute,
+                     "tie_break": c.tie_break, "lr_schedule": c.lr_schedule},
         "dataset": c.dataset,
         "preset": c.preset,
         "seed": c.seed,
@@ -173,8 +176,10 @@ def search_result(search: Search) -> dict[str, Any]:
         "supernet_steps": {"warmup": search.warmup_done, "finetune": search.steps - search.warmup_done,
                            "total": search.steps},
         "evaluations": search.evaluations,
+        "diagnostic_evaluations": search.diagnostic_evaluations,
         "genotypes_evaluated": len(search.seen),
         "device": str(search.device),
+        "eval_precision": search.precision,
         "versions": {"nasviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
         **({"truth": _truth_summary(search)} if search.truth is not None and len(search.population) else {}),
         **({"objective": c.objective, "front": pareto_front(search.population)} if c.objective == "pareto" else {}),
@@ -219,8 +224,8 @@ def checkpoint_state(search: Search) -> dict[str, Any]:
     return {
         "format": "nasviz-checkpoint", "version": 1, "config": search.config.to_dict(),
         "generation": search.generation, "warmup_done": search.warmup_done, "steps": search.steps,
-        "evaluations": search.evaluations, "wall_time_s": search.wall_time_s,
-        "run_id": search.recorder.run_id,
+        "evaluations": search.evaluations, "diagnostic_evaluations": search.diagnostic_evaluations,
+        "wall_time_s": search.wall_time_s, "run_id": search.recorder.run_id,
         "events": search.recorder.events_logged + 1,  # events.jsonl's lines, the Checkpoint event that follows included
         **search.population.state(), "seen": sorted(search.seen), "warmup_log": search.warmup_log.state(),
         **({} if search.supernet is None else {"supernet": search.supernet.state_dict(),
@@ -239,6 +244,7 @@ def restore_state(search: Search, state: dict[str, Any], source: str | Path = "t
     try:
         search.generation, search.warmup_done, search.steps = state["generation"], state["warmup_done"], state["steps"]
         search.evaluations, search.wall_time_s = state["evaluations"], state["wall_time_s"]
+        search.diagnostic_evaluations = state.get("diagnostic_evaluations", 0)  # counted apart since issue 13
         search.population = Population.from_state(state)
         search.seen = set(state["seen"])
         search.warmup_log = TrainLog.from_state(state["warmup_log"])
@@ -291,6 +297,8 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
         ("warmup_done", _is_int(state.get("warmup_done"))),
         ("steps", _is_int(state.get("steps"))),
         ("evaluations", _is_int(state.get("evaluations"))),
+        ("diagnostic_evaluations", state.get("diagnostic_evaluations") is None
+         or _is_int(state.get("diagnostic_evaluations"))),
         ("wall_time_s", _is_number(state.get("wall_time_s")) and state["wall_time_s"] >= 0),
         ("events", state.get("events") is None or _is_int(state.get("events"))),
         ("run_id", state.get("run_id") is None or isinstance(state.get("run_id"), str)),

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from nasviz import settings
+from nasviz import schedule, settings
 from nasviz.batches import BatchStream, crop_padding_for, eval_batches
 from nasviz.data import ImageData
 from nasviz.errors import ConfigError
@@ -34,6 +34,7 @@ from nasviz.settings import (
 from nasviz.space import Genotype
 from nasviz.train import accuracy, autocast, check_finite, pick_device, prepare_model
 
+LR_SCHEDULES = ("per-batch", "per-epoch")
 MIN_BATCH = BATCH["low"]
 """Fewest images a training batch (and so a training set) may have: BatchNorm needs 2."""
 
@@ -44,6 +45,10 @@ class ScratchConfig:
 
     epochs: int = setting(600, **EPOCHS)
     """Epochs of training (a cosine learning-rate schedule spans them)."""
+    lr_schedule: str = setting("per-batch", choices=LR_SCHEDULES)
+    """How the cosine learning rate is stepped: per-batch (every step, from `lr` down to 0 after the last one) or
+    per-epoch (once an epoch, as nasviz did before: a 3-epoch run trains its last epoch at 25 % of `lr` and never
+    anneals to 0)."""
     channels: int = setting(36, **CHANNELS)
     """Initial channels of the evaluation network."""
     layers: int = setting(20, **LAYERS)
@@ -116,22 +121,30 @@ def train_from_scratch(
     net = prepare_model(net, device)
     optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
+    per_epoch = config.lr_schedule == "per-epoch"
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs) if per_epoch else None
+    total = config.epochs * stream.steps_per_epoch
     n_test = len(data.test_labels) if config.test_size is None else min(config.test_size, len(data.test_labels))
     start = time.perf_counter()
     history = []
     for epoch in tqdm(range(config.epochs), desc="train from scratch", disable=not progress):
         net.train()
         net.drop_prob = config.drop_path * epoch / config.epochs
-        losses, correct, seen = [], 0, 0
+        losses, correct, seen, rates = [], 0, 0, []
         for step in range(stream.steps_per_epoch):
+            if per_epoch:
+                lr = scheduler.get_last_lr()[0]
+            else:
+                lr = schedule.cosine(config.lr, epoch * stream.steps_per_epoch + step, total)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            rates.append(lr)
             x, y = stream.next()
             with autocast(device):
                 logits, aux = net.forward_with_aux(x)
                 loss = F.cross_entropy(logits.float(), y)
                 if aux is not None:
                     loss = loss + config.auxiliary_weight * F.cross_entropy(aux.float(), y)
-            lr = scheduler.get_last_lr()[0]
             losses.append(check_finite(loss, epoch * stream.steps_per_epoch + step, lr, "training"))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -139,8 +152,10 @@ def train_from_scratch(
             optimizer.step()
             correct += (logits.argmax(1) == y).sum().item()
             seen += y.numel()
-        scheduler.step()
-        record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "train_accuracy": correct / seen}
+        if per_epoch:
+            scheduler.step()
+        record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "train_accuracy": correct / seen,
+                  "lr_first": rates[0], "lr_last": rates[-1]}
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from nasviz import events, ga, rundir
+from nasviz import events, ga, precision, rundir, schedule
 from nasviz.batches import search_batches
 from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_network
 from nasviz.config import SearchConfig
@@ -54,7 +54,8 @@ class Search(events.Publisher):
         self.generation = -1  # -1: warm-up not finished; 0: initial population; g: after generation g
         self.warmup_done = 0
         self.steps = 0  # supernet training steps so far; also the "version" of the weights
-        self.evaluations = 0
+        self.evaluations = 0  # the search's own: new genotypes and re-evaluated parents
+        self.diagnostic_evaluations = 0  # for the figures only (fitness before fine-tuning, `record_before`)
         self.wall_time_s = 0.0
         self.population = Population()  # the survivors, best first
         self.seen: set[str] = set()  # keys of every genotype evaluated
@@ -83,8 +84,11 @@ class Search(events.Publisher):
             self.device, self.data, self.supernet, self.optimizer, self.stream = torch.device("cpu"), None, None, \
                 None, None
             self.sizes = Sizes(lambda g: Size(self.truth.entry(g).params, self.truth.entry(g).flops), self.space.key)
+            self.precision = None
             return
         self.device = pick_device(c.device)
+        self.precision = precision.resolve(c.eval_precision, self.device)
+        """The arithmetic fitness is measured in: 'fp32' or 'bf16' (see `SearchConfig.eval_precision`)."""
         self.data = d = load_dataset(c.dataset, c.data_root)
         self.config = c = c.fitted(len(d.train_labels), d.name)  # an image folder's size is known now
         if c.image_size is not None:
@@ -126,20 +130,21 @@ class Search(events.Publisher):
 
         Returns generation 0's history row, or None if stopped early or already past it."""
         c, start = self.config, time.perf_counter()
+        total = c.warmup_total  # warmup_steps, plus the fine-tuning steps of an equal-compute control
         if c.fitness == "table":
-            self.warmup_done = c.warmup_steps  # nothing to warm up
-        if self.generation < 0 and self.warmup_done < c.warmup_steps:
-            self.emit(events.Phase("warmup", 0, steps=c.warmup_steps, done=self.warmup_done))
-            bar = tqdm(total=c.warmup_steps, initial=self.warmup_done, desc="warm-up", disable=not self.progress)
-            while self.warmup_done < c.warmup_steps and not self.stop_requested:
-                chunk = min(c.checkpoint_every, c.warmup_steps - self.warmup_done)
+            self.warmup_done = total  # nothing to warm up
+        if self.generation < 0 and self.warmup_done < total:
+            self.emit(events.Phase("warmup", 0, steps=total, done=self.warmup_done))
+            bar = tqdm(total=total, initial=self.warmup_done, desc="warm-up", disable=not self.progress)
+            while self.warmup_done < total and not self.stop_requested:
+                chunk = min(c.checkpoint_every, total - self.warmup_done)
                 self._train(uniform_sampler(self.rng_paths, self.space), chunk, "warmup", 0, c.lr, self.warmup_log)
                 self.warmup_done += chunk
                 bar.update(chunk)
                 self.wall_time_s, start = self.wall_time_s + time.perf_counter() - start, time.perf_counter()
                 self._checkpoint()
             bar.close()
-            if self.warmup_done < c.warmup_steps:
+            if self.warmup_done < total:
                 return None
         if self.generation >= 0:
             return None
@@ -148,7 +153,7 @@ class Search(events.Publisher):
                                                        **self.limits.ga_rule(self.sizes)), "initial")
         for individual in initial:
             self._evaluate(individual, 0)
-        self.population = initial.select(c.population, pareto=c.objective == "pareto")
+        self.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
         self.generation = 0
         self.wall_time_s += time.perf_counter() - start
         row = self._finish_generation(initial, self.warmup_log, previous_best=None)
@@ -185,7 +190,7 @@ class Search(events.Publisher):
             if not finetuned:
                 child.fitness_before = child.fitness  # the weights did not change
         region = parents + offspring
-        self.population = region.select(c.population, pareto=c.objective == "pareto")
+        self.population = region.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
         self.generation = g
         self.wall_time_s += time.perf_counter() - start
         return self._finish_generation(region, trained, previous_best)
@@ -218,12 +223,20 @@ class Search(events.Publisher):
             if c.method == "random":
                 return ga.random_population(c.population, self.rng_ga, self.seen, self.space, **rule)
             return ga.make_offspring(p.genotypes, p.fitness, self.rng_ga, n=c.population, p_c=c.p_crossover,
-                                     p_m=c.p_mutation, seen=self.seen, params=p.params, space=self.space, **rule)
+                                     p_m=c.p_mutation, seen=self.seen, space=self.space, **rule,
+                                     params=p.params if c.tie_break == "params" else None)
         except RuntimeError as exc:
             if not self.limits:
                 raise
             raise ConfigError(f"{self.limits} leaves too few unseen networks for generation {self.generation + 1} "
                               f"({exc}); allowed: larger limits or none") from None
+
+    @property
+    def _tie_rng(self) -> random.Random | None:
+        """What orders equal fitness values in survival: the GA's generator (tie_break=random), or None (fewer
+        parameters, then parents first). In the tournaments a tie goes to the first drawn: random, unless the
+        parameter counts are passed (tie_break=params)."""
+        return self.rng_ga if self.config.tie_break == "random" else None
 
     def _newcomers(self, genotypes: list[Genotype], role: str) -> Population:
         self.seen.update(self.space.key(g) for g in genotypes)
@@ -235,7 +248,8 @@ class Search(events.Publisher):
                log: events.TrainLog) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        total, offset = (self.config.warmup_steps, self.warmup_done) if phase == "warmup" else (steps, 0)
+        total, offset = (self.config.warmup_total, self.warmup_done) if phase == "warmup" else (steps, 0)
+        rates = schedule.phase_rates(self.config.lr_schedule, lr, offset, steps, total)
 
         def on_step(record: dict) -> None:
             event = events.TrainStep(phase, generation, record["step"] - self.steps + offset, total, record["loss"],
@@ -246,7 +260,7 @@ class Search(events.Publisher):
         last = self.recorder.last_checkpoint
         try:
             train_steps(self.supernet, self.stream.next, self.optimizer, sampler, steps, phase=phase,
-                        first_step=self.steps, grad_clip=self.config.grad_clip, on_step=on_step)
+                        first_step=self.steps, grad_clip=self.config.grad_clip, on_step=on_step, rates=rates)
         except DivergedError as exc:  # nothing is written: the last checkpoint is the last good state
             raise DivergedError(f"{exc}{f': {last}' if last else ''}") from None
         self.steps += steps
@@ -255,8 +269,11 @@ class Search(events.Publisher):
         if self.supernet is None:  # fitness from the table
             value = self.truth.noisy_accuracy(individual.genotype, self.config.table_noise, self.rng_noise)
         else:
-            value = fitness(self.supernet, individual.genotype, self.calibration, self.fitness_batches)
-        self.evaluations += 1
+            value = fitness(self.supernet, individual.genotype, self.calibration, self.fitness_batches, self.precision)
+        if stage == "before":  # a diagnostic: the search never selects by it
+            self.diagnostic_evaluations += 1
+        else:
+            self.evaluations += 1
         self.emit(events.Evaluation(generation, str(individual.genotype), value, individual.params, individual.role,
                                     stage, self.steps))
         return value

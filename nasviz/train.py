@@ -1,5 +1,5 @@
 """Training and evaluation loops: supernet steps on sampled paths, BatchNorm recalibration, accuracy and
-fitness; the device and mixed precision they run with. (From-scratch training of a genotype: `nasviz.scratch`.)"""
+fitness; the device they run on (mixed precision: `nasviz.precision`; from-scratch training: `nasviz.scratch`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from torch import nn
 
 from nasviz.cells import CellNetwork
 from nasviz.errors import ConfigError, DivergedError
+from nasviz.precision import autocast
 from nasviz.settings import check_device_name
 from nasviz.space import Genotype
 
@@ -41,11 +42,6 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     return model.to(device=device, memory_format=torch.channels_last)
 
 
-def autocast(device: torch.device):
-    """Mixed precision (bfloat16) on CUDA; a no-op context on the CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def check_finite(loss: torch.Tensor, step: int, lr: float, phase: str) -> float:
     """Return the loss as a float, or raise `DivergedError` naming the phase, step and learning rate."""
     value = loss.item()
@@ -68,15 +64,22 @@ def train_steps(
     first_step: int = 0,
     grad_clip: float = 5.0,
     on_step: Callable[[dict], None] | None = None,
+    rates: Sequence[float] | None = None,
 ) -> list[dict]:
     """Train the supernet for `steps` steps, each on one sampled path; returns one record per step.
 
+    `rates`, if given, is each step's learning rate (`nasviz.schedule`); else the optimizer's rate is kept.
     A NaN or infinite loss, or weights that an update made NaN or infinite, raise `DivergedError`."""
     model.train()
     params = list(model.parameters())  # once per call: walking the supernet's ~2,900 modules costs ms per step
     device = params[0].device
+    if rates is not None and len(rates) != steps:
+        raise ValueError(f"{len(rates)} learning rates for {steps} steps")
     records = []
     for step in range(first_step, first_step + steps):
+        if rates is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = rates[step - first_step]
         genotype = sample_path()
         x, y = next_batch()
         with autocast(device):
@@ -127,8 +130,9 @@ def _path_train_mode(model: nn.Module, modules: list[nn.Module]) -> None:
 
 
 @torch.no_grad()
-def recalibrate_bn(model: CellNetwork, genotype: Genotype, batches: Iterable[Batch]) -> None:
-    """Re-estimate BatchNorm statistics for one path as an exact average over `batches`.
+def recalibrate_bn(model: CellNetwork, genotype: Genotype, batches: Iterable[Batch], precision: str = "fp32") -> None:
+    """Re-estimate BatchNorm statistics for one path as an exact average over `batches` (forward passes in
+    `precision`, 'fp32' or 'bf16': see `nasviz.precision.autocast`).
 
     Only the path's BatchNorms are reset and re-estimated (a supernet holds ~10x more, idle on this path);
     the model ends in eval mode."""
@@ -140,7 +144,7 @@ def recalibrate_bn(model: CellNetwork, genotype: Genotype, batches: Iterable[Bat
     _path_train_mode(model, modules)
     device = next(model.parameters()).device
     for x, _ in batches:
-        with autocast(device):
+        with autocast(device, precision):
             model(x, genotype)
     for bn in norms:
         bn.momentum = 0.1
@@ -148,13 +152,13 @@ def recalibrate_bn(model: CellNetwork, genotype: Genotype, batches: Iterable[Bat
 
 
 @torch.inference_mode()
-def accuracy(model: CellNetwork, genotype: Genotype | None, batches: Iterable[Batch]) -> float:
-    """Top-1 accuracy of the path `genotype` (None for a standalone network) over `batches`."""
+def accuracy(model: CellNetwork, genotype: Genotype | None, batches: Iterable[Batch], precision: str = "fp32") -> float:
+    """Top-1 accuracy of the path `genotype` (None for a standalone network) over `batches` (in `precision`)."""
     model.eval()
     device = next(model.parameters()).device
     correct = total = 0
     for x, y in batches:
-        with autocast(device):
+        with autocast(device, precision):
             logits = model(x, genotype) if genotype is not None else model(x)
         correct += (logits.argmax(1) == y).sum().item()
         total += y.numel()
@@ -162,8 +166,10 @@ def accuracy(model: CellNetwork, genotype: Genotype | None, batches: Iterable[Ba
 
 
 def fitness(
-    model: CellNetwork, genotype: Genotype, calibration: Sequence[Batch], fitness_batches: Sequence[Batch]
+    model: CellNetwork, genotype: Genotype, calibration: Sequence[Batch], fitness_batches: Sequence[Batch],
+    precision: str = "fp32",
 ) -> float:
-    """Fitness with inherited weights: recalibrate BatchNorm on a few training batches, then accuracy."""
-    recalibrate_bn(model, genotype, calibration)
-    return accuracy(model, genotype, fitness_batches)
+    """Fitness with inherited weights: recalibrate BatchNorm on a few training batches, then accuracy (both in
+    `precision`, 'fp32' or 'bf16': `nasviz.precision.resolve` chooses it from a setting)."""
+    recalibrate_bn(model, genotype, calibration, precision)
+    return accuracy(model, genotype, fitness_batches, precision)

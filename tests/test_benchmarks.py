@@ -18,7 +18,7 @@ from benchmarks import common  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
 
 MINE = ["step-ratio", "mixed-op-ratio", "eval-throughput", "quick-search", "ranking", "methods", "gpu",
-        "table-search", "notebooks"]
+        "table-search", "notebooks", "eval-precision"]
 TINY_ARGS = {"ranking": {"seeds": [0]}, "methods": {"seeds": [0, 1]}, "notebooks": {"notebooks": ["01", "03", "06"]}}
 EVIDENCE = ("ranking", "methods")
 """Benchmarks that share seed jobs through a runs file (the tests share one, so methods reuses ranking's seed)."""
@@ -100,6 +100,10 @@ def test_benchmark_runs_tiny(name, runs_file):
         assert results["failed"] == [] and all(s > 0 for s in results["seconds"].values())
         assert out["figure"]["value"] >= sum(results["seconds"].values()) - 0.2
         assert results["runs"]["03_search.ipynb"]["parameters"]["out"] == "search"
+    elif name == "eval-precision":
+        assert out["inputs"]["paths"] == len(results["fitness"]["fp32"]) == len(results["fitness"]["bf16"]) == 6
+        assert results["speed_ratio_fp32_over_bf16"] > 0 and isinstance(results["same_survivors"], bool)
+        assert results["max_abs_difference"] >= 0 and 0 <= results["identical"] <= 6
     elif name == "gpu":
         assert results["projection"]["supernet_steps"] == 26000 + 20 * 520
         assert results["projection"]["evaluations"] == 50 + 20 * 150
@@ -142,3 +146,26 @@ def test_a_control_from_the_shared_warmup_equals_its_separate_run():
         alone = Search(config.replace(method=method)).run()
         assert (shared["best_genotype"], shared["best_fitness"]) == (alone["best_genotype"], alone["best_fitness"])
         assert shared["evaluations"] == alone["evaluations"]
+
+
+def test_fitness_sweep_varies_fitness_images_and_bn_batches_as_the_engine_measures():
+    from benchmarks.ranking import fitness_sweep, sweep_agreement
+    from nasviz.config import SearchConfig
+    from nasviz.search import Search
+    from nasviz.train import fitness
+
+    config = SearchConfig.from_preset("smoke", seed=0, device="cpu", **{**common.TINY_SEARCH, "generations": 0,
+                                                                        "fitness_images": 96, "bn_batches": 2})
+    engine = Search(config)
+    engine.warmup()
+    genotypes = engine.population.genotypes
+    sweep = fitness_sweep(engine, genotypes, fitness_images=[96, 24], bn_batches=[2, 1])
+    assert sweep["fitness_images"] == [24, 96] and sweep["bn_batches"] == [1, 2] and sweep["precision"] == "fp32"
+    # all 96 fitness images and both BN batches: exactly what the search itself measured
+    assert sweep["fitness"]["2"]["96"] == [fitness(engine.supernet, g, engine.calibration, engine.fitness_batches)
+                                           for g in genotypes] == engine.population.fitness
+    assert all(v * 24 == round(v * 24) for v in sweep["fitness"]["1"]["24"])  # a share of 24 images
+    taus = sweep_agreement(sweep, sweep["fitness"]["2"]["96"])
+    assert set(taus) == {"1", "2"} and set(taus["1"]) == {"24", "96"}
+    with pytest.raises(ValueError, match="fitness_images must lie in 1..96"):
+        fitness_sweep(engine, genotypes, fitness_images=[200], bn_batches=[1])

@@ -25,7 +25,8 @@ ROW = {"generation": 1, "supernet_steps": 30, "evaluations": 12, "wall_time_s": 
        "individuals": [{"genotype": "g", "role": "parent", "fitness": 0.5, "fitness_before": 0.4, "params": 7,
                         "selected": True, "evaluated_at_step": 30}],
        "population": ["g"], "fitness": [0.5], "params": [7], "best": {"genotype": "g", "fitness": 0.5},
-       "mean_fitness": 0.5, "trained_paths": ["p", "q"], "train_loss": [1.0, 0.9], "train_accuracy": [0.1, 0.2]}
+       "mean_fitness": 0.5, "trained_paths": ["p", "q"], "train_loss": [1.0, 0.9], "train_accuracy": [0.1, 0.2],
+       "diagnostic_evaluations": 3}
 
 EXAMPLES = [
     Phase("warmup", 0, steps=20, done=10),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from nasviz import data as nasviz_data
 from nasviz.errors import ConfigError
 from nasviz.network import EvalNetwork, count_params, describe
+from nasviz.schedule import cosine
 from nasviz.scratch import ScratchConfig, train_from_scratch
 from nasviz.space import FIXTURES
 
@@ -52,10 +54,29 @@ def test_train_from_scratch_on_real_fashion_mnist(fashion):
     assert epochs == history and [h["epoch"] for h in history] == [0, 1, 2]
     assert history[-1]["train_loss"] < history[0]["train_loss"], history
     assert all(0 <= h["train_accuracy"] <= 1 for h in history)
-    # the same seed gives the same run (on the CPU): a 1-epoch run repeats the first epoch exactly (the cosine
-    # schedule and the drop-path ramp both start at the same values)
-    again = train_from_scratch(DARTS_V2, fashion, ScratchConfig.from_settings({**TINY, "epochs": 1}), progress=False)
+    # the default schedule: cosine stepped every batch, from lr down to 0 after the last of the 3 x 10 steps
+    assert result["config"]["lr_schedule"] == "per-batch"
+    assert history[0]["lr_first"] == config.lr
+    assert history[-1]["lr_last"] == cosine(config.lr, 29, 30) < 0.01 * config.lr
+    assert all(h["lr_first"] > h["lr_last"] for h in history)
+    assert all(a["lr_last"] > b["lr_first"] for a, b in zip(history, history[1:]))
+
+
+def test_per_epoch_schedule_is_the_old_one_and_runs_repeat(fashion):
+    """lr_schedule=per-epoch is nasviz's schedule before the per-batch one: CosineAnnealingLR stepped once an epoch
+    (a 3-epoch run trains its last epoch at 25 % of lr). The same seed gives the same run (on the CPU): a 1-epoch run
+    repeats the first epoch exactly (the schedule and the drop-path ramp both start at the same values)."""
+    config = ScratchConfig.from_settings({**TINY, "lr_schedule": "per-epoch"})
+    history = train_from_scratch(DARTS_V2, fashion, config, progress=False)["history"]
+    for epoch, h in enumerate(history):
+        assert h["lr_first"] == h["lr_last"] == pytest.approx(0.5 * config.lr * (1 + math.cos(math.pi * epoch / 3)))
+    assert history[2]["lr_first"] == pytest.approx(0.25 * config.lr)
+    again = train_from_scratch(DARTS_V2, fashion, ScratchConfig.from_settings({**TINY, "lr_schedule": "per-epoch",
+                                                                               "epochs": 1}), progress=False)
     assert again["history"] == history[:1]
+    per_batch = train_from_scratch(DARTS_V2, fashion, ScratchConfig.from_settings({**TINY, "epochs": 1}),
+                                   progress=False)
+    assert per_batch["history"][0]["train_loss"] != history[0]["train_loss"]  # the schedules differ in epoch 0
 
 
 def test_train_from_scratch_caps_sizes_at_the_dataset(fashion):
@@ -119,6 +140,7 @@ def test_scratch_config_from_text():
         ({"momentum": -0.5}, ["momentum=-0.5"]),
         ({"cutout": -1}, ["cutout"]),
         ({"weight_decay": -1e-4}, ["weight_decay"]),
+        ({"lr_schedule": "per-step"}, ["unknown lr_schedule 'per-step'", "allowed: per-batch, per-epoch"]),
     ],
 )
 def test_scratch_config_errors(settings, fragments):

@@ -69,6 +69,59 @@ def test_recipe_is_deterministic_per_genotype_and_seed(fashion):
     assert 0 <= a["test_accuracy"] <= 1 and a["params"] > 0 and a["flops"] > 0
 
 
+def frozen_recipe_training(genotype, seed: int, recipe: Recipe, data) -> dict:
+    """The recipe's training and test as the mini table's build began with them (a frozen copy, kept here on
+    purpose): SGD, a cosine rate stepped every batch (never the per-epoch step of `nasviz.scratch`), fp32 on the
+    CPU, no autocast. A change to `train_and_test` that alters its numbers makes the table's rows incomparable."""
+    import math
+
+    import torch.nn.functional as F
+    from torch import nn
+
+    from nasviz.data import BatchStream, crop_padding_for, eval_batches
+    from nasviz.network import SearchNetwork
+    from nasviz.table.recipe import train_subset
+
+    index = train_subset(data, recipe)
+    stream = BatchStream(data.train_images[index], data.train_labels[index], recipe.batch_size, data.mean, data.std,
+                         seed=seed, crop_padding=crop_padding_for(data.shape), flip=data.flip, channels_last=True)
+    torch.manual_seed(seed)
+    net = SearchNetwork(genotype, data.shape[0], data.num_classes, recipe.channels, recipe.layers)
+    net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    total, losses = recipe.steps, []
+    net.train()
+    for step in range(total):
+        for group in optimizer.param_groups:
+            group["lr"] = 0.5 * recipe.lr * (1 + math.cos(math.pi * step / total))
+        x, y = stream.next()
+        loss = F.cross_entropy(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
+        optimizer.step()
+        losses.append(loss.item())
+    tail = losses[total - max(1, total // 10):]
+    net.eval()
+    correct = 0
+    with torch.inference_mode():
+        for x, y in eval_batches(data.test_images[: recipe.test_images], data.test_labels[: recipe.test_images], 500,
+                                 data.mean, data.std, channels_last=True):
+            correct += (net(x).argmax(1) == y).sum().item()
+    return {"test_accuracy": correct / recipe.test_images, "train_loss": sum(tail) / len(tail)}
+
+
+def test_recipe_trains_as_the_table_build_began(fashion):
+    """The table is built with `train_and_test`; the schedule options of from-scratch training (issue 13) and the
+    evaluation precision must leave it alone."""
+    recipe = Recipe(channels=4, layers=2, train_images=128, epochs=2, batch_size=32, image_size=14, test_images=500)
+    data = prepare_data(fashion, recipe)
+    g = MINI.sample(__import__("random").Random(3))
+    got = train_and_test(g, 0, recipe, data)
+    assert {k: got[k] for k in ("test_accuracy", "train_loss")} == frozen_recipe_training(g, 0, recipe, data)
+
+
 def test_build_shards_partition_the_pilot_and_resume(tmp_path, fashion):
     jobs = pilot_jobs(networks(MINI), 3, (0, 1))
     for k in (0, 1):

@@ -87,7 +87,7 @@ def print_progress(search) -> Callable[[], None]:
     def listener(event: Event) -> None:
         elapsed = time.perf_counter() - start
         if isinstance(event, Checkpoint) and event.generation < 0:
-            print(f"warm-up: {event.warmup_done}/{config.warmup_steps} supernet steps ({elapsed:.0f} s)", flush=True)
+            print(f"warm-up: {event.warmup_done}/{config.warmup_total} supernet steps ({elapsed:.0f} s)", flush=True)
         elif isinstance(event, Generation):
             what = "initial population" if event.generation == 0 else f"generation {event.generation}"
             print(f"{what} ({event.generation}/{config.generations}): best {event.best['fitness']:.4f}, "
@@ -125,7 +125,7 @@ def describe_search(search) -> str:
             f"(the test set is not used by the search)\n"
             f"supernet: {c.layers} cells, {c.channels} channels, {count_params(search.supernet):,} parameters "
             f"shared by every path; device {search.device}\n"
-            f"budget: {c.warmup_steps} warm-up steps, population {c.population}, {c.generations} generations "
+            f"budget: {c.warmup_total} warm-up steps, population {c.population}, {c.generations} generations "
             f"of {c.finetune_steps if c.uses_finetune else 0} fine-tuning steps")
 
 

@@ -105,7 +105,7 @@ class Dashboard(RunView):
         self.search = search
         c = search.config
         done = c.finetune_steps if search.generation >= 1 else 0
-        self._counts = {"warmup": [min(search.warmup_done, c.warmup_steps), c.warmup_steps],
+        self._counts = {"warmup": [min(search.warmup_done, c.warmup_total), c.warmup_total],
                         "finetune": [done, c.finetune_steps],
                         "generations": [max(search.generation, 0), c.generations]}
         if not self.rows and search.run_dir is not None:
@@ -198,7 +198,7 @@ class Dashboard(RunView):
         if search is None:
             return "stopped"
         if getattr(search, "generation", 0) < 0:
-            return (f"stopped during the warm-up, after {search.warmup_done}/{search.config.warmup_steps} "
+            return (f"stopped during the warm-up, after {search.warmup_done}/{search.config.warmup_total} "
                     "supernet steps")
         return f"stopped after generation {search.generation}"
 
