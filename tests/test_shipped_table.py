@@ -58,8 +58,8 @@ def test_lookups_agree_for_equivalent_genotypes(table):
     rng = random.Random(0)
     for key in rng.sample(sorted(table.entries), 20):
         g = MINI.parse(key)
-        swapped = Genotype([g.normal[1], g.normal[0], *g.normal[2:]], g.normal_concat,
-                           [g.reduce[1], g.reduce[0], *g.reduce[2:]], g.reduce_concat)
+        swapped = Genotype(normal=(g.normal[1], g.normal[0], *g.normal[2:]),
+                           reduce=(g.reduce[1], g.reduce[0], *g.reduce[2:]))
         assert table.accuracy(swapped) == table.accuracy(key) == table.entries[key].accuracy
         assert table.rank(str(swapped)) == table.rank(key)
 
