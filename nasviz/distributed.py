@@ -6,7 +6,7 @@ One process is the default and nothing changes for it. Under `torchrun` (its RAN
 environment variables), or in a program that initialised `torch.distributed` itself, a search runs on all the
 processes of the default group (`Ranks`): each trains the same path on its slice of the global batch and evaluates
 its share of the population; only rank 0 writes the run's files. `detect` initialises the group where torchrun
-launched the process (gloo for CPU tensors, NCCL for CUDA ones where CUDA is present).
+launched the process: gloo for CPU tensors and, where CUDA is present, NCCL for CUDA ones.
 
 Every helper of a `Ranks` of one process is a no-op, so the one-process search runs exactly the code it ran
 before. A collective that fails because another process is gone becomes a one-line `RankError`.
@@ -86,7 +86,7 @@ def detect() -> Ranks:
     if not initialised() and launched():
         if not dist.is_available():
             raise ConfigError("this PyTorch build has no torch.distributed; allowed: one process")
-        dist.init_process_group()  # gloo for CPU tensors, and NCCL for CUDA tensors where CUDA is present
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
         _CREATED = True
     if not initialised() or dist.get_world_size() == 1:
         return Ranks()
@@ -136,8 +136,9 @@ class Ranks:
 
     def _small(self) -> torch.device:
         """Where small collectives run: the CPU (gloo), unless the group has no CPU backend (NCCL only)."""
-        backend = str(dist.get_backend())
-        return torch.device("cpu") if "gloo" in backend else torch.device("cuda", torch.cuda.current_device())
+        if str(dist.get_backend()) == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
 
     # --- the device and the batch --------------------------------------------------------------------------
     def device(self, device: torch.device, requested: str) -> torch.device:
