@@ -9,6 +9,7 @@
     gpu              per-step costs at the paper preset's size and the projected paper-preset search time
     table-search     searches per minute with fitness from the ground-truth table (goal >= 1,000)
     notebooks        wall time of each notebook (papermill) at a preset (default: class)
+    distributed      one search on 1 process x 2 threads vs 2 processes x 1 thread (torchrun); N-GPU projection
     memory-growth    RSS of a long search, generation after generation (when benchmarks/memory_growth.py exists)
 
 Every benchmark module has `run(quick: bool = False, **sizes) -> dict` (the layout is in `benchmarks.common`).
@@ -30,6 +31,7 @@ REGISTRY: dict[str, str] = {
     "gpu": "benchmarks.gpu",
     "table-search": "benchmarks.table_search",
     "notebooks": "benchmarks.notebooks",
+    "distributed": "benchmarks.distributed",
 }
 OPTIONAL: dict[str, str] = {"memory-growth": "benchmarks.memory_growth"}
 """Benchmarks listed only when their module exists."""

@@ -134,6 +134,9 @@ class Ranks:
         """Whether this process writes the run's files, events and checkpoints, and prints."""
         return self.rank == 0
 
+    def _nccl(self) -> bool:
+        return "nccl" in str(dist.get_backend())
+
     def _small(self) -> torch.device:
         """Where small collectives run: the CPU (gloo), unless the group has no CPU backend (NCCL only)."""
         if str(dist.get_backend()) == "nccl":
@@ -176,7 +179,9 @@ class Ranks:
         """The mean over the processes of each of `values` (one collective)."""
         if self.size == 1:
             return [float(v) for v in values]
-        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._small())
+        first = values[0]
+        device = first.device if isinstance(first, torch.Tensor) and first.is_cuda and self._nccl() else self._small()
+        t = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(()) for v in values])
         with _collective("a training step"):
             dist.all_reduce(t)
         return (t / self.size).tolist()

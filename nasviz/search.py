@@ -59,6 +59,7 @@ class Search(events.Publisher):
             self.stop_requested = False
             """Whether `run()` stops at the next checkpoint (see `request_stop`; with several processes, a stop
             asked on any of them stops all)."""
+            self._stop_agreed = False  # with several processes: whether any asked to stop, as of the last checkpoint
             self._set_up()
             # the search's state (all of it goes into the checkpoint)
             self.generation = -1  # -1: warm-up not finished; 0: initial population; g: after generation g
@@ -142,7 +143,7 @@ class Search(events.Publisher):
         if self.generation < 0 and self.warmup_done < c.warmup_steps:
             self.emit(events.Phase("warmup", 0, steps=c.warmup_steps, done=self.warmup_done))
             bar = tqdm(total=c.warmup_steps, initial=self.warmup_done, desc="warm-up", disable=not self.progress)
-            while self.warmup_done < c.warmup_steps and not self.stop_requested:
+            while self.warmup_done < c.warmup_steps and not self._stopping():
                 chunk = min(c.checkpoint_every, c.warmup_steps - self.warmup_done)
                 self._train(uniform_sampler(self.rng_paths, self.space), chunk, "warmup", 0, c.lr, self.warmup_log)
                 self.warmup_done += chunk
@@ -200,12 +201,12 @@ class Search(events.Publisher):
 
     def run(self) -> dict:
         """Run what is left of the search (or until `request_stop`); returns the result."""
-        self.stop_requested = False
+        self.stop_requested = self._stop_agreed = False
         bar = tqdm(total=self.config.generations, initial=max(self.generation, 0), desc="generations",
                    disable=not self.progress)
         try:
             self.warmup()
-            while not self.done and not self.stop_requested and self.generation >= 0:
+            while not self.done and not self._stopping() and self.generation >= 0:
                 self.step()
                 bar.update(1)
         finally:
@@ -324,7 +325,13 @@ class Search(events.Publisher):
         if self.run_dir is not None:
             self.recorder.checkpoint(self.state_dict(), self.result())
             self.emit(events.Checkpoint(self.generation, self.warmup_done))
-        self.stop_requested = self.ranks.any(self.stop_requested)  # every process stops here, or none
+        if self.ranks.size > 1:  # every process stops here, or none
+            self._stop_agreed = self.ranks.any(self.stop_requested)
+
+    def _stopping(self) -> bool:
+        """Whether `run()` stops now: a stop was asked (with several processes: on any of them, as they agreed at
+        the last checkpoint; a request since then counts at the next, so that all stop at the same point)."""
+        return self.stop_requested if self.ranks.size == 1 else self._stop_agreed
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Search:

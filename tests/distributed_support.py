@@ -120,8 +120,30 @@ def launch(args: list[str], logs: Path, port: int | None = None) -> list[subproc
 
 
 def torchrun(args: list[str], timeout: float) -> subprocess.CompletedProcess:
-    """`torchrun --standalone --nproc_per_node 2 -m nasviz ARGS`, one thread per process, this checkout's nasviz."""
+    """`torchrun --standalone --nproc_per_node 2 -m nasviz ARGS`, one thread per process, this checkout's nasviz.
+    Stopped by anything (a timeout, the test's), torchrun gets SIGTERM, so that it stops its processes too (they
+    run in sessions of their own: killing torchrun alone would leave them running)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "nasviz", *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "nasviz",
+               *args]
+    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            stop([proc])
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    """End those of `procs` still running: SIGTERM, then SIGKILL after 30 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
