@@ -10,6 +10,7 @@
     table-search     searches per minute with fitness from the ground-truth table (goal >= 1,000)
     notebooks        wall time of each notebook (papermill) at a preset (default: class)
     eval-precision   Kendall tau-b of bf16-autocast vs fp32 fitness over >= 50 paths, and the speed ratio
+    distributed      one search on 1 process x 2 threads vs 2 processes x 1 thread (torchrun); N-GPU projection
     memory-growth    RSS of a long search, generation after generation (when benchmarks/memory_growth.py exists)
 
 Every benchmark module has `run(quick: bool = False, **sizes) -> dict` (the layout is in `benchmarks.common`).
@@ -32,6 +33,7 @@ REGISTRY: dict[str, str] = {
     "table-search": "benchmarks.table_search",
     "notebooks": "benchmarks.notebooks",
     "eval-precision": "benchmarks.eval_precision",
+    "distributed": "benchmarks.distributed",
 }
 OPTIONAL: dict[str, str] = {"memory-growth": "benchmarks.memory_growth"}
 """Benchmarks listed only when their module exists."""

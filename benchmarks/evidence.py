@@ -285,3 +285,70 @@ def records(seeds: list[int], size: str, runs_file: str | Path, overrides: dict[
         done[seed] = record
         log(f"seed {seed} done in {record['cpu_s']} CPU-s")
     return [done[s] for s in seeds]
+
+
+def export(ranking_result: dict, methods_result: dict, path: str | Path) -> dict:
+    """The per-seed values notebook 05 draws (nasviz/notebooks/data/evidence-mini.json), with their provenance."""
+    per_r, per_m = ranking_result["results"]["per_seed"], methods_result["results"]["per_seed"]
+    out = {
+        "provenance": {"commands": ["python -m benchmarks ranking", "python -m benchmarks methods"],
+                       "seeds_ranking": ranking_result["inputs"]["seeds"],
+                       "seeds_methods": methods_result["inputs"]["seeds"], "space": "mini",
+                       "preset": methods_result["inputs"]["preset"], "table": ranking_result["inputs"]["table"],
+                       "machine": methods_result["machine"]},
+        "regret": {v: [row[v]["regret"] for row in per_m] for v in VARIANTS},
+        "explored_regret": {v: [row[v]["explored_regret"] for row in per_m] for v in VARIANTS},
+        "tau_b": {s: {n: [row[s][n]["tau_b"] for row in per_r] for n in SUPERNETS} for s in SETS},
+        "ceiling": {s: [row[s]["ceiling_tau_b"] for row in per_r] for s in SETS},
+        "fitness_images": {n: [row["fitness_images"][n] for row in per_r] for n in per_r[0]["fitness_images"]},
+        "bn_batches": {n: [row["bn_batches"][n] for row in per_r] for n in per_r[0]["bn_batches"]},
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _ci(e: dict | None, scale: float = 1.0, digits: int = 2) -> str:
+    if e is None:
+        return "n/a"
+    return f"{scale * e['value']:+.{digits}f} [{scale * e['low']:+.{digits}f}, {scale * e['high']:+.{digits}f}]"
+
+
+def markdown(ranking_result: dict, methods_result: dict) -> str:
+    """The tables of docs/benchmarks.md's evidence section, from the two benchmarks' results."""
+    r, m = ranking_result["results"]["summary"], methods_result["results"]
+    lines = ["| set | A (warm-up) | FT (fine-tuned) | C (uniform control) | table ceiling | FT − C (two-level) | "
+             "FT − A (two-level) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for s in SETS:
+        b = r[s]
+        lines.append(f"| {s} | {_ci(b['A']['tau_b'])} | {_ci(b['FT']['tau_b'])} | {_ci(b['C']['tau_b'])} | "
+                     f"{_ci(b['ceiling_tau_b'])} | {_ci(b['FT - C']['tau_b_two_level'])} | "
+                     f"{_ci(b['FT - A']['tau_b_two_level'])} |")
+    lines += ["", "| set | precision@5 A / FT / C | top-pick regret, points, A / FT / C | sparse τ-b A / FT / C |",
+              "| --- | --- | --- | --- |"]
+    for s in SETS:
+        b = r[s]
+        lines.append(f"| {s} | " + " / ".join(f"{b[n]['precision_at_5']['value']:.2f}" for n in SUPERNETS) + " | "
+                     + " / ".join(f"{100 * b[n]['regret']['value']:.2f}" for n in SUPERNETS) + " | "
+                     + " / ".join(f"{b[n]['sparse_tau_b']['value']:+.2f}" for n in SUPERNETS) + " |")
+    lines += ["", "| fitness images | " + " | ".join(r["fitness_images_tau_b"]) + " |",
+              "| --- |" + " --- |" * len(r["fitness_images_tau_b"]),
+              "| τ-b (FT, region) | " + " | ".join(_ci(e) for e in r["fitness_images_tau_b"].values()) + " |",
+              "", "| BN batches | " + " | ".join(r["bn_batches_tau_b"]) + " |",
+              "| --- |" + " --- |" * len(r["bn_batches_tau_b"]),
+              "| τ-b (FT, region) | " + " | ".join(_ci(e) for e in r["bn_batches_tau_b"].values()) + " |"]
+    lines += ["", "| method | regret of the pick, points | percentile | regret of the best evaluated, points | "
+              "other − sft-ga regret, points | Wilcoxon p (Holm) | sft-ga better / tie / worse | evaluations | "
+              "supernet steps |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for v in VARIANTS:
+        b = m["by_variant"][v]
+        diff = m["paired_minus_sft_ga"]["regret"].get(v)
+        test = m["wilcoxon_holm"]["regret"].get(v)
+        wins = m["regret_wins"].get(v)
+        p_holm = f"{test['p_holm']:.3f}" if test else "—"
+        record = "/".join(str(wins[k]) for k in ("sft-ga better", "ties", "sft-ga worse")) if wins else "—"
+        lines.append(f"| {v} | {_ci(b['regret'], 100)} | {b['percentile']['value']:.1f} | "
+                     f"{_ci(b['explored_regret'], 100)} | {_ci(diff, 100) if diff else '—'} | "
+                     f"{p_holm} | {record} | "
+                     f"{b['evaluations']} | {b['supernet_steps']} |")
+    return "\n".join(lines)

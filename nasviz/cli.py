@@ -60,6 +60,22 @@ def _print(out: dict, as_json: bool, text: str) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    """A search here, or on every process that torchrun started (rank 0 writes and prints; see `nasviz.distributed`)."""
+    from nasviz import distributed
+
+    try:
+        return _search(args)
+    except BaseException as exc:
+        if not distributed.silenced(exc):
+            raise
+        if isinstance(exc, NasvizError):
+            return getattr(exc, "exit_code", EXIT_USAGE)
+        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
+    finally:
+        distributed.shutdown()
+
+
+def _search(args: argparse.Namespace) -> int:
     from nasviz.config import SearchConfig
     from nasviz.search import Search
 
@@ -86,7 +102,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if search.stop_requested:
             raise KeyboardInterrupt
         search.request_stop()
-        if not args.quiet:
+        if not args.quiet and search.ranks.main:
             print("nasviz: stopping after the next checkpoint (Ctrl-C again to quit now)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
@@ -95,9 +111,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     run_dir = search.run_dir
-    if result["finished"]:
+    if result["finished"] and run_dir is not None:
         _render_best(run_dir, result["best_genotype"])
-    if not args.quiet:
+    if not args.quiet and search.ranks.main:
         state = "finished" if result["finished"] else "stopped (resume with --resume)"
         print(f"search {state}: best fitness {result['best_fitness']}, {result['search_wall_time_s']:.1f} s; "
               f"files in {run_dir}")
@@ -261,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except NasvizError as exc:
         print(error_line(exc, args.command), file=sys.stderr)
-        return EXIT_USAGE
+        return getattr(exc, "exit_code", EXIT_USAGE)
     except OSError as exc:  # the system refused (disk full, permissions): one line, not a traceback
         print(f"nasviz: error: {one_line(exc, None)}", file=sys.stderr)
         return EXIT_USAGE if exc.errno in BAD_PATH_ERRNOS else 1

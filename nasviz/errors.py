@@ -31,6 +31,13 @@ class DivergedError(NasvizError):
     """Training produced a NaN or infinite loss."""
 
 
+class RankError(NasvizError):
+    """Another process of a search on several processes failed or is gone (`nasviz.distributed`)."""
+
+    exit_code = 1
+    """Not a usage error: the command line exits with 1."""
+
+
 def one_line(exc: BaseException | str, limit: int | None = 200) -> str:
     """An exception (or text) as one line: whitespace runs become one space, an empty message becomes the
     exception's type name, and text longer than `limit` characters is cut with '...'."""

@@ -180,6 +180,7 @@ def search_result(search: Search) -> dict[str, Any]:
         "genotypes_evaluated": len(search.seen),
         "device": str(search.device),
         "eval_precision": search.precision,
+        **({"processes": search.ranks.size} if search.ranks.size > 1 else {}),
         "versions": {"nasviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
         **({"truth": _truth_summary(search)} if search.truth is not None and len(search.population) else {}),
         **({"objective": c.objective, "front": pareto_front(search.population)} if c.objective == "pareto" else {}),
@@ -233,6 +234,7 @@ def checkpoint_state(search: Search) -> dict[str, Any]:
                                                "stream": search.stream.state_dict()}),
         "rng": {"ga": search.rng_ga.getstate(), "paths": search.rng_paths.getstate(), "torch": torch.get_rng_state(),
                 **({"noise": search.rng_noise.getstate()} if search.config.table_noise else {})},
+        **({"processes": search.ranks.size} if search.ranks.size > 1 else {}),  # a resume runs on as many
     }
 
 
@@ -301,6 +303,7 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
          or _is_int(state.get("diagnostic_evaluations"))),
         ("wall_time_s", _is_number(state.get("wall_time_s")) and state["wall_time_s"] >= 0),
         ("events", state.get("events") is None or _is_int(state.get("events"))),
+        ("processes", state.get("processes") is None or _is_int(state.get("processes"), 1)),
         ("run_id", state.get("run_id") is None or isinstance(state.get("run_id"), str)),
         ("population", _list_of(state.get("population"), lambda v: isinstance(v, str))),
         ("fitness", _list_of(state.get("fitness"), _is_number) and len(state["fitness"]) == n),
@@ -347,10 +350,17 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
             raise CheckpointError(f"{source} cannot be resumed: {exc}") from None
 
 
-def check_resumable(state: dict[str, Any], run_dir: Path) -> None:
-    """CheckpointError unless `run_dir`'s checkpoint `state` is whole (`check_state`) and its own (`check_belongs`)."""
+def check_resumable(state: dict[str, Any], run_dir: Path, processes: int = 1, force: bool = False) -> None:
+    """CheckpointError unless `run_dir`'s checkpoint `state` is whole (`check_state`) and its own (`check_belongs`),
+    and (unless `force`) it is resumed on as many processes as it ran on (BatchNorm's per-process batch statistics
+    make another number another experiment)."""
     check_state(state, run_dir / rundir.CHECKPOINT)
     check_belongs(state, run_dir, run_dir / rundir.CHECKPOINT)
+    ran_on = state.get("processes", 1)
+    if ran_on != processes and not force:
+        raise CheckpointError(f"{run_dir} ran on {ran_on} process(es), and this resume has {processes}; allowed: "
+                              f"resume it on {ran_on} (torchrun's nproc_per_node), or override explicitly to accept",
+                              setting="force")
 
 
 def check_belongs(state: dict[str, Any], run_dir: Path, source: str | Path = "the checkpoint") -> None:

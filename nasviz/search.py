@@ -8,6 +8,10 @@
 Every step emits events (`nasviz.events`) to subscribers and, with a run directory, to events.jsonl. After
 warm-up chunks and after every generation a checkpoint is written atomically (`nasviz.recorder`), so
 `Search.resume(run_dir)` continues exactly where the run stopped.
+
+Under torchrun (or with `torch.distributed` initialised) one search runs on all the processes (`nasviz.distributed`):
+every process trains the same path on its slice of each global batch, with the gradients averaged; each
+evaluates its share of the candidates and all receive every fitness; only rank 0 writes the run's files.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from nasviz import events, ga, precision, rundir, schedule
+from nasviz import distributed, events, ga, precision, rundir, schedule
 from nasviz.batches import search_batches
 from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_network
 from nasviz.config import SearchConfig
@@ -37,35 +41,42 @@ from nasviz.train import PathSampler, fitness, pick_device, prepare_model, train
 
 class Search(events.Publisher):
     """One search run. `config` is validated before anything is loaded or trained; with `out`, the run's files
-    go there. `checkpoint` (what `resume` passes) is a saved state to continue from, in the run directory `out`."""
+    go there. `checkpoint` (what `resume` passes) is a saved state to continue from, in the run directory `out`.
+    `ranks`: the processes this search runs on (None: `nasviz.distributed.detect`, i.e. all of torch.distributed's
+    default group where there is one or torchrun launched several; `Ranks()`: this process alone). With several,
+    only rank 0 writes into `out`, and an error on one process is raised on every one."""
 
     def __init__(self, config: SearchConfig, out: str | Path | None = None, *, progress: bool = False,
-                 checkpoint: dict[str, Any] | None = None) -> None:
-        config.validate()
+                 checkpoint: dict[str, Any] | None = None, ranks: distributed.Ranks | None = None) -> None:
         super().__init__()
-        self.config, self.progress = config, progress
-        self.recorder = Recorder(out, resuming=checkpoint is not None)
-        self.run_dir = self.recorder.run_dir
-        self.subscribe(self.recorder.event)  # events.jsonl: every event, as subscribers see it
-        self.stop_requested = False
-        """Whether `run()` stops at the next checkpoint (see `request_stop`)."""
-        self._set_up()
-        # the search's state (all of it goes into the checkpoint)
-        self.generation = -1  # -1: warm-up not finished; 0: initial population; g: after generation g
-        self.warmup_done = 0
-        self.steps = 0  # supernet training steps so far; also the "version" of the weights
-        self.evaluations = 0  # the search's own: new genotypes and re-evaluated parents
-        self.diagnostic_evaluations = 0  # for the figures only (fitness before fine-tuning, `record_before`)
-        self.wall_time_s = 0.0
-        self.population = Population()  # the survivors, best first
-        self.seen: set[str] = set()  # keys of every genotype evaluated
-        self.warmup_log = events.TrainLog()
-        if checkpoint is not None:
-            self.load_state_dict(checkpoint)
-        if self.limits and self.generation < 0:
-            check_limits(self)  # before any training
-        self.recorder.start(self.config.to_dict(), self.generation, *(() if checkpoint is None else
-                            (self.result(), checkpoint.get("events"))))
+        self.ranks = distributed.detect() if ranks is None else ranks
+        with self.ranks.agree():  # every process stops if one fails to start (e.g. its data is missing)
+            config.validate()
+            self.config, self.progress = config, progress and self.ranks.main
+            self.recorder = Recorder(out if self.ranks.main else None, resuming=checkpoint is not None)
+            self.run_dir = self.recorder.run_dir
+            self.subscribe(self.recorder.event)  # events.jsonl: every event, as subscribers see it
+            self.stop_requested = False
+            """Whether `run()` stops at the next checkpoint (see `request_stop`; with several processes, a stop
+            asked on any of them stops all)."""
+            self._stop_agreed = False  # with several processes: whether any asked to stop, as of the last checkpoint
+            self._set_up()
+            # the search's state (all of it goes into the checkpoint)
+            self.generation = -1  # -1: warm-up not finished; 0: initial population; g: after generation g
+            self.warmup_done = 0
+            self.steps = 0  # supernet training steps so far; also the "version" of the weights
+            self.evaluations = 0  # the search's own: new genotypes and re-evaluated parents
+            self.diagnostic_evaluations = 0  # for the figures only (fitness before fine-tuning, `record_before`)
+            self.wall_time_s = 0.0
+            self.population = Population()  # the survivors, best first
+            self.seen: set[str] = set()  # keys of every genotype evaluated
+            self.warmup_log = events.TrainLog()
+            if checkpoint is not None:
+                self.load_state_dict(checkpoint)
+            if self.limits and self.generation < 0:
+                check_limits(self)  # before any training
+            self.recorder.start(self.config.to_dict(), self.generation, *(() if checkpoint is None else
+                                (self.result(), checkpoint.get("events"))))
         if checkpoint is not None:
             self.emit(events.Resumed(self.generation, self.warmup_done))
 
@@ -86,11 +97,12 @@ class Search(events.Publisher):
             self.sizes = Sizes(lambda g: Size(self.truth.entry(g).params, self.truth.entry(g).flops), self.space.key)
             self.precision = None
             return
-        self.device = pick_device(c.device)
+        self.device = self.ranks.device(pick_device(c.device), c.device)
         self.precision = precision.resolve(c.eval_precision, self.device)
         """The arithmetic fitness is measured in: 'fp32' or 'bf16' (see `SearchConfig.eval_precision`)."""
         self.data = d = load_dataset(c.dataset, c.data_root)
         self.config = c = c.fitted(len(d.train_labels), d.name)  # an image folder's size is known now
+        self.ranks.check_batch(c.batch_size)
         if c.image_size is not None:
             self.data = d = resized(d, c.image_size)
         self.sizes = Sizes(lambda g: measure_search_network(g, d.shape, d.num_classes, c.channels, c.layers),
@@ -136,7 +148,7 @@ class Search(events.Publisher):
         if self.generation < 0 and self.warmup_done < total:
             self.emit(events.Phase("warmup", 0, steps=total, done=self.warmup_done))
             bar = tqdm(total=total, initial=self.warmup_done, desc="warm-up", disable=not self.progress)
-            while self.warmup_done < total and not self.stop_requested:
+            while self.warmup_done < total and not self._stopping():
                 chunk = min(c.checkpoint_every, total - self.warmup_done)
                 self._train(uniform_sampler(self.rng_paths, self.space), chunk, "warmup", 0, c.lr, self.warmup_log)
                 self.warmup_done += chunk
@@ -151,8 +163,7 @@ class Search(events.Publisher):
         self.emit(events.Phase("initial", 0))
         initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen, self.space,
                                                        **self.limits.ga_rule(self.sizes)), "initial")
-        for individual in initial:
-            self._evaluate(individual, 0)
+        self._evaluate_all(list(initial), 0)
         self.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
         self.generation = 0
         self.wall_time_s += time.perf_counter() - start
@@ -174,20 +185,18 @@ class Search(events.Publisher):
         offspring = self._newcomers(self._breed(), "offspring")
         finetuned = c.uses_finetune and c.finetune_steps > 0
         if finetuned and c.record_before:
-            for child in offspring:
-                child.fitness_before = self._measure(child, g, "before")
+            for child, value in zip(offspring, self._measure_all(list(offspring), g, "before"), strict=True):
+                child.fitness_before = value
         trained = events.TrainLog()
         if finetuned:  # fine-tune on paths of the search region R = P ∪ Q
             sampler = region_sampler(c.path_sampling, (parents + offspring).genotypes, c.finetune_steps,
                                      self.rng_paths, self.space)
             self._train(sampler, c.finetune_steps, "finetune", g, c.finetune_lr or c.lr, trained)
         # fair re-evaluation: every fitness compared below is measured with the current weights
-        for parent in parents:
-            if c.reevaluate_parents and parent.evaluated_at != self.steps:
-                self._evaluate(parent, g)
-        for child in offspring:
-            self._evaluate(child, g)
-            if not finetuned:
+        stale = [p for p in parents if c.reevaluate_parents and p.evaluated_at != self.steps]
+        self._evaluate_all(stale + list(offspring), g)
+        if not finetuned:
+            for child in offspring:
                 child.fitness_before = child.fitness  # the weights did not change
         region = parents + offspring
         self.population = region.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
@@ -197,12 +206,12 @@ class Search(events.Publisher):
 
     def run(self) -> dict:
         """Run what is left of the search (or until `request_stop`); returns the result."""
-        self.stop_requested = False
+        self.stop_requested = self._stop_agreed = False
         bar = tqdm(total=self.config.generations, initial=max(self.generation, 0), desc="generations",
                    disable=not self.progress)
         try:
             self.warmup()
-            while not self.done and not self.stop_requested and self.generation >= 0:
+            while not self.done and not self._stopping() and self.generation >= 0:
                 self.step()
                 bar.update(1)
         finally:
@@ -258,18 +267,24 @@ class Search(events.Publisher):
             log.add(event)
 
         last = self.recorder.last_checkpoint
+        several = self.ranks.size > 1  # every process draws the global batch and trains on its slice of it
+        next_batch = (lambda: self.ranks.slice(self.stream.next())) if several else self.stream.next
         try:
-            train_steps(self.supernet, self.stream.next, self.optimizer, sampler, steps, phase=phase,
-                        first_step=self.steps, grad_clip=self.config.grad_clip, on_step=on_step, rates=rates)
+            train_steps(self.supernet, next_batch, self.optimizer, sampler, steps, phase=phase,
+                        first_step=self.steps, grad_clip=self.config.grad_clip, on_step=on_step, rates=rates,
+                        ranks=self.ranks if several else None)
         except DivergedError as exc:  # nothing is written: the last checkpoint is the last good state
-            raise DivergedError(f"{exc}{f': {last}' if last else ''}") from None
+            error = DivergedError(f"{exc}{f': {last}' if last else ''}")
+            error.agreed = several  # type: ignore[attr-defined]  # every process saw the same loss and weights
+            raise error from None
         self.steps += steps
 
-    def _measure(self, individual: Individual, generation: int, stage: str) -> float:
+    def _fitness(self, individual: Individual) -> float:
         if self.supernet is None:  # fitness from the table
-            value = self.truth.noisy_accuracy(individual.genotype, self.config.table_noise, self.rng_noise)
-        else:
-            value = fitness(self.supernet, individual.genotype, self.calibration, self.fitness_batches, self.precision)
+            return self.truth.noisy_accuracy(individual.genotype, self.config.table_noise, self.rng_noise)
+        return fitness(self.supernet, individual.genotype, self.calibration, self.fitness_batches, self.precision)
+
+    def _record(self, individual: Individual, value: float, generation: int, stage: str) -> float:
         if stage == "before":  # a diagnostic: the search never selects by it
             self.diagnostic_evaluations += 1
         else:
@@ -278,10 +293,20 @@ class Search(events.Publisher):
                                     stage, self.steps))
         return value
 
-    def _evaluate(self, individual: Individual, generation: int) -> None:
-        """Measure `individual`'s fitness with the current weights."""
-        individual.fitness = self._measure(individual, generation, "after")
-        individual.evaluated_at = self.steps
+    def _measure_all(self, individuals: list[Individual], generation: int, stage: str) -> list[float]:
+        """The fitness of each of `individuals` with the current weights, in order. With several processes each
+        measures its share and every process receives every value (a table lookup is made by all: it is cheap,
+        and its noise is drawn in order)."""
+        if self.ranks.size == 1 or self.supernet is None:
+            return [self._record(i, self._fitness(i), generation, stage) for i in individuals]
+        values = self.ranks.gather([self._fitness(i) for i in self.ranks.shard(individuals)], len(individuals))
+        return [self._record(i, v, generation, stage) for i, v in zip(individuals, values, strict=True)]
+
+    def _evaluate_all(self, individuals: list[Individual], generation: int) -> None:
+        """Measure the fitness of `individuals` with the current weights."""
+        for individual, value in zip(individuals, self._measure_all(individuals, generation, "after"), strict=True):
+            individual.fitness = value
+            individual.evaluated_at = self.steps
 
     def _finish_generation(self, region: Population, trained: events.TrainLog, previous_best) -> dict:
         row = history_row(self, region, trained)
@@ -314,33 +339,48 @@ class Search(events.Publisher):
             individual.flops = self.flops_of(individual.genotype)
 
     def _checkpoint(self) -> None:
-        if self.run_dir is None:
-            return
-        self.recorder.checkpoint(self.state_dict(), self.result())
-        self.emit(events.Checkpoint(self.generation, self.warmup_done))
+        if self.run_dir is not None:
+            self.recorder.checkpoint(self.state_dict(), self.result())
+            self.emit(events.Checkpoint(self.generation, self.warmup_done))
+        if self.ranks.size > 1:  # every process stops here, or none
+            self._stop_agreed = self.ranks.any(self.stop_requested)
+
+    def _stopping(self) -> bool:
+        """Whether `run()` stops now: a stop was asked (with several processes: on any of them, as they agreed at
+        the last checkpoint; a request since then counts at the next, so that all stop at the same point)."""
+        return self.stop_requested if self.ranks.size == 1 else self._stop_agreed
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Search:
         """A search holding what `run_dir`'s checkpoint holds (supernet, population, data split), in memory only:
         nothing in the run directory is written (unlike `resume`). For inspecting a finished run's supernet."""
         state = rundir.load_search_state(run_dir)
-        return cls(SearchConfig.from_dict(state["config"]), checkpoint=state)
+        return cls(SearchConfig.from_dict(state["config"]), checkpoint=state, ranks=distributed.Ranks())
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None, *, force: bool = False,
                progress: bool = False) -> Search:
         """Continue the run in `run_dir` from its checkpoint; it ends exactly as the uninterrupted run. Settings
-        other than `nasviz.config.RESUMABLE_CHANGES` may differ from the run's only with `force`."""
-        held = rundir.lock(rundir.check_resumable(run_dir))  # one writer: refused while another process writes
+        other than `nasviz.config.RESUMABLE_CHANGES` may differ from the run's only with `force`. A run of several
+        processes resumes on as many (rank 0 reads the checkpoint and sends it to the others)."""
+        ranks = distributed.detect()
+        held = None
         try:
-            state = rundir.load_search_state(run_dir)
-            check_resumable(state, Path(run_dir))
-            config = SearchConfig.resumed(state["config"], overrides, force)
-            if config.generations < state["generation"]:
-                raise ConfigError(f"generations={config.generations} is fewer than the {state['generation']} this "
-                                  f"run has done; allowed: generations >= {state['generation']}")
-            return cls(config, run_dir, progress=progress, checkpoint=state)
+            with ranks.agree():
+                if ranks.main:
+                    held = rundir.lock(rundir.check_resumable(run_dir))  # one writer: refused while another writes
+                    state = rundir.load_search_state(run_dir)
+                    check_resumable(state, Path(run_dir), ranks.size, force)
+                    config = SearchConfig.resumed(state["config"], overrides, force)
+                    if config.generations < state["generation"]:
+                        raise ConfigError(f"generations={config.generations} is fewer than the {state['generation']} "
+                                          f"this run has done; allowed: generations >= {state['generation']}")
+            if ranks.size > 1:  # the others receive what rank 0 read and accepted
+                sent = ranks.broadcast_state({"state": state, "config": config.to_dict()} if ranks.main else None)
+                state, config = sent["state"], SearchConfig.from_dict(sent["config"])
+            return cls(config, run_dir, progress=progress, checkpoint=state, ranks=ranks)
         except BaseException:
-            held.release_if_unowned()
+            if held is not None:
+                held.release_if_unowned()
             raise
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,9 @@ from nasviz.errors import ConfigError, DivergedError
 from nasviz.precision import autocast
 from nasviz.settings import check_device_name
 from nasviz.space import Genotype
+
+if TYPE_CHECKING:
+    from nasviz.distributed import Ranks
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 PathSampler = Callable[[], Genotype]
@@ -42,9 +46,9 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     return model.to(device=device, memory_format=torch.channels_last)
 
 
-def check_finite(loss: torch.Tensor, step: int, lr: float, phase: str) -> float:
+def check_finite(loss: torch.Tensor | float, step: int, lr: float, phase: str) -> float:
     """Return the loss as a float, or raise `DivergedError` naming the phase, step and learning rate."""
-    value = loss.item()
+    value = loss.item() if isinstance(loss, torch.Tensor) else loss
     if not math.isfinite(value):
         raise DivergedError(
             f"{phase} diverged: loss is {value} at step {step} with learning rate {lr:g}; "
@@ -65,10 +69,14 @@ def train_steps(
     grad_clip: float = 5.0,
     on_step: Callable[[dict], None] | None = None,
     rates: Sequence[float] | None = None,
+    ranks: Ranks | None = None,
 ) -> list[dict]:
     """Train the supernet for `steps` steps, each on one sampled path; returns one record per step.
 
     `rates`, if given, is each step's learning rate (`nasviz.schedule`); else the optimizer's rate is kept.
+    With `ranks` (several processes, each calling this with the same paths and its slice of the same global
+    batches) the gradients are averaged over the processes before clipping, so every process makes the same
+    update, and the loss and accuracy recorded are the global batch's (the mean of the processes' own).
     A NaN or infinite loss, or weights that an update made NaN or infinite, raise `DivergedError`."""
     model.train()
     params = list(model.parameters())  # once per call: walking the supernet's ~2,900 modules costs ms per step
@@ -86,16 +94,22 @@ def train_steps(
             logits = model(x, genotype)
             loss = F.cross_entropy(logits.float(), y)
         lr = optimizer.param_groups[0]["lr"]
-        loss_value = check_finite(loss, step, lr, phase)
+        if ranks is None:
+            loss_value = check_finite(loss, step, lr, phase)
+        else:  # every process sees the same loss, so all raise together where it is not finite
+            loss_value, accuracy_value = ranks.mean([loss.detach(), (logits.argmax(1) == y).float().mean()])
+            check_finite(loss_value, step, lr, phase)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if ranks is not None:
+            ranks.average_gradients(params)
         nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], grad_clip)
         optimizer.step()
         record = {
             "phase": phase,
             "step": step,
             "loss": loss_value,
-            "accuracy": (logits.argmax(1) == y).float().mean().item(),
+            "accuracy": (logits.argmax(1) == y).float().mean().item() if ranks is None else accuracy_value,
             "lr": lr,
             "genotype": genotype,
         }
