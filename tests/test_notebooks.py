@@ -182,19 +182,30 @@ def test_04_train_from_scratch(tmp_path, one_thread, tiny_runs):
     results = json.loads((tmp_path / "scratch" / "scratch.json").read_text())
     best = json.loads((tiny_runs / "sft-ga" / "result.json").read_text())["best_genotype"]
     assert list(results) == ["search's best", "random (seed 0)", "DARTS_V2"]
-    assert results["search's best"]["genotype"] == best
-    assert all(r["config"]["epochs"] == 1 and r["train_images"] == 128 for r in results.values())
+    # three training seeds by default: one result per seed, same genotype and budget, seeds 0, 1, 2
+    for runs in results.values():
+        assert [r["config"]["seed"] for r in runs] == [0, 1, 2]
+        assert len({r["genotype"] for r in runs}) == 1
+        assert all(r["config"]["epochs"] == 1 and r["train_images"] == 128 for r in runs)
+    assert results["search's best"][0]["genotype"] == best
     assert "application/vnd.plotly.v1+json" in mimetypes(nb)
+    figure = next(o["data"]["application/vnd.plotly.v1+json"] for c in nb.cells if c.cell_type == "code"
+                  for o in c.outputs if "application/vnd.plotly.v1+json" in o.get("data", {}))
+    bars, dots = figure["data"][0], figure["data"][1]
+    means = [sum(r["test_accuracy"] for r in runs) / 3 for runs in results.values()]
+    assert bars["y"] == pytest.approx(means) and len(bars["error_y"]["array"]) == 3
+    assert sorted(dots["y"]) == sorted(r["test_accuracy"] for runs in results.values() for r in runs)
     # it ends by saving the best network and exporting it
     import torch
 
     from nasviz.export import onnx_missing, run_exported
     from nasviz.model_file import load_model
 
-    winner = max(results, key=lambda name: results[name]["test_accuracy"])
+    winner = max(results, key=lambda name: sum(r["test_accuracy"] for r in results[name]))  # best mean
     net = load_model(tmp_path / "scratch" / "model.pt")
-    assert net.model_info.genotype == results[winner]["genotype"]
-    assert net.model_info.info["test_accuracy"] == results[winner]["test_accuracy"]
+    assert net.model_info.genotype == results[winner][0]["genotype"]
+    assert net.model_info.info["test_accuracy"] == results[winner][0]["test_accuracy"]  # its first seed's network
+    assert net.model_info.info["seed"] == 0
     assert (net.model_info.channels, net.model_info.layers) == (SCRATCH["channels"], SCRATCH["layers"])
     exports = ["model.ts"] + ([] if onnx_missing() else ["model.onnx"])
     x = torch.randn(4, 1, 28, 28)
@@ -226,6 +237,12 @@ def test_05_ablation(tmp_path, one_thread):
     assert len(limited) == TINY["generations"] + 1
     assert all(i["params"] <= limit for row in limited for i in row["individuals"])
     assert f"max_params={limit:,}: best fitness" in text and "Fronts of fitness vs size" in text
+    # section 3b: the committed three-seed methods comparison, as a table and two error-bar figures
+    measured = nv.precomputed_methods()
+    assert len(measured) == 18 and f"{len(measured)} searches of the methods benchmark" in text
+    titles = [o["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"] for c in nb.cells
+              if c.cell_type == "code" for o in c.outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert sum("mean ± sd over 3 seeds × 2 runs" in t for t in titles) == 2, titles
 
 
 @pytest.mark.slow
@@ -345,3 +362,71 @@ def test_result_summary_says_where_a_search_stopped():
     assert "stopped after generation 1 of 4 (not finished)" in nv.result_summary({**base, "finished": False})
     warm = nv.result_summary({**base, "finished": False, "best_fitness": None})
     assert warm.startswith("stopped during the warm-up after 20 supernet steps: no population yet")
+
+
+# --- comparisons over seeds (04, 05, 06) ----------------------------------------------------------------------------
+def _seeded_run(name: str, method: str, seed: int, fitness: float, truth: float | None) -> dict:
+    result = {"finished": True, "preset": "smoke", "dataset": "fashion-mnist"}
+    if truth is not None:
+        result["truth"] = {"best_accuracy": truth, "table": "synthetic"}
+    return {"name": name, "config": {"method": method, "seed": seed, "preset": "smoke", "dataset": "fashion-mnist"},
+            "parameters": {}, "rows": [{"best": {"fitness": fitness}}], "result": result}
+
+
+def test_final_best_figure_shows_mean_sd_and_every_run_per_group():
+    runs = [_seeded_run(f"seed={s},method={m}", m, s, f, t) for m, values in
+            (("sft-ga", [(0.70, 0.80), (0.74, 0.82), (0.72, 0.81)]), ("random", [(0.50, 0.79), (0.56, 0.83)]))
+            for s, (f, t) in enumerate(values)]
+    fig = nv.final_best_figure(runs)
+    bars, dots = fig.data
+    assert list(bars.x) == ["sft-ga", "random"]
+    assert list(bars.y) == pytest.approx([0.72, 0.53])
+    assert list(bars.error_y.array) == pytest.approx([0.02, 0.0424264], abs=1e-6)  # sample sd over the seeds
+    assert sorted(dots.y) == sorted([0.70, 0.74, 0.72, 0.50, 0.56]) and "seed=1,method=random" in dots.text
+    assert fig.layout.yaxis.range[0] == 0
+    assert nv.has_truth(runs)
+    truth = nv.final_values(runs, value="truth")
+    assert truth == {"sft-ga": [("seed=0,method=sft-ga", 0.80), ("seed=1,method=sft-ga", 0.82),
+                                ("seed=2,method=sft-ga", 0.81)],
+                     "random": [("seed=0,method=random", 0.79), ("seed=1,method=random", 0.83)]}
+    table = nv.final_best_table(runs, value="truth").data
+    assert "0.8100 ± 0.0100" in table and "0.8100 ± 0.0283" in table
+    no_truth = [_seeded_run("a", "ga", 0, 0.5, None)]
+    assert not nv.has_truth(no_truth) and nv.final_values(no_truth, value="truth") == {}
+    with pytest.raises(ValueError, match="value='accuracy' is not allowed; allowed: fitness, truth"):
+        nv.final_values(runs, value="accuracy")
+
+
+def test_spread_of_one_value_has_no_sd_and_no_error_bar():
+    assert nv.spread([0.5]) == {"n": 1, "mean": 0.5, "sd": None, "min": 0.5, "max": 0.5}
+    fig = nv.spread_figure({"a": [0.5], "b": [("seed 0", 0.6), ("seed 1", 0.8)]}, "t", "accuracy")
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.0, 0.1414214], abs=1e-6)
+    with pytest.raises(ValueError):
+        nv.spread([])
+
+
+@pytest.mark.parametrize("value", [[], [0, 0], [-1], ["a"], [0.5], list(range(21)), "x"])
+def test_seeds_parameter_is_checked_in_one_line(value):
+    from nasviz.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"allowed: 1 to 20 distinct seeds|allowed: a non-empty list") as err:
+        nv.as_seeds("seeds", value)
+    assert "seeds=" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_seeds_parameter_accepts_lists_and_papermill_text():
+    assert nv.as_seeds("seeds", [0, 1, 2]) == [0, 1, 2]
+    assert nv.as_seeds("seeds", "[3, 4]") == [3, 4] and nv.as_seeds("seeds", "5,6") == [5, 6]
+
+
+def test_precomputed_methods_comparison_matches_the_benchmark_report():
+    rows = nv.precomputed_methods()
+    assert len(rows) == 18 and {r["method"] for r in rows} == {"sft-ga", "ga", "random"}
+    accuracy = {m: nv.spread([v for _k, v in values]) for m, values in nv.by_method(rows, "test_accuracy").items()}
+    # docs/benchmarks.md, methods, both runs pooled (6): 0.7972 ± 0.0145, 0.8012 ± 0.0166, 0.7992 ± 0.0098
+    assert (round(accuracy["sft-ga"]["mean"], 4), round(accuracy["sft-ga"]["sd"], 4)) == (0.7972, 0.0145)
+    assert (round(accuracy["ga"]["mean"], 4), round(accuracy["ga"]["sd"], 4)) == (0.8012, 0.0166)
+    assert (round(accuracy["random"]["mean"], 4), round(accuracy["random"]["sd"], 4)) == (0.7992, 0.0098)
+    table = nv.methods_table(rows).data
+    assert "0.7972 ± 0.0145" in table and "4 / 2" in table  # sft-ga vs ga: 1/2 in run 1, 3/0 in run 2
+    assert nv.precomputed_methods(REPO / "missing") == []

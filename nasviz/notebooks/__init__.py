@@ -7,6 +7,7 @@ short: the logic lives here, not in cells.
 - `lessons`: the search-space and supernet lessons (operations, space size, paths, weight sharing).
 - `runs`: a run's files, and reading a folder of runs to compare them side by side.
 - `experiments`: from-scratch results, ablation variants, Kendall tau of fitness vs accuracy.
+- `seeds`: comparisons over several seeds (mean ± sd, error bars) and the precomputed methods comparison.
 - `sizes`: the size-budget lesson (a limit from a run's sizes, the fronts of runs with and without it).
 
 Running the notebooks headless (`demo`, `batch`) is `nasviz.headless`. At module level only the standard library
@@ -19,10 +20,12 @@ from nasviz.notebooks.experiments import (
     ablation_config,
     ablation_table,
     best_table,
+    mean_accuracy,
     rank_figure,
     scratch_figure,
     scratch_table,
     spread_sample,
+    train_over_seeds,
 )
 from nasviz.notebooks.lessons import (
     genotype_table,
@@ -34,16 +37,28 @@ from nasviz.notebooks.lessons import (
     space_size_table,
     weight_sharing_check,
 )
-from nasviz.notebooks.params import as_dict, as_int, as_list
+from nasviz.notebooks.params import as_dict, as_int, as_list, as_seeds
 from nasviz.notebooks.runs import (
     comparable_runs,
     compare_figure,
     final_best_figure,
+    final_best_table,
+    final_values,
     find_runs,
+    has_truth,
     run_files,
     runs_table,
     select_runs,
     show_json,
+)
+from nasviz.notebooks.seeds import (
+    by_method,
+    methods_figure,
+    methods_table,
+    precomputed_methods,
+    spread,
+    spread_figure,
+    spread_table,
 )
 from nasviz.notebooks.session import (
     HEADLESS_ENV,
@@ -68,6 +83,7 @@ __all__ = [
     "as_dict",
     "as_list",
     "as_int",
+    "as_seeds",
     "headless",
     "use_live",
     "holds_run",
@@ -96,8 +112,20 @@ __all__ = [
     "runs_table",
     "compare_figure",
     "final_best_figure",
+    "final_best_table",
+    "final_values",
+    "has_truth",
     "scratch_table",
     "scratch_figure",
+    "train_over_seeds",
+    "mean_accuracy",
+    "spread",
+    "spread_figure",
+    "spread_table",
+    "precomputed_methods",
+    "by_method",
+    "methods_figure",
+    "methods_table",
     "ABLATIONS",
     "ablation_table",
     "best_table",

@@ -2,35 +2,74 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nasviz.errors import ConfigError
+from nasviz.notebooks.seeds import spread
 from nasviz.notebooks.tables import html_table
 
 
-def scratch_table(results: dict[str, dict]):
-    """One line per trained genotype: test accuracy, parameters, FLOPs, time."""
-    rows = [{"architecture": name, "test accuracy": r["test_accuracy"], "test images": r["test_images"],
-             "parameters": r["params"], "MFLOPs": round(r["flops"] / 1e6, 2), "epochs": r["config"]["epochs"],
-             "train images": r["train_images"], "time (s)": round(r["wall_time_s"], 1)}
-            for name, r in results.items()]
-    return html_table(rows, caption="Trained from scratch with the same budget")
+def _per_seed(results: Mapping[str, dict | Sequence[dict]]) -> dict[str, list[dict]]:
+    """Each name's `train_from_scratch` results as a list (one per training seed; a single result is a list of one)."""
+    return {name: [r] if isinstance(r, Mapping) else list(r) for name, r in results.items()}
 
 
-def scratch_figure(results: dict[str, dict], title: str = "Test accuracy after training from scratch"):
-    """A bar per trained genotype: test accuracy, with parameters in the label."""
-    import plotly.graph_objects as go
+def scratch_table(results: Mapping[str, dict | Sequence[dict]]):
+    """One line per trained genotype: test accuracy (mean ± sd over its training seeds, and each seed's),
+    parameters, FLOPs, budget and time."""
+    rows = []
+    for name, runs in _per_seed(results).items():
+        acc = spread([r["test_accuracy"] for r in runs])
+        first = runs[0]
+        rows.append({"architecture": name,
+                     "test accuracy": (f"{acc['mean']:.4f} ± {acc['sd']:.4f}" if acc["sd"] is not None
+                                       else f"{acc['mean']:.4f}"),
+                     "per seed": ", ".join(f"{r['config']['seed']}: {r['test_accuracy']:.4f}" for r in runs),
+                     "test images": first["test_images"], "parameters": first["params"],
+                     "MFLOPs": round(first["flops"] / 1e6, 2), "epochs": first["config"]["epochs"],
+                     "train images": first["train_images"],
+                     "time (s)": round(sum(r["wall_time_s"] for r in runs), 1)})
+    seeds = max(len(runs) for runs in _per_seed(results).values()) if results else 0
+    return html_table(rows, caption="Trained from scratch with the same budget" +
+                      (f" (mean ± sd over {seeds} training seeds)" if seeds > 1 else ""))
 
-    names = list(results)
-    acc = [results[n]["test_accuracy"] for n in names]
-    fig = go.Figure(go.Bar(x=names, y=acc, text=[f"{a:.3f}<br>{results[n]['params']:,} params"
-                                                 for n, a in zip(names, acc)],
-                           textposition="outside", marker={"color": "#636efa"}))
+
+def scratch_figure(results: Mapping[str, dict | Sequence[dict]],
+                   title: str = "Test accuracy after training from scratch"):
+    """A bar per trained genotype at its mean test accuracy, ± one standard deviation over its training seeds, and
+    each seed's accuracy as a dot; parameters in the label. Bars start at zero."""
+    from nasviz.notebooks.seeds import spread_figure
+
+    runs = _per_seed(results)
+    groups = {f"{name}<br>{rs[0]['params']:,} params": [(f"seed {r['config']['seed']}", r["test_accuracy"])
+                                                          for r in rs] for name, rs in runs.items()}
+    seeds = max((len(rs) for rs in runs.values()), default=0)
     # bars start at zero: a cut axis would blow differences within the noise up into visible gaps
-    fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=400,
-                      yaxis={"title": "test accuracy", "range": [0.0, 1.08]}, margin={"t": 60})
-    return fig
+    return spread_figure(groups, title + (f"<br><sup>mean ± sd over {seeds} training seeds; dots: each seed</sup>"
+                                          if seeds > 1 else ""), "test accuracy", y_range=(0.0, 1.08))
+
+
+def train_over_seeds(genotype, data, budget: Mapping[str, Any], seeds: Sequence[int], label: str = "",
+                     on_model: Callable[[Any], None] | None = None) -> list[dict]:
+    """`genotype` trained from scratch once per training seed with the same budget (`budget`: ScratchConfig
+    settings without the seed); prints one line per training. `on_model` receives the first seed's network."""
+    from nasviz.scratch import ScratchConfig, train_from_scratch
+
+    results = []
+    for k, seed in enumerate(seeds):
+        config = ScratchConfig.from_settings({**budget, "seed": seed})
+        hand_over = on_model if k == 0 and on_model is not None else None
+        result = train_from_scratch(genotype, data, config, progress=False, on_model=hand_over)
+        results.append(result)
+        print(f"{label}{' · ' if label else ''}seed {seed}: test accuracy {result['test_accuracy']:.4f} "
+              f"({result['wall_time_s']:.0f} s)", flush=True)
+    return results
+
+
+def mean_accuracy(runs: dict | Sequence[dict]) -> float:
+    """Mean test accuracy of one genotype's from-scratch results (one result or a list over seeds)."""
+    return spread([r["test_accuracy"] for r in _per_seed({"": runs})[""]])["mean"]
 
 
 ABLATIONS: dict[str, dict[str, Any]] = {

@@ -49,3 +49,17 @@ def as_int(name: str, value: Any, low: int, high: int) -> int:
     check_type(name, value, int)
     Rule(low=low, high=high).apply(name, value, int, None)
     return value
+
+
+def as_seeds(name: str, value: Any, most: int = 20) -> list[int]:
+    """`value` as a list of 1..`most` distinct seeds (non-negative ints; JSON or comma-separated text too)."""
+    seeds = as_list(name, value)
+    try:
+        seeds = [int(s) if isinstance(s, str) else s for s in seeds]
+    except ValueError:
+        pass
+    ok = all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31 for s in seeds)
+    if not ok or len(set(seeds)) != len(seeds) or len(seeds) > most:
+        raise ConfigError(f"{name}={value!r} is not allowed; allowed: 1 to {most} distinct seeds (integers >= 0), "
+                          f"e.g. [0, 1, 2] or -p {name} 0,1,2")
+    return seeds

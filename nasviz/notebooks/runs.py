@@ -156,21 +156,52 @@ def compare_figure(runs: Sequence[dict], title: str = "Runs side by side"):
     return fig
 
 
-def final_best_figure(runs: Sequence[dict], by: str = "method"):
-    """Final best fitness of each run, grouped by a setting (`by`: a config key, e.g. method or seed)."""
-    import plotly.graph_objects as go
+VALUES = {
+    "fitness": ("best fitness (each run's own supernet)", "Final best fitness"),
+    "truth": ("true test accuracy of the returned network (table)", "What the runs returned, by the ground truth"),
+}
+"""What `final_values` can read from each run: its final best fitness, or (runs judged by a ground-truth table:
+the `mini` space with `table=`) the table's test accuracy of the network it returned."""
 
+
+def has_truth(runs: Sequence[dict]) -> bool:
+    """Whether every run records the ground truth of what it returned (result.json's `truth`)."""
+    return bool(runs) and all(isinstance(r["result"].get("truth"), dict) for r in runs)
+
+
+def final_values(runs: Sequence[dict], by: str = "method",
+                 value: str = "fitness") -> dict[str, list[tuple[str, float]]]:
+    """Each run's final `value` ("fitness" or "truth", see `VALUES`), grouped by a setting (`by`: a config key,
+    e.g. method or seed), labelled with the run's name. Runs without that value are left out."""
+    if value not in VALUES:
+        raise ValueError(f"value={value!r} is not allowed; allowed: {', '.join(VALUES)}")
     groups: dict[str, list[tuple[str, float]]] = {}
     for run in runs:
-        if not run["rows"]:
+        if value == "fitness":
+            found = run["rows"][-1]["best"]["fitness"] if run["rows"] else None
+        else:
+            found = (run["result"].get("truth") or {}).get("best_accuracy")
+        if found is None:
             continue
         key = str(run["config"].get(by, run["parameters"].get(by, "?")))
-        groups.setdefault(key, []).append((run["name"], run["rows"][-1]["best"]["fitness"]))
-    fig = go.Figure()
-    for key, points in groups.items():
-        fig.add_trace(go.Box(y=[f for _, f in points], name=key, boxpoints="all", pointpos=0, jitter=0.3,
-                             text=[n for n, _ in points], hovertemplate="%{text}: %{y:.4f}<extra></extra>"))
-    fig.update_layout(title={"text": f"Final best fitness by {by}", "x": 0.01}, template="plotly_white", height=380,
-                      showlegend=False, xaxis_title=by,
-                      yaxis={"title": "best fitness (each run's own supernet)", "rangemode": "tozero"})
-    return fig
+        groups.setdefault(key, []).append((run["name"], float(found)))
+    return groups
+
+
+def final_best_figure(runs: Sequence[dict], by: str = "method", value: str = "fitness"):
+    """Final `value` of each run grouped by a setting (`by`): a bar at each group's mean, ± one standard deviation
+    over its runs (e.g. seeds), and every run as a dot. The axis starts at zero."""
+    from nasviz.notebooks.seeds import spread_figure
+
+    groups = final_values(runs, by, value)
+    y_title, title = VALUES[value]
+    most = max((len(v) for v in groups.values()), default=0)
+    return spread_figure(groups, f"{title} by {by}" + (f"<br><sup>mean ± sd over up to {most} runs per group; "
+                                                        "dots: each run</sup>" if most > 1 else ""), y_title)
+
+
+def final_best_table(runs: Sequence[dict], by: str = "method", value: str = "fitness"):
+    """The numbers of `final_best_figure`: per group, n, mean ± sd, min, max and each run's value."""
+    from nasviz.notebooks.seeds import spread_table
+
+    return spread_table(final_values(runs, by, value), caption=f"{VALUES[value][1]} by {by}", group=by)

@@ -32,7 +32,7 @@ from nasviz import rundir
 from nasviz.events import Done, Evaluation, Event, Generation, NewBest, Phase, Resumed, TrainLog, TrainStep, from_json
 from nasviz.viz import figures
 from nasviz.viz.common import Row
-from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget
+from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget, full_width
 from nasviz.viz.widgets import row as side_by_side
 
 _LABELS = {"warmup": "warm-up", "finetune": "fine-tune", "generations": "generations"}
@@ -44,7 +44,7 @@ _PHASE_NOTES = {"warmup": "warming up the supernet (uniform path sampling)",
 class Dashboard(RunView):
     """Progress bars, live figures, the best cells and the population table of one search."""
 
-    def __init__(self, min_interval: float = 0.5, figure_width: int = FIGURE_WIDTH) -> None:
+    def __init__(self, min_interval: float = 0.5, figure_width: int | None = FIGURE_WIDTH) -> None:
         self.min_interval = min_interval
         self.rows: list[Row] = []
         """History rows received so far (as in history.jsonl), plain Python."""
@@ -75,13 +75,14 @@ class Dashboard(RunView):
         self.widget.children = (*self.widget.children, self.final)
 
     # --- widgets ------------------------------------------------------------------------------------------
-    def _controls(self, w: int) -> list[widgets.Widget]:
+    def _controls(self, w: int | None) -> list[widgets.Widget]:
         """The title and Stop button, the progress bars and the status line (above the figures)."""
 
         def bar(label: str) -> widgets.IntProgress:
             return widgets.IntProgress(value=0, min=0, max=1, description=label, bar_style="info",
                                        style={"description_width": "130px"},
-                                       layout=widgets.Layout(width=f"{(2 * w) // 3}px"))
+                                       layout=widgets.Layout(width=f"{(2 * w) // 3}px") if w else
+                                       widgets.Layout(flex="1 1 300px", max_width="420px"))
 
         self.title = widgets.HTML("<b style='font-size:15px'>nasviz · SFT-GA search</b>")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
@@ -93,7 +94,7 @@ class Dashboard(RunView):
         self.status.add_class("nasviz-status")
         return [
             widgets.HBox([self.title, self.stop_button], layout=widgets.Layout(justify_content="space-between",
-                                                                               max_width=f"{2 * w + 16}px")),
+                                                                               max_width=full_width(w))),
             side_by_side(*self.progress.values()),
             self.status,
         ]

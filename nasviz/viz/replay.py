@@ -20,7 +20,8 @@ from nasviz.viz.widgets import FIGURE_WIDTH, RunView
 class Replay(RunView):
     """A slider over the generations of `run_dir`'s history.jsonl; `refresh()` re-reads a growing file."""
 
-    def __init__(self, run_dir: str | Path, generation: int | None = None, figure_width: int = FIGURE_WIDTH) -> None:
+    def __init__(self, run_dir: str | Path, generation: int | None = None,
+                 figure_width: int | None = FIGURE_WIDTH) -> None:
         self.run_dir = Path(run_dir)
         self.rows: list[Row] = []
         self.state: dict[str, Any] = {"generation": None}

@@ -4,6 +4,7 @@ engine never imports this)."""
 from __future__ import annotations
 
 import html
+import itertools
 from copy import deepcopy
 from functools import lru_cache
 
@@ -14,24 +15,49 @@ from nasviz.viz.cells import GraphvizMissing, cell_figure, svg_markup
 from nasviz.viz.common import GenotypeLike, genotype_ids, population_table_html
 from nasviz.viz.figures import FIGURES
 
-FIGURE_WIDTH = 540
-"""Pixel width of the dashboard's and the replay's figures (two side by side fill a default JupyterLab notebook;
-narrower pages wrap them). Explicit, because a FigureWidget inside a box does not follow its container's size."""
+FIGURE_WIDTH: int | None = None
+"""Default pixel width of the dashboard's and the replay's figures. None: responsive — each figure takes the width
+of its box and the boxes share the notebook's width (two side by side when each gets `FIGURE_BASIS` pixels,
+otherwise one per row, full width; e.g. with JupyterLab's file browser open). An int fixes every figure at it."""
+FIGURE_BASIS = 430
+"""Preferred width (px) of a responsive figure's box: rows of at least 2 x 430 px hold two figures side by side."""
+FIGURE_MIN = 300
+"""Narrowest a responsive figure's box gets (px); narrower pages scroll sideways."""
+
+
+_FITS = itertools.count(1)
+
+
+def _size(fig: go.Figure, width: int | None) -> None:
+    """`width` pixels wide, or responsive: autosize, and a new `meta.fit` so that every update is a relayout (plotly
+    measures an autosized figure's element again on each relayout; plotly's widget does not on its own)."""
+    if width:
+        fig.update_layout(width=width)
+    else:
+        fig.update_layout(autosize=True, meta={"fit": next(_FITS)})
 
 
 def figure_widget(fig: go.Figure, width: int | None = None) -> go.FigureWidget:
-    """A `FigureWidget` showing `fig` (`width` pixels wide if given)."""
-    if width:
-        fig.update_layout(width=width)
-    return go.FigureWidget(fig)
+    """A `FigureWidget` showing `fig`: `width` pixels wide if given, else as wide as its box — measured when shown
+    (see `boxed`), on every update (`sync`) and when the browser window is resized (plotly's `responsive`)."""
+    _size(fig, width)
+    widget = go.FigureWidget(fig)
+    if not width:
+        widget._config = {**widget._config, "responsive": True}
+    return widget
+
+
+def refit(widget: go.FigureWidget) -> None:
+    """Make every view of a responsive `widget` fit its box again (a relayout that changes nothing else)."""
+    if not widget.layout.width:
+        widget.layout.meta = {"fit": next(_FITS)}
 
 
 def sync(widget: go.FigureWidget, fig: go.Figure, width: int | None = None) -> None:
     """Make `widget` show `fig` (`width` pixels wide if given) in one batched message; traces are updated in place
     when their kinds and names match (so legend toggles survive, and with the figures' `uirevision`, zoom too),
     replaced otherwise."""
-    if width:
-        fig.update_layout(width=width)
+    _size(fig, width)
     with widget.batch_update():
         same = len(widget.data) == len(fig.data) and all(
             old.type == new.type and old.name == new.name for old, new in zip(widget.data, fig.data)
@@ -53,14 +79,31 @@ def sync(widget: go.FigureWidget, fig: go.Figure, width: int | None = None) -> N
     widget._widget_layout = deepcopy(widget._layout_obj._props)
 
 
-def boxed(child: widgets.Widget, width: int = FIGURE_WIDTH) -> widgets.Box:
-    """`child` in a box `width` pixels wide (a FigureWidget's own `.layout` is plotly's, not a widget layout)."""
-    return widgets.Box([child], layout=widgets.Layout(width=f"{width + 8}px", overflow="hidden"))
+def boxed(child: widgets.Widget, width: int | None = FIGURE_WIDTH) -> widgets.Box:
+    """`child` in a box (a FigureWidget's own `.layout` is plotly's, not a widget layout): `width` pixels wide if
+    given, else a flexible one — `FIGURE_BASIS` px preferred, growing to fill its row, never under `FIGURE_MIN`."""
+    if width:
+        return widgets.Box([child], layout=widgets.Layout(width=f"{width + 8}px", overflow="hidden"))
+    # a column box stretches its child to the box's width (a row box would shrink it to its content's, plotly's
+    # 700 px default), so the figure, autosized to its element, fills the box
+    box = widgets.VBox([child], layout=widgets.Layout(flex=f"1 1 {FIGURE_BASIS}px", min_width=f"{FIGURE_MIN}px",
+                                                      overflow="hidden"))
+    if isinstance(child, go.FigureWidget):
+        # plotly's widget sizes a new view before JupyterLab has laid it out (at its 700 px default): once the box
+        # is displayed (the front end counts its views), fit the figure again
+        box._view_count = 0
+        box.observe(lambda _change: refit(child), names="_view_count")
+    return box
+
+
+def full_width(width: int | None, columns: int = 2) -> str:
+    """CSS max-width of what spans a row of `columns` figures: all of it when responsive."""
+    return f"{columns * width + 8 * columns}px" if width else "100%"
 
 
 def row(*children: widgets.Widget) -> widgets.HBox:
     """Children side by side, wrapping onto the next line when the page is too narrow."""
-    return widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap"))
+    return widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap", width="100%"))
 
 
 def cells_view(genotype: GenotypeLike | None, title: str = "") -> widgets.Widget:
@@ -89,12 +132,12 @@ class RunView:
     LAYOUT = (("fitness", "before_after"), ("training_curves", "op_frequency"))
     """Names of the figures (`nasviz.viz.figures.FIGURES`), row by row."""
 
-    def __init__(self, header: list[widgets.Widget], figure_width: int = FIGURE_WIDTH) -> None:
+    def __init__(self, header: list[widgets.Widget], figure_width: int | None = FIGURE_WIDTH) -> None:
         self.figure_width = w = figure_width
         self.figures = {name: figure_widget(FIGURES[name]([]), w) for pair in self.LAYOUT for name in pair}
         """The live plotly FigureWidgets by name."""
         self.cells = widgets.Box([widgets.HTML("<b>Best cells</b><br><i>no genotype yet</i>")],
-                                 layout=widgets.Layout(max_width=f"{2 * w + 16}px", overflow="auto"))
+                                 layout=widgets.Layout(max_width=full_width(w), overflow="auto"))
         self.table = widgets.HTML(population_table_html(None), layout=widgets.Layout(overflow="auto"))
         rows = [row(*(boxed(self.figures[name], w) for name in pair)) for pair in self.LAYOUT]
         self.widget = widgets.VBox([*header, *rows, self.cells, self.table])
