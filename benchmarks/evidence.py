@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gzip
 import hashlib
 import json
 import random
@@ -80,7 +81,8 @@ def read_records(path: str | Path, key: str) -> dict[int, dict]:
     if not path.exists():
         return {}
     out = {}
-    for line in path.read_text().splitlines():
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    for line in text.splitlines():
         if line.strip():
             record = json.loads(line)
             if record.get("key") == key:

@@ -93,9 +93,9 @@ def summarize(records: list[dict], table) -> dict[str, Any]:
         keys = list(truth)
         row["fitness_images"] = {n: kendall_tau_b([r["fitness_images_sweep"][k][n] for k in keys],
                                                   [truth[k] for k in keys])
-                                 for n in next(iter(r["fitness_images_sweep"].values()))}
+                                 for n in sorted(next(iter(r["fitness_images_sweep"].values())), key=int)}
         row["bn_batches"] = {n: kendall_tau_b([v[k] for k in keys], [truth[k] for k in keys])
-                             for n, v in r["bn_batches_sweep"].items()}
+                             for n, v in sorted(r["bn_batches_sweep"].items(), key=lambda item: int(item[0]))}
         per_seed.append(row)
 
     def est(values: list[float | None]) -> dict | None:

@@ -237,7 +237,8 @@ def test_torchrun_runs_one_search_and_only_rank_0_writes(reference):
     result = json.loads((reference / rundir.RESULT).read_text())
     assert result["finished"] and result["processes"] == 2
     lines = [json.loads(line) for line in (reference / rundir.EVENTS).read_text().splitlines()]
-    assert sum(e["type"] == "evaluation" for e in lines) == result["evaluations"]  # one writer: no line twice
+    evaluations = result["evaluations"] + result["diagnostic_evaluations"]
+    assert sum(e["type"] == "evaluation" for e in lines) == evaluations  # one writer: no line twice
     assert sum(e["type"] == "done" for e in lines) == 1
     assert rundir.load_checkpoint(reference / rundir.CHECKPOINT)["processes"] == 2
 

@@ -15,6 +15,7 @@ and nasviz's light modules are imported: plotly, torch and scipy are imported in
 """
 
 from nasviz.analysis import kendall
+from nasviz.notebooks.evidence import fitness_images_figure, load_evidence, regret_figure, regret_table, tau_figure
 from nasviz.notebooks.experiments import (
     ABLATIONS,
     ablation_config,
@@ -78,6 +79,11 @@ from nasviz.notebooks.sizes import fronts_figure, fronts_table, size_limit
 from nasviz.notebooks.tables import display_html, html_table
 
 __all__ = [
+    "fitness_images_figure",
+    "load_evidence",
+    "regret_figure",
+    "regret_table",
+    "tau_figure",
     "HEADLESS_ENV",
     "setup",
     "as_dict",

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-
-import plotly.graph_objects as go
+from typing import TYPE_CHECKING
 
 from nasviz.analysis import mean_with_interval
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 HEIGHT = 420
 EVIDENCE_FILE = "evidence-mini.json"
@@ -34,6 +36,8 @@ def _layout(title: str, y: str, x: str = "") -> dict:
 
 def regret_figure(evidence: dict) -> go.Figure:
     """Regret (points below the table's best) of each method's returned network, one dot per seed."""
+    import plotly.graph_objects as go
+
     fig = go.Figure(layout=_layout("Regret of the returned network, one dot per search seed<br>"
                                    "<sup>0 = the best network of the space; lower is better</sup>",
                                    "regret (accuracy points)"))
@@ -58,6 +62,8 @@ def regret_table(evidence: dict) -> list[dict]:
 def tau_figure(evidence: dict) -> go.Figure:
     """Kendall tau-b of each supernet against the table, per architecture set: mean over seeds with a 95 %
     interval, beside the table's own seed-to-seed tau-b (the ceiling)."""
+    import plotly.graph_objects as go
+
     fig = go.Figure(layout=_layout("How well each supernet ranks, against the table (mean over seeds, 95 % "
                                    "interval)<br><sup>A = after warm-up, FT = after SFT-GA's fine-tuning, C = the "
                                    "same extra steps on uniform paths; ceiling = the table against itself</sup>",
@@ -85,6 +91,8 @@ def tau_figure(evidence: dict) -> go.Figure:
 def fitness_images_figure(evidence: dict) -> go.Figure:
     """Kendall tau-b of the fine-tuned supernet on the search region against the table, by the number of images
     the fitness is measured on (mean over seeds with a 95 % interval)."""
+    import plotly.graph_objects as go
+
     sizes = list(evidence["fitness_images"])
     fig = go.Figure(layout=_layout("Ranking the search region: more fitness images, better ranking?",
                                    "Kendall τ-b (FT, region)", "fitness images"))
