@@ -18,7 +18,7 @@ from benchmarks import common  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
 
 MINE = ["step-ratio", "mixed-op-ratio", "eval-throughput", "quick-search", "ranking", "methods", "gpu",
-        "table-search", "notebooks"]
+        "table-search", "notebooks", "distributed"]
 TINY_ARGS = {"methods": {"seeds": [0]}, "notebooks": {"notebooks": ["01", "03", "06"]}}
 
 
@@ -81,6 +81,13 @@ def test_benchmark_runs_tiny(name):
         assert results["failed"] == [] and all(s > 0 for s in results["seconds"].values())
         assert out["figure"]["value"] >= sum(results["seconds"].values()) - 0.2
         assert results["runs"]["03_search.ipynb"]["parameters"]["out"] == "search"
+    elif name == "distributed":
+        layouts = ["1 process x 2 threads", "2 processes x 1 thread"]
+        assert list(results["summary"]) == layouts and out["figure"]["value"] > 0
+        assert [run[0]["processes"] for run in results["runs"].values()] == [1, 2]
+        assert all(s["per_generation_s"] > 0 and s["evaluations_per_min"] > 0 for s in results["summary"].values())
+        assert "PROJECTION" in results["projection"] and [p["devices"] for p in results["projection"]["by_devices"]] \
+            == [1, 2]
     elif name == "gpu":
         assert results["projection"]["supernet_steps"] == 26000 + 20 * 520
         assert results["projection"]["evaluations"] == 50 + 20 * 150
