@@ -9,7 +9,8 @@ its share of the population; only rank 0 writes the run's files. `detect` initia
 launched the process: gloo for CPU tensors and, where CUDA is present, NCCL for CUDA ones.
 
 Every helper of a `Ranks` of one process is a no-op, so the one-process search runs exactly the code it ran
-before. A collective that fails because another process is gone becomes a one-line `RankError`.
+before. A collective that fails because another process is gone becomes a one-line `RankError`. A program that
+let `detect` create the group calls `shutdown()` before it exits (the command line does).
 """
 
 from __future__ import annotations
