@@ -9,7 +9,8 @@ its share of the population; only rank 0 writes the run's files. `detect` initia
 launched the process: gloo for CPU tensors and, where CUDA is present, NCCL for CUDA ones.
 
 Every helper of a `Ranks` of one process is a no-op, so the one-process search runs exactly the code it ran
-before. A collective that fails because another process is gone becomes a one-line `RankError`.
+before. A collective that fails because another process is gone becomes a one-line `RankError`. A program that
+let `detect` create the group calls `shutdown()` before it exits (the command line does).
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def _collective(what: str) -> Iterator[None]:
     try:
         yield
     except RuntimeError as exc:  # torch.distributed.DistError and gloo's "Connection closed by peer" are these
-        raise RankError(f"another process of this search stopped during {what} ({one_line(exc, 160)}); the last "
-                        "checkpoint is intact: resume the run on the same number of processes") from None
+        raise RankError(f"another process of this search stopped during {what} ({one_line(exc, 160)}); the run's "
+                        "last checkpoint, if any, is whole: resume it on the same number of processes") from None
 
 
 class Ranks:
@@ -243,8 +244,8 @@ class Ranks:
     @contextmanager
     def agree(self, what: str = "the start") -> Iterator[None]:
         """Run a block on every process; where it raises on one, it raises on every one: the failing process its
-        own error, the others the first failing process's `NasvizError` (marked `agreed`, so only rank 0 prints
-        it) or a RankError naming it. The block must not itself run collectives."""
+        own error, the others the first failing process's `NasvizError` or a RankError naming it. A `NasvizError`
+        is marked `agreed` on every process, so that only rank 0 prints it. The block runs no collectives."""
         if self.size == 1:
             yield
             return
@@ -254,11 +255,12 @@ class Ranks:
         except Exception as exc:
             failure = (self.rank, exc)
             try:
-                pickle.dumps(exc)
+                pickle.loads(pickle.dumps(exc))  # what the others will receive
             except Exception:
                 failure = (self.rank, RuntimeError(f"{type(exc).__name__}: {one_line(exc, 300)}"))
             self._gather_failures(failure, what)
-            exc.agreed = True  # type: ignore[attr-defined]
+            if isinstance(exc, NasvizError):  # a user's error: rank 0 prints it; anything else prints its traceback
+                exc.agreed = True  # type: ignore[attr-defined]
             raise
         errors = self._gather_failures(None, what)
         first = next((e for e in errors if e is not None), None)

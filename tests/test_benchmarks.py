@@ -18,7 +18,7 @@ from benchmarks import common  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
 
 MINE = ["step-ratio", "mixed-op-ratio", "eval-throughput", "quick-search", "ranking", "methods", "gpu",
-        "table-search", "notebooks", "eval-precision"]
+        "table-search", "notebooks", "eval-precision", "distributed"]
 TINY_ARGS = {"ranking": {"seeds": [0]}, "methods": {"seeds": [0, 1]}, "notebooks": {"notebooks": ["01", "03", "06"]}}
 EVIDENCE = ("ranking", "methods")
 """Benchmarks that share seed jobs through a runs file (the tests share one, so methods reuses ranking's seed)."""
@@ -104,6 +104,13 @@ def test_benchmark_runs_tiny(name, runs_file):
         assert out["inputs"]["paths"] == len(results["fitness"]["fp32"]) == len(results["fitness"]["bf16"]) == 6
         assert results["speed_ratio_fp32_over_bf16"] > 0 and isinstance(results["same_survivors"], bool)
         assert results["max_abs_difference"] >= 0 and 0 <= results["identical"] <= 6
+    elif name == "distributed":
+        layouts = ["1 process x 2 threads", "2 processes x 1 thread"]
+        assert list(results["summary"]) == layouts and out["figure"]["value"] > 0
+        assert [run[0]["processes"] for run in results["runs"].values()] == [1, 2]
+        assert all(s["per_generation_s"] > 0 and s["evaluations_per_min"] > 0 for s in results["summary"].values())
+        assert "PROJECTION" in results["projection"] and [p["devices"] for p in results["projection"]["by_devices"]] \
+            == [1, 2]
     elif name == "gpu":
         assert results["projection"]["supernet_steps"] == 26000 + 20 * 520
         assert results["projection"]["evaluations"] == 50 + 20 * 150
