@@ -120,3 +120,23 @@ def test_shared_warmup_equals_separate_runs():
         alone = Search(config.replace(method=method)).run()
         assert (result["best_genotype"], result["best_fitness"]) == (alone["best_genotype"], alone["best_fitness"])
         assert result["evaluations"] == alone["evaluations"]
+
+
+@pytest.mark.slow
+def test_notebooks_benchmark_keeps_the_executed_notebooks_and_skips_07_without_its_table(tmp_path):
+    import nbformat
+
+    from benchmarks.notebooks import TABLE
+    from nasviz import table
+
+    keep = tmp_path / "executed"
+    out = benchmarks.run("notebooks", quick=True, tiny=True, notebooks=["01", "07"], keep=str(keep))
+    assert out["results"]["failed"] == [] and out["inputs"]["kept"] == str(keep)
+    nb = nbformat.read(keep / "01_search_space.ipynb", as_version=4)
+    assert all(c.execution_count for c in nb.cells if c.cell_type == "code")  # executed, outputs and all
+    if TABLE in table.available():
+        assert (keep / "07_ground_truth.ipynb").is_file() and "07_ground_truth.ipynb" in out["results"]["seconds"]
+    else:
+        assert "not installed" in out["results"]["skipped"]["07_ground_truth.ipynb"]
+        assert list(out["results"]["seconds"]) == ["01_search_space.ipynb"]
+        assert not (keep / "07_ground_truth.ipynb").exists()
