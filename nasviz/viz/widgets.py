@@ -64,6 +64,9 @@ def sync(widget: go.FigureWidget, fig: go.Figure, width: int | None = None) -> N
         # plotly.js pins an autosized figure's width when a relayout sets its height: send the height to new views
         # only (below), never in an update, so that every update refits the figure to its box instead
         fig.layout.height = None
+    # plotly leaves out empty values (no annotations, no shapes): a key the new layout lacks is cleared explicitly,
+    # or the front end keeps showing it (e.g. the empty figure's "no data yet" note)
+    stale = {k: None for k in widget._layout_obj._props if k not in fig.layout._props and k not in ("height", "width")}
     with widget.batch_update():
         same = len(widget.data) == len(fig.data) and all(
             old.type == new.type and old.name == new.name for old, new in zip(widget.data, fig.data)
@@ -78,6 +81,8 @@ def sync(widget: go.FigureWidget, fig: go.Figure, width: int | None = None) -> N
             widget.data = []
             widget.add_traces(list(fig.data))
         widget.layout = fig.layout
+    if stale:
+        widget._send_relayout_msg(stale)
     # plotly's widget model mirrors restyle/relayout messages imperfectly while no view exists (a figure updated
     # before its box is displayed then fails to draw): re-send the whole state, as FigureWidget._repr_mimebundle_
     # does, so that every view created later starts from the right figure.
