@@ -430,3 +430,32 @@ def test_precomputed_methods_comparison_matches_the_benchmark_report():
     table = nv.methods_table(rows).data
     assert "0.7972 ± 0.0145" in table and "4 / 2" in table  # sft-ga vs ga: 1/2 in run 1, 3/0 in run 2
     assert nv.precomputed_methods(REPO / "missing") == []
+
+
+# --- docs/screenshots ---------------------------------------------------------------------------------------------
+def _screenshot_script():
+    import importlib.util
+
+    path = REPO / "docs" / "screenshots" / "make_screenshots.py"
+    spec = importlib.util.spec_from_file_location("make_screenshots", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_notebook_has_a_screenshot_focus_that_exists():
+    shots = _screenshot_script()
+    assert list(shots.FOCUS) == NAMES
+    for name, cell_id in shots.FOCUS.items():
+        assert cell_id in [c.get("id") for c in read(NOTEBOOKS / name).cells], f"{name} has no cell {cell_id!r}"
+
+
+def test_committed_screenshots_are_small_pngs_linked_from_the_teachers_guide():
+    guide = (REPO / "docs" / "teaching.md").read_text()
+    for name in NAMES:
+        png = REPO / "docs" / "screenshots" / name.replace(".ipynb", ".png")
+        if name.startswith("07") and not png.exists():
+            continue  # made once the ground-truth table ships
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert png.stat().st_size < 300_000, f"{png} is {png.stat().st_size:,} bytes"
+        assert f"screenshots/{png.name}" in guide, f"docs/teaching.md does not link {png.name}"

@@ -594,3 +594,29 @@ def test_front_figure_without_sizes_or_rows_is_empty_but_complete():
     assert len(trace(front_figure(no_flops, "params"), "non-dominated").x) == 1
     with pytest.raises(ValueError, match="size 'macs' is not allowed; allowed: flops, params"):
         front_figure(no_flops, "macs")
+
+
+def test_responsive_figure_updates_clear_stale_layout_and_never_send_the_height(smoke):
+    widget = widgets.figure_widget(figures.fitness_figure([]))
+    assert widget.layout.autosize and widget.layout.width is None and widget._config["responsive"]
+    sent = []
+    for name in ("_py2js_relayout", "_py2js_update"):
+        widget.observe(lambda ch: ch["new"] and sent.append(ch["new"].get("relayout_data")
+                                                              or ch["new"].get("layout_data") or {}), names=name)
+    widgets.sync(widget, figures.fitness_figure(smoke.rows))
+    assert any("annotations" in m and m["annotations"] is None for m in sent), sent  # the "no data yet" note goes
+    assert sent and not any("height" in m or "width" in m for m in sent)  # plotly.js would pin the width
+    assert widget._widget_layout["height"] == layout.HEIGHT and "width" not in widget._widget_layout  # new views
+    fixed = widgets.figure_widget(figures.fitness_figure([]), 540)
+    widgets.sync(fixed, figures.fitness_figure(smoke.rows), 540)
+    assert fixed.layout.width == 540 and fixed.layout.height == layout.HEIGHT
+
+
+def test_responsive_boxes_share_a_row_and_refit_their_figure_when_shown():
+    widget = widgets.figure_widget(figures.fitness_figure([]))
+    box = widgets.boxed(widget)
+    assert box.layout.flex == f"1 1 {widgets.FIGURE_BASIS}px" and box.layout.width is None
+    fits = widget.layout.meta["fit"]
+    box._view_count = 1  # what the front end does when it displays the box
+    assert widget.layout.meta["fit"] > fits
+    assert widgets.boxed(widget, 540).layout.width == "548px"

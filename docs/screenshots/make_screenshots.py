@@ -105,6 +105,16 @@ def shrink(png: Path) -> int:
     return png.stat().st_size
 
 
+def open_alone(page, lab, name: str, k: int) -> None:
+    """Open notebook `name` in a workspace of its own (JupyterLab would restore the tabs opened before it), and
+    wait until its kernel is idle."""
+    page.goto(f"{lab.url}/lab/workspaces/shot-{k}/tree/{name}", wait_until="domcontentloaded")
+    page.wait_for_function("() => !!window.jupyterapp", polling=250, timeout=300_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=300_000)
+    bs.install_probe(page, name)
+    bs.wait_for_state(page, "s.panel && s.kernel === 'idle'", 300, "the kernel to be idle")
+
+
 def trust(folder: Path, names: list[str], data_dir: Path) -> None:
     """Sign the executed notebooks with a notary of `data_dir` (the server's JUPYTER_DATA_DIR): JupyterLab then
     shows their outputs as the teacher who ran them sees them (SVG cell drawings included), nothing elsewhere."""
@@ -130,8 +140,8 @@ def screenshots(executed: Path, out: Path) -> dict[str, int]:
                "JUPYTER_DATA_DIR": str(data_dir)}
         with bs.jupyter_lab(executed, Path(tmp) / "lab", startup_timeout=300, env=env) as lab:
             with bs.chromium_page(VIEWPORT) as page:
-                for name in names:
-                    bs.open_notebook(page, lab, name, timeout_s=300)
+                for k, name in enumerate(names):
+                    open_alone(page, lab, name, k)
                     page.evaluate("() => { const s = window.jupyterapp.shell; if (s.leftCollapsed) s.expandLeft(); }")
                     scroll_to(page, name, FOCUS[name])
                     target = out / name.replace(".ipynb", ".png")
@@ -154,7 +164,7 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix="nasviz-executed-"))
         result = execute(folder)
         print(json.dumps({"seconds": result["results"]["seconds"], "skipped": result["results"]["skipped"],
-                          "failed": result["results"]["failed"], "load": result["machine"].get("load_before")}))
+                          "failed": result["results"]["failed"], "load": result["machine"].get("loadavg_before")}))
         args.executed = folder
     screenshots(args.executed, args.out)
 

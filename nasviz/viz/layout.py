@@ -112,8 +112,8 @@ def make_figure(traces: list, grid: Grid, title: str, height: int = HEIGHT, **la
     if not any(_has_points(t) for t in traces):  # no data: no meaningless default axes (-1..6, -1..4), a note
         for key in [k for k in full if k.startswith(("xaxis", "yaxis"))]:
             full[key] = {**full[key], **BLANK_AXIS}
-        if not layout.get("annotations"):
-            full["annotations"] = full["annotations"] + [note(EMPTY_NOTE)]
+        if not layout.get("annotations"):  # the note alone: a lower row's subplot title would run into it
+            full["annotations"] = [note(EMPTY_NOTE)]
     return go.Figure(data=traces, layout=full)
 
 

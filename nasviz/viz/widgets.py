@@ -30,7 +30,8 @@ _FITS = itertools.count(1)
 
 def _size(fig: go.Figure, width: int | None) -> None:
     """`width` pixels wide, or responsive: autosize, and a new `meta.fit` so that every update is a relayout (plotly
-    measures an autosized figure's element again on each relayout; plotly's widget does not on its own)."""
+    measures an autosized figure's element again on each relayout; plotly's widget does not on its own, and plotly's
+    `responsive` config only on window resizes, not when JupyterLab's side panel opens or closes)."""
     if width:
         fig.update_layout(width=width)
     else:
@@ -58,6 +59,14 @@ def sync(widget: go.FigureWidget, fig: go.Figure, width: int | None = None) -> N
     when their kinds and names match (so legend toggles survive, and with the figures' `uirevision`, zoom too),
     replaced otherwise."""
     _size(fig, width)
+    height = fig.layout.height
+    if not width:
+        # plotly.js pins an autosized figure's width when a relayout sets its height: send the height to new views
+        # only (below), never in an update, so that every update refits the figure to its box instead
+        fig.layout.height = None
+    # plotly leaves out empty values (no annotations, no shapes): a key the new layout lacks is cleared explicitly,
+    # or the front end keeps showing it (e.g. the empty figure's "no data yet" note)
+    stale = {k: None for k in widget._layout_obj._props if k not in fig.layout._props and k not in ("height", "width")}
     with widget.batch_update():
         same = len(widget.data) == len(fig.data) and all(
             old.type == new.type and old.name == new.name for old, new in zip(widget.data, fig.data)
@@ -72,11 +81,13 @@ def sync(widget: go.FigureWidget, fig: go.Figure, width: int | None = None) -> N
             widget.data = []
             widget.add_traces(list(fig.data))
         widget.layout = fig.layout
+    if stale:
+        widget._send_relayout_msg(stale)
     # plotly's widget model mirrors restyle/relayout messages imperfectly while no view exists (a figure updated
     # before its box is displayed then fails to draw): re-send the whole state, as FigureWidget._repr_mimebundle_
     # does, so that every view created later starts from the right figure.
     widget._widget_data = deepcopy(widget._data)
-    widget._widget_layout = deepcopy(widget._layout_obj._props)
+    widget._widget_layout = {**deepcopy(widget._layout_obj._props), **({"height": height} if height else {})}
 
 
 def boxed(child: widgets.Widget, width: int | None = FIGURE_WIDTH) -> widgets.Box:
