@@ -334,6 +334,9 @@ class Search(events.Publisher):
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict()`; CheckpointError where it does not fit this search."""
         restore_state(self, state, self.recorder.last_checkpoint or "the checkpoint")
+        if self.optimizer is not None:  # the optimizer's saved groups hold the old values: an override must count
+            for group in self.optimizer.param_groups:
+                group.update(momentum=self.config.momentum, weight_decay=self.config.weight_decay)
         for individual in self.population:
             individual.truth = self.truth.summary(individual.genotype) if self.truth is not None else None
             individual.flops = self.flops_of(individual.genotype)

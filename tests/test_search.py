@@ -106,6 +106,15 @@ def test_resume_refuses_a_different_config_unless_forced(tmp_path):
     assert Search.resume(tmp_path / "r", {"population": 4}, force=True).config.population == 4
 
 
+def test_a_forced_override_of_the_optimizer_settings_reaches_the_resumed_optimizer(tmp_path):
+    Search(tiny(weight_decay=3e-4, momentum=0.9), tmp_path / "r").warmup()
+    kept = Search.resume(tmp_path / "r")
+    assert {(g["weight_decay"], g["momentum"]) for g in kept.optimizer.param_groups} == {(3e-4, 0.9)}
+    changed = Search.resume(tmp_path / "r", {"weight_decay": 0.0, "momentum": 0.5}, force=True)
+    assert {(g["weight_decay"], g["momentum"]) for g in changed.optimizer.param_groups} == {(0.0, 0.5)}
+    assert changed.optimizer.state_dict()["state"]  # the momentum buffers themselves are kept
+
+
 def test_a_new_search_never_overwrites_a_run(tmp_path):
     Search(tiny(), tmp_path / "r").warmup()
     before = (tmp_path / "r" / "checkpoint.pt").read_bytes()
