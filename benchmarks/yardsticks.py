@@ -106,6 +106,7 @@ def collect(table, keys: list[str], seeds: list[int], batch_size: int, runs_file
     from nasviz.data import resized
 
     done = read_lines(runs_file, settings_key)
+    _end_torn_line(runs_file)
     todo = [(None, k) for k in keys] + [(s, k) for s in seeds for k in keys]
     todo = [t for t in todo if t not in done]
     if not todo:
@@ -130,6 +131,16 @@ def collect(table, keys: list[str], seeds: list[int], batch_size: int, runs_file
         if (n + 1) % 200 == 0:
             log(f"{n + 1}/{len(todo)} lines, {time.process_time() - started:.0f} CPU-s")
     return done
+
+
+def _end_torn_line(path: str | Path) -> None:
+    """End a line torn by a kill (the file's last byte is not a newline), so the next line starts cleanly."""
+    path = Path(path)
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as f:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
 
 
 def _finite_or_text(value: float) -> float | str:
@@ -328,8 +339,11 @@ def run(
     evidence_ranking: str = EVIDENCE_RANKING,
     table: str = evidence.TABLE,
     summary: bool = True,
+    compute: bool = True,
 ) -> dict[str, Any]:
-    """Score the table's networks (appending to `runs_file`) and summarise (`summary=False`: collect only)."""
+    """Score the table's networks (appending to `runs_file`) and summarise (`summary=False`: collect only;
+    `compute=False`: summarise what the runs file holds, e.g. while a job is still writing it, with the seeds
+    that are complete)."""
     from nasviz.table import load
 
     started, load_before = common.now(), common.loadavg()
@@ -346,7 +360,8 @@ def run(
     settings_key = evidence.settings_key({"batch_size": batch_size, "layout": lay, "table": truth.name,
                                           "proxies": list(SEEDED + SIZE_PROXIES)})
     cpu_start = time.process_time()
-    lines = collect(truth, keys, seeds, batch_size, runs_file, lay, settings_key)
+    lines = (collect(truth, keys, seeds, batch_size, runs_file, lay, settings_key) if compute
+             else read_lines(runs_file, settings_key))
     lines = {k: read_back(v) for k, v in lines.items() if k[1] in set(keys)}
     inputs = {"size": size, "seeds": seeds, "batch_size": batch_size, "networks": len(keys), "layout": lay,
               "runs_file": runs_file, "table": truth.name, "settings_key": settings_key,
@@ -355,7 +370,9 @@ def run(
         return common.result("yardsticks", figure="lines collected", value=len(lines), unit="lines", goal=None,
                              met=None, inputs=inputs, results={"cpu_s": round(time.process_time() - cpu_start, 1)},
                              load_before=load_before, started=started)
-    stats = summarize(lines, truth, seeds, evidence_sets(evidence_runs), supernet_figures(evidence_ranking))
+    complete = [s for s in seeds if all((s, k) in lines for k in keys)]
+    inputs["incomplete_seeds_left_out"] = [s for s in seeds if s not in complete]
+    stats = summarize(lines, truth, complete, evidence_sets(evidence_runs), supernet_figures(evidence_ranking))
     best = stats["best_proxy_whole"]
     best_tau = stats["tau_b"][best]["whole"]["value"] if best else None
     flops_tau = stats["tau_b"]["flops"]["whole"]["value"]
