@@ -184,6 +184,14 @@ def tau_b(scores: dict[str, float], truth: dict[str, float], keys: list[str]) ->
     return None if math.isnan(tau) else float(tau)
 
 
+def pick_regret(scores: dict[str, float], truth: dict[str, float], keys: list[str]) -> float:
+    """The regret of exhausting the space with the scorer: the table's best accuracy minus the mean accuracy of
+    the networks tied at the scorer's highest score (a tie is a uniformly random pick, so its expected regret)."""
+    top = max(scores[k] for k in keys)
+    tied = [truth[k] for k in keys if scores[k] == top]
+    return max(truth.values()) - statistics.fmean(tied)
+
+
 def interval(values: list[float | None], seed: int = 0) -> dict | None:
     """Mean with a 95 % percentile bootstrap interval (scipy.stats.bootstrap via nasviz.analysis)."""
     from nasviz.analysis import mean_with_interval
@@ -261,6 +269,8 @@ def summarize(lines: dict[tuple[int | None, str], dict], table, seeds: list[int]
             block[set_name] = interval(values)
             if block[set_name] is not None:
                 block[set_name]["per_seed"] = values
+        regrets = [pick_regret(proxy_scores(name, s), truth, keys) for s in runs]
+        block["pick_regret_whole"] = interval(regrets) | {"per_seed": regrets, "unit": "accuracy (0.01 = 1 point)"}
         if regions:
             grid = {e: [tau_b(proxy_scores(name, s), truth, members) for s in runs] for e, members in regions.items()}
             by_proxy_seed = [statistics.fmean(grid[e][i] or 0.0 for e in grid) for i in range(len(runs))]
@@ -309,21 +319,23 @@ def _ci(e: dict | None) -> str:
 def markdown(result: dict) -> str:
     """The tables of docs/benchmarks.md's yardsticks section, from this benchmark's result."""
     r = result["results"]
-    lines = ["| scorer | whole space | top 10 % | search region | random set | CPU-s per network (median) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| scorer | whole space | top 10 % | search region | random set | regret of its top pick, points | "
+             "CPU-s per network (median) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, block in r["tau_b"].items():
         cost = r["cpu_s_per_network"].get(name, {}).get("median_cpu_s")
+        pick = block.get("pick_regret_whole")
+        pick_text = _ci({k: 100 * pick[k] for k in ("value", "low", "high")}) if pick else "n/a"
         lines.append(f"| {name} | {_ci(block.get('whole'))} | {_ci(block.get('top'))} | {_ci(block.get('region'))} | "
-                     f"{_ci(block.get('random'))} | {cost if cost is not None else 'n/a'} |")
+                     f"{_ci(block.get('random'))} | {pick_text} | {cost if cost is not None else 'n/a'} |")
     sn = r.get("supernets") or {}
     for net in evidence.SUPERNETS:
         if sn:
             lines.append(f"| supernet {net} (`ranking`) | — | {_ci(sn['top'][net])} | {_ci(sn['region'][net])} | "
-                         f"{_ci(sn['random'][net])} | — |")
+                         f"{_ci(sn['random'][net])} | — | — |")
     c = r["ceiling_tau_b"]
     random_ceiling = f"{c['random']:+.2f}" if "random" in c else "n/a"
     lines.append(f"| table seed-vs-seed (ceiling) | {c['whole']:+.2f} | {c['top']:+.2f} | "
-                 f"{_ci(c.get('region'))} | {random_ceiling} | — |")
+                 f"{_ci(c.get('region'))} | {random_ceiling} | — | — |")
     return "\n".join(lines)
 
 

@@ -91,6 +91,10 @@ def test_summary_of_a_hand_made_runs_file_gives_the_known_tau_b(table):
     assert out["cpu_s_per_network"]["snip"]["median_cpu_s"] == pytest.approx(0.15)
     assert out["cpu_s_per_network"]["flops"] == {"median_cpu_s": 0.04, "n": 12, "total_cpu_s": 0.5}
     assert seed1 < 1
+    best_accuracy = max(e.accuracy for e in table)
+    picks = tau["synflow"]["pick_regret_whole"]["per_seed"]
+    assert picks == pytest.approx([best_accuracy - max(acc), best_accuracy - sorted(acc)[-2]])
+    assert tau["naswot"]["pick_regret_whole"]["value"] == pytest.approx(best_accuracy - min(acc))
     best = out["best_proxy_whole"]
     assert best in ("snip", "grad_norm", "jacob_cov") and tau[best]["whole"]["value"] == pytest.approx(1.0)
     assert out["set_sizes"] == {"whole": 12, "top": 5, "random": 8, "region": {0: 6, 1: 6}}
@@ -102,6 +106,11 @@ def test_summary_without_the_evidence_sets_uses_twenty_random_sets_and_no_region
     assert "region" not in out["tau_b"]["snip"]
     assert out["tau_b"]["naswot"]["random"]["value"] == pytest.approx(-1.0)
     assert "20 random" in out["tau_b"]["naswot"]["random"]["sets"]
+
+
+def test_the_pick_regret_of_a_tie_is_the_mean_over_the_tied_networks():
+    truth = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.5}
+    assert yardsticks.pick_regret({"a": 1, "b": 3, "c": 3, "d": 2}, truth, list(truth)) == pytest.approx(0.15)
 
 
 def test_variance_explained_by_a_categorical_factor_and_a_log_linear_fit():
