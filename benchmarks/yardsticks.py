@@ -319,23 +319,26 @@ def _ci(e: dict | None) -> str:
 def markdown(result: dict) -> str:
     """The tables of docs/benchmarks.md's yardsticks section, from this benchmark's result."""
     r = result["results"]
-    lines = ["| scorer | whole space | top 10 % | search region | random set | regret of its top pick, points | "
-             "CPU-s per network (median) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| scorer | whole space | top 10 % | search region | search region, over evidence seeds | random set | "
+             "regret of its top pick, points | CPU-s per network (median) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, block in r["tau_b"].items():
         cost = r["cpu_s_per_network"].get(name, {}).get("median_cpu_s")
         pick = block.get("pick_regret_whole")
         pick_text = _ci({k: 100 * pick[k] for k in ("value", "low", "high")}) if pick else "n/a"
-        lines.append(f"| {name} | {_ci(block.get('whole'))} | {_ci(block.get('top'))} | {_ci(block.get('region'))} | "
-                     f"{_ci(block.get('random'))} | {pick_text} | {cost if cost is not None else 'n/a'} |")
+        region = block.get("region") or {}
+        lines.append(f"| {name} | {_ci(block.get('whole'))} | {_ci(block.get('top'))} | {_ci(region or None)} | "
+                     f"{_ci(region.get('over_evidence_seeds'))} | {_ci(block.get('random'))} | {pick_text} | "
+                     f"{cost if cost is not None else 'n/a'} |")
     sn = r.get("supernets") or {}
     for net in evidence.SUPERNETS:
         if sn:
-            lines.append(f"| supernet {net} (`ranking`) | — | {_ci(sn['top'][net])} | {_ci(sn['region'][net])} | "
+            lines.append(f"| supernet {net} (`ranking`) | — | {_ci(sn['top'][net])} | — | {_ci(sn['region'][net])} | "
                          f"{_ci(sn['random'][net])} | — | — |")
     c = r["ceiling_tau_b"]
     random_ceiling = f"{c['random']:+.2f}" if "random" in c else "n/a"
     lines.append(f"| table seed-vs-seed (ceiling) | {c['whole']:+.2f} | {c['top']:+.2f} | "
-                 f"{_ci(c.get('region'))} | {random_ceiling} | — | — |")
+                 f"— | {_ci(c.get('region'))} | {random_ceiling} | — | — |")
     return "\n".join(lines)
 
 
