@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import signal
 import sys
 from pathlib import Path
 
-from nasviz import rundir
+from nasviz import rundir, safe_json
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
 from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, parse_settings
@@ -55,7 +54,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _print(out: dict, as_json: bool, text: str) -> int:
     """Print `out` as one JSON object, or `text`; exit code 0."""
-    print(json.dumps(out) if as_json else text)
+    print(safe_json.dumps(safe_json.finite_or_none(out)) if as_json else text)
     return 0
 
 
@@ -186,7 +185,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = image_files(args.images)  # bad paths are reported before the model is loaded
     rows = predict(load_model(args.model), files, top=args.top)
     if args.json:
-        print(json.dumps(rows))
+        print(safe_json.dumps(safe_json.finite_or_none(rows)))
         return 0
     for row in rows:
         print(f"{row['file']}: " + ", ".join(f"{p['class']} {p['probability']:.3f}" for p in row["predictions"]))

@@ -33,6 +33,7 @@ from nasviz.batches import (
 )
 from nasviz.datasets import BUILTIN, DATASETS, IMAGEFOLDER_PREFIX, check_dataset_name
 from nasviz.errors import ConfigError, DataError, one_line
+from nasviz.userpath import expand
 
 __all__ = [
     "DATASETS", "IMAGEFOLDER_PREFIX", "BatchStream", "ImageData", "augment", "check_dataset_name",
@@ -120,7 +121,7 @@ def load_dataset(
         return _load_imagefolder(Path(name[len(IMAGEFOLDER_PREFIX) :]), image_size)
     if root is not None and not str(root).strip():
         raise ConfigError(f"root={str(root)!r} is blank; allowed: a folder or none (the default)", setting="root")
-    root = Path(root).expanduser() if root is not None else default_root()
+    root = expand(root, "root") if root is not None else default_root()
     before = _folders(root)
     try:
         if name == "fashion-mnist":
@@ -148,7 +149,7 @@ def _load_fashion_mnist(root: Path, download: bool) -> ImageData:
     if _has_files(raw):
         try:
             return _read_fashion_mnist(root, f"root {root}")
-        except (RuntimeError, ValueError, OSError) as exc:
+        except Exception as exc:  # torchvision's readers assert (AssertionError), index, unpack... on damaged files
             raise DataError(
                 f"cannot read Fashion-MNIST in {raw}: {one_line(exc)}; delete that folder and retry"
             ) from exc
@@ -159,7 +160,7 @@ def _load_fashion_mnist(root: Path, download: bool) -> ImageData:
         try:
             _extract_debian(debian, raw)
             return _read_fashion_mnist(root, f"debian {debian} (extracted to {raw})")
-        except (OSError, EOFError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # a damaged .gz or file: any of torchvision's reader errors
             tried.append(f"cannot use {debian}: {one_line(exc)}")
     else:
         tried.append(f"no Debian files in {debian}")
@@ -418,9 +419,12 @@ def resized(data: ImageData, size: int) -> ImageData:
     if data.shape[1:] == (size, size):
         return data
 
-    def scale(images: torch.Tensor) -> torch.Tensor:
-        out = F.interpolate(images.to(torch.float32), size=(size, size), mode="area")
-        return out.round_().clamp_(0, 255).to(torch.uint8)
+    def scale(images: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+        out = torch.empty((len(images), images.shape[1], size, size), dtype=torch.uint8)
+        for start in range(0, len(images), chunk):  # in chunks: float32 copies of a chunk only, never of the whole
+            part = F.interpolate(images[start:start + chunk].to(torch.float32), size=(size, size), mode="area")
+            out[start:start + chunk] = part.round_().clamp_(0, 255).to(torch.uint8)
+        return out
 
     return replace(data, train_images=scale(data.train_images), test_images=scale(data.test_images))
 

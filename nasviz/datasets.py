@@ -6,10 +6,10 @@ Pure Python (no torch), so a configuration is checked against these facts before
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from nasviz.errors import ConfigError
 from nasviz.space import suggest
+from nasviz.userpath import expand
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def check_dataset_name(name: str) -> str:
         raw = text[len(IMAGEFOLDER_PREFIX) :]
         if not raw:
             raise ConfigError("dataset 'imagefolder:' needs a path, e.g. imagefolder:~/pictures")
-        path = Path(raw).expanduser()
+        path = expand(raw, "dataset")
         if not path.exists():
             raise ConfigError(f"imagefolder path {str(path)!r} does not exist")
         if not path.is_dir():

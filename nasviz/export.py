@@ -60,6 +60,16 @@ class Logits(nn.Module):
         return self.net(x)
 
 
+def check_out_name(fmt: str, out: Path) -> None:
+    """ConfigError unless the file name `out` agrees with the format: ``.onnx`` for onnx and only for onnx (a
+    TorchScript archive named .onnx, or an ONNX file named otherwise, would be opened by the wrong runtime)."""
+    named_onnx = out.suffix.lower() == ".onnx"
+    if named_onnx != (fmt == "onnx"):
+        allowed = "a name ending in .onnx" if fmt == "onnx" else "a name not ending in .onnx, e.g. model.pt"
+        other = "" if fmt == "onnx" else " (or --format onnx)"
+        raise ConfigError(f"out={str(out)!r} does not fit format {fmt!r}; allowed: {allowed}{other}", setting="out")
+
+
 def check_format(fmt: str) -> str:
     """Return `fmt` lower-cased, or raise `ConfigError` naming the allowed formats."""
     text = str(fmt).strip().lower()
@@ -124,23 +134,31 @@ def export_model(model: str | Path, fmt: str, out: str | Path) -> ExportReport:
     if out.is_dir():
         raise ConfigError(f"{out} is a directory; give the file to write, e.g. {out / ('model.' + fmt)}",
                           setting="out")
+    check_out_name(fmt, out)
     if fmt == "onnx":
         check_onnx_available()
     net = load_model(model)
     data = torchscript_bytes(net, net.model_info) if fmt == "torchscript" else onnx_bytes(net, net.model_info)
+    existed = out.exists() or out.is_symlink()
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, data)
-    x = example_inputs(net.model_info, CHECK_BATCH, seed=1)
-    with torch.inference_mode():
-        expected = net(x)
-    error = (run_exported(out, x) - expected).abs().max().item()
+    try:
+        x = example_inputs(net.model_info, CHECK_BATCH, seed=1)
+        with torch.inference_mode():
+            expected = net(x)
+        error = (run_exported(out, x, fmt) - expected).abs().max().item()
+    except BaseException:
+        if not existed:
+            out.unlink(missing_ok=True)  # an export that fails its check leaves nothing behind
+        raise
     return ExportReport(path=out, format=fmt, bytes=out.stat().st_size, max_abs_error=error)
 
 
-def run_exported(path: str | Path, x: torch.Tensor) -> torch.Tensor:
-    """Logits of an exported file (``.onnx`` runs in onnxruntime, anything else as TorchScript) on `x`."""
+def run_exported(path: str | Path, x: torch.Tensor, fmt: str | None = None) -> torch.Tensor:
+    """Logits of an exported file on `x`: `fmt` onnx runs it in onnxruntime, torchscript as TorchScript; None:
+    by its content (a TorchScript archive is a zip file)."""
     path = Path(path)
-    if path.suffix.lower() == ".onnx" or _is_onnx(path):
+    if fmt == "onnx" or (fmt is None and _is_onnx(path)):
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

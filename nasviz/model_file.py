@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasviz import memory
 from nasviz.errors import CheckpointError, NasvizError
 from nasviz.rundir import atomic_write_bytes, safe_torch_load
 
@@ -33,6 +34,12 @@ FORMAT = "nasviz-model"
 VERSION = 1
 MAX_SIDE = 4096
 """Largest image side a model file may declare (a bound on what `predict` and the exports allocate)."""
+PREDICT_BATCH = 8
+"""Images a loaded model must be able to take at once (the exports' check batch, predict's batches): its memory is
+checked before the network is built."""
+MEAN_RANGE, STD_RANGE = (-1.0, 2.0), (1e-3, 10.0)
+"""Plausible normalisation of images in [0, 1] units: a mean near [0, 1], a standard deviation that neither
+divides by almost nothing (inputs of 1e45) nor flattens every image."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     with torch.device("meta"):  # compare names and shapes before allocating anything
         expected = {k: tuple(v.shape) for k, v in EvalNetwork(*args).state_dict().items()}
     _check_weights(path, expected, weights)
+    try:
+        memory.check_inference(lambda ch: EvalNetwork(genotype, args[1], args[2], ch, info.layers, info.auxiliary),
+                               info.input_shape[0], info.channels, max(info.input_shape[1:]), PREDICT_BATCH,
+                               f"{path}'s network ({info.channels} channels, {info.layers} cells, "
+                               f"{info.input_shape[1]}x{info.input_shape[2]} images)")
+    except NasvizError as exc:
+        raise CheckpointError(str(exc)) from None
     net = EvalNetwork(*args)
     net.load_state_dict(weights)
     net.model_info = info
@@ -215,6 +229,11 @@ def _check_info(info: ModelInfo, path: Path) -> None:
         raise bad(f"input_shape {list(info.input_shape)} must be [channels 1..4, height, width 1..{MAX_SIDE}]")
     if len(info.mean) != c or len(info.std) != c or not all(s > 0 for s in info.std):
         raise bad(f"mean {list(info.mean)} and std {list(info.std)} need one value per channel ({c}), std > 0")
+    if not all(MEAN_RANGE[0] <= m <= MEAN_RANGE[1] for m in info.mean) or not all(
+            STD_RANGE[0] <= s <= STD_RANGE[1] for s in info.std):
+        raise bad(f"normalisation mean {list(info.mean)}, std {list(info.std)} is implausible for images in [0, 1]; "
+                  f"allowed: mean in [{MEAN_RANGE[0]:g}, {MEAN_RANGE[1]:g}], std in [{STD_RANGE[0]:g}, "
+                  f"{STD_RANGE[1]:g}]")
     if not 1 <= len(info.classes) <= 100_000:
         raise bad(f"{len(info.classes)} classes; allowed: 1..100000")
     try:
@@ -239,3 +258,9 @@ def _check_weights(path: Path, expected: dict[str, tuple[int, ...]], weights: di
                                   f"the network it describes needs {list(shape)}")
         if weights[name].is_floating_point() != (name.split(".")[-1] != "num_batches_tracked"):
             raise CheckpointError(f"{path}: weight {name} has dtype {weights[name].dtype}, which does not fit")
+        if weights[name].is_floating_point() and not bool(torch.isfinite(weights[name]).all()):
+            bad = int((~torch.isfinite(weights[name])).sum())
+            raise CheckpointError(f"{path}: weight {name} holds {bad} non-finite value(s) (NaN or infinity); a "
+                                  "model that predicts NaN is refused")
+        if name.endswith("running_var") and bool((weights[name] < 0).any()):
+            raise CheckpointError(f"{path}: {name} holds a negative variance; the file is damaged")

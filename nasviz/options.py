@@ -7,9 +7,15 @@ from __future__ import annotations
 import argparse
 
 from nasviz.errors import ConfigError, NasvizError, one_line
+from nasviz.userpath import expand
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+PATH_ARGUMENTS = frozenset({"out", "resume", "data_root", "root", "model", "run_dir", "folder", "images", "notebook",
+                            "genotype"})
+"""Arguments that name files or folders: a leading `~` is expanded as a shell would (which it does not after
+`--out=`), never taken as a folder named `~`."""
 
 OPTION_HINTS: dict[tuple[str, str], str] = {
     ("search", "out"): "command line: --out DIR; continue a run with --resume DIR",
@@ -41,6 +47,12 @@ class Parser(argparse.ArgumentParser):
                 name = "/".join(action.option_strings) or action.metavar or action.dest
                 self.error(f"argument {name}: a blank value {next(v for v in values if isinstance(v, str))!r} is "
                            "not allowed")
+            if action.dest in PATH_ARGUMENTS and any(isinstance(v, str) and v.startswith("~") for v in values):
+                try:
+                    expanded = [str(expand(v, action.dest)) if isinstance(v, str) else v for v in values]
+                except ConfigError as exc:
+                    self.error(f"argument {'/'.join(action.option_strings) or action.dest}: {exc}")
+                setattr(namespace, action.dest, expanded if isinstance(value, list) else expanded[0])
         return namespace, extras
 
 

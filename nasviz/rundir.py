@@ -20,9 +20,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nasviz import dirlock
+from nasviz import dirlock, safe_json
 from nasviz.errors import CheckpointError, ConfigError, one_line
 from nasviz.space import Genotype
+from nasviz.userpath import expand
 
 CONFIG = "config.json"
 HISTORY = "history.jsonl"
@@ -205,7 +206,7 @@ def genotype_from(text: str) -> Genotype:
 def read_json_or_none(path: Path) -> Any:
     """A JSON file's content, or None when it is missing or not valid JSON (a run still being written)."""
     try:
-        return json.loads(Path(path).read_text())
+        return safe_json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
 
@@ -219,7 +220,7 @@ def check_path(path: str | Path, setting: str = "out") -> Path:
     if len(os.fsencode(longest)) > MAX_NAME or len(os.fsencode(str(path))) > MAX_PATH:
         raise ConfigError(f"{setting}={one_line(str(path), 60)!r} is too long; allowed: names of at most {MAX_NAME} "
                           f"bytes in a path of at most {MAX_PATH}", setting=setting)
-    return Path(path)
+    return expand(path, setting)
 
 
 def foreign_entries(folder: Path, locked_before: bool | None = None) -> list[str]:
@@ -517,12 +518,20 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """Write `obj` as JSON atomically; CheckpointError (naming the file and the value) for a NaN or infinity."""
+    atomic_write_bytes(path, (_dumps(path, obj, indent=2) + "\n").encode())
+
+
+def _dumps(path: Path, obj: Any, **kwargs: Any) -> str:
+    try:
+        return safe_json.dumps(obj, **kwargs)
+    except ValueError as exc:
+        raise CheckpointError(f"refused to write {path}: {exc}") from None
 
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(Path(path).read_text())
+        return safe_json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -531,7 +540,7 @@ def read_json(path: Path) -> Any:
 
 def write_jsonl(path: Path, rows: list[Any]) -> None:
     """Rewrite a JSON-lines file atomically with `rows`."""
-    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    atomic_write_bytes(path, "".join(_dumps(path, r) + "\n" for r in rows).encode())
 
 
 def read_jsonl(path: Path) -> list[Any]:
@@ -542,7 +551,7 @@ def read_jsonl(path: Path) -> list[Any]:
     rows = []
     for line in path.read_text(errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
+            rows.append(safe_json.loads(line))
         except json.JSONDecodeError:
             continue
     return rows
@@ -566,8 +575,9 @@ def open_append(path: Path):
 
 def append_jsonl(path: Path, row: Any) -> None:
     """Append one JSON line to `path` (see `open_append`), flushed and fsync-ed (it is part of a run's state)."""
+    line = _dumps(path, row) + "\n"
     with open_append(path) as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(line)
         f.flush()
         os.fsync(f.fileno())
 
@@ -576,10 +586,11 @@ class JsonlAppender:
     """Append JSON lines to a file, flushed after each line (a log: events, not state)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self.file = open_append(path)
 
     def __call__(self, row: Any) -> None:
-        self.file.write(json.dumps(row) + "\n")
+        self.file.write(_dumps(self.path, row) + "\n")
         self.file.flush()
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from nasviz import distributed, events, ga, precision, rundir, schedule
+from nasviz import distributed, events, ga, memory, precision, rundir, schedule
 from nasviz.batches import search_batches
 from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_network
 from nasviz.config import SearchConfig
@@ -103,6 +103,8 @@ class Search(events.Publisher):
         self.data = d = load_dataset(c.dataset, c.data_root)
         self.config = c = c.fitted(len(d.train_labels), d.name)  # an image folder's size is known now
         self.ranks.check_batch(c.batch_size)
+        memory.check_search(c, d.shape, d.num_classes, len(d.train_labels) + len(d.test_labels),
+                            c.image_size or d.shape[1])  # before the data is resized or the supernet built
         if c.image_size is not None:
             self.data = d = resized(d, c.image_size)
         self.sizes = Sizes(lambda g: measure_search_network(g, d.shape, d.num_classes, c.channels, c.layers),

@@ -19,11 +19,11 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from nasviz.errors import ConfigError
 from nasviz.space import suggest
+from nasviz.userpath import expand
 
 C = TypeVar("C")
 MAX_SEED = 2**63 - 1
@@ -174,7 +174,7 @@ def check_folder_or_none(name: str, path: str) -> None:
     """Raise `ConfigError` if `path` exists and is not a folder."""
     if not str(path).strip():
         raise ConfigError(f"{name}={path!r} is blank; allowed: a folder or none")
-    folder = Path(path).expanduser()
+    folder = expand(path, name)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{name}={path!r} is not a folder; allowed: a folder or none")
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import bisect
 import functools
 import gzip
-import json
 import statistics
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from nasviz import safe_json
 from nasviz.errors import NasvizError
 from nasviz.space import Genotype, GenotypeError, SearchSpace, get_space, suggest
 from nasviz.table.quality import quality
@@ -137,7 +137,7 @@ class Table:
 
     def save(self, path: str | Path) -> None:
         """Write the table as gzip-compressed JSON (reproducible bytes: no timestamp in the gzip header)."""
-        data = json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
+        data = safe_json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
         Path(path).write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
 
 
@@ -159,7 +159,7 @@ def read(path: str | Path) -> Table:
     """Read a table file; a damaged one is refused with one line naming it."""
     path = Path(path)
     try:
-        obj = json.loads(gzip.decompress(path.read_bytes()))
+        obj = safe_json.loads(gzip.decompress(path.read_bytes()))
         space = get_space(obj["space"])
         entries = [
             Entry(genotype=a["genotype"], params=int(a["params"]), flops=int(a["flops"]),
@@ -171,7 +171,7 @@ def read(path: str | Path) -> Table:
                      dict(obj["noise"]))
     except FileNotFoundError:
         raise TableError(f"no table file at {path}") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise TableError(f"{path} is not a valid table file ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 

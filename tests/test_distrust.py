@@ -1,0 +1,301 @@
+"""Reliability, round 3: every file read is distrusted, settings are checked before memory is allocated, nothing
+nonsensical is accepted silently. Each class of the adversarial review has tests with other variants than its
+examples: deeply nested JSON, memory, the table CLI, export names, ~ in paths, conflicting options, model files,
+checkpoints and history, messages and how fast a refusal comes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nasviz import cli, rundir
+from nasviz.config import SearchConfig
+from nasviz.search import Search
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(warmup_steps=4, population=2, generations=2, finetune_steps=2, fitness_images=32, weight_images=64,
+            batch_size=16, eval_batch_size=32, bn_batches=1, checkpoint_every=2, top_k=2, record_before=False)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`nasviz.cli.main(argv)` in this process: (exit code, stdout, stderr)."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code: int, err: str, fragment: str, exit_code: int = 2) -> str:
+    """Assert a one-line error holding `fragment`; returns it."""
+    lines = err.strip().splitlines()
+    assert code == exit_code, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def subprocess_cli(*args: str, cwd: Path, timeout: float = 240, env: dict | None = None):
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "nasviz", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def gen1_run(tmp_path_factory) -> Path:
+    """A tiny search stopped after generation 1 of 2 (checkpoint, history, result.json)."""
+    run = tmp_path_factory.mktemp("shared") / "gen1"
+    search = Search(SearchConfig.from_preset("smoke", **TINY), run)
+    search.step()
+    search.step()
+    assert search.generation == 1
+    return run
+
+
+@pytest.fixture
+def run_copy(gen1_run, tmp_path) -> Path:
+    return Path(shutil.copytree(gen1_run, tmp_path / "copy"))
+
+
+# --- tracebacks: JSON nested too deeply is damaged JSON -----------------------------------------------------
+DEEP = {"lists": "[" * 100_000, "objects": '{"a":' * 50_000, "closed": "[" * 5000 + "]" * 5000}
+
+
+@pytest.mark.parametrize("deep", DEEP, ids=list(DEEP))
+def test_deeply_nested_json_in_a_history_line_is_skipped_like_a_torn_line(run_copy, deep, capsys):
+    good = rundir.load_history(run_copy)
+    history = run_copy / rundir.HISTORY
+    lines = history.read_text().splitlines()
+    history.write_text("\n".join([lines[0], DEEP[deep], *lines[1:]]) + "\n")
+    assert rundir.load_history(run_copy) == good
+    assert rundir.best_genotype(run_copy)
+    code, out, err = run_cli(["report", run_copy], capsys)
+    assert code == 0 and "Traceback" not in err, err
+    code, out, err = run_cli(["info", "--genotype", run_copy], capsys)
+    assert code == 0 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("name", [rundir.RESULT, rundir.CONFIG, rundir.EVENTS])
+def test_deeply_nested_json_in_a_run_file_is_a_damaged_file(run_copy, name, capsys):
+    (run_copy / name).write_text('{"a":' * 60_000 + "\n")
+    code, out, err = run_cli(["report", run_copy], capsys)
+    assert "Traceback" not in err and "RecursionError" not in err, err
+    assert code == 0
+    code, out, err = run_cli(["search", "--resume", run_copy, "--quiet"], capsys)
+    assert "Traceback" not in err and "RecursionError" not in err, err
+    if code:
+        one_line_error(code, err, str(run_copy))
+    code, out, err = run_cli(["info", "--genotype", run_copy], capsys)
+    assert "Traceback" not in err, err
+    if code:
+        one_line_error(code, err, str(run_copy / name))
+
+
+def test_deeply_nested_json_in_a_table_build_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "recipe.json").write_text("[" * 100_000)
+    code, out, err = run_cli(["table", "info", tmp_path], capsys)
+    one_line_error(code, err, "recipe.json")
+    table = tmp_path / "t.json.gz"
+    import gzip
+
+    table.write_bytes(gzip.compress(b"[" * 100_000))
+    code, out, err = run_cli(["table", "info", table], capsys)
+    one_line_error(code, err, str(table))
+
+
+# --- tracebacks: memory is estimated before it is allocated --------------------------------------------------
+@pytest.mark.parametrize("sets", [["image_size=128"], ["channels=64", "batch_size=512"]], ids=["image", "width"])
+def test_a_search_too_big_for_memory_is_refused_before_allocating(sets, tmp_path, monkeypatch, capsys):
+    from nasviz import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 * 10**9)  # a 2 GB machine
+    argv = ["search", "--preset", "smoke", *[a for s in sets for a in ("--set", s)], "--out", tmp_path / "run"]
+    code, out, err = run_cli(argv, capsys)
+    line = one_line_error(code, err, sets[0])
+    assert "2.0 GB available" in line and "allowed: a smaller" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_memory_estimate_grows_with_the_settings_and_a_small_search_fits():
+    from nasviz import memory
+    from nasviz.errors import ConfigError
+
+    config = SearchConfig.from_preset("smoke")
+    memory.check_search(config, (1, 28, 28), 10, 70_000, 28, available=4 * 10**9)  # fits: no error
+    with pytest.raises(ConfigError, match="batch_size=32") as small:
+        memory.check_search(config, (1, 28, 28), 10, 70_000, 28, available=10**8)
+    wide = config.replace(channels=16)
+    with pytest.raises(ConfigError) as large:
+        memory.check_search(wide, (1, 28, 28), 10, 70_000, 28, available=10**8)
+    need = [float(e.value.args[0].split("needs about ")[1].split()[0]) for e in (small, large)]
+    assert need[1] > need[0]
+
+
+def test_a_model_file_declaring_a_network_too_big_for_memory_is_refused(tmp_path, monkeypatch):
+    from nasviz import memory
+    from nasviz.errors import CheckpointError
+    from nasviz.model_file import load_model
+
+    path = make_model_file(tmp_path / "m.pt")
+    load_model(path)  # fits
+    monkeypatch.setattr(memory, "available_bytes", lambda: 10**5)
+    with pytest.raises(CheckpointError, match=r"m\.pt's network .* available"):
+        load_model(path)
+
+
+# --- tracebacks: the table command line ------------------------------------------------------------------------
+@pytest.mark.parametrize("setting, fragment", [
+    ("epochs=0", "epochs=0"), ("batch_size=1", "batch_size=1"), ("lr=inf", "lr=inf"), ("momentum=1", "momentum=1"),
+    ("train_images=10", "train_images=10"), ("table=", "unknown recipe setting 'table'"),
+    ("dataset=imagefolder:~nouser/x", "nouser"),
+])
+def test_table_build_checks_the_recipe_before_writing_anything(setting, fragment, tmp_path, capsys):
+    code, out, err = run_cli(["table", "build", "--set", setting, "--out", tmp_path / "b"], capsys)
+    one_line_error(code, err, fragment)
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("recipe", ["garbage", "{}", "[]", "null", '{"space": "mini", "recipe": {"epochs": 0}}',
+                                    '{"space": "nope", "recipe": {}}', '{"space": "mini", "recipe": 5}'])
+def test_a_damaged_build_folder_is_one_line_in_info_assemble_and_build(recipe, tmp_path, capsys):
+    (tmp_path / "recipe.json").write_text(recipe)
+    before = (tmp_path / "recipe.json").read_bytes()
+    for argv in (["table", "info", tmp_path], ["table", "assemble", tmp_path, "--out", tmp_path / "t.json.gz"],
+                 ["table", "build", "--out", tmp_path, "--limit", "0"]):
+        code, out, err = run_cli(argv, capsys)
+        one_line_error(code, err, "recipe.json")
+    assert (tmp_path / "recipe.json").read_bytes() == before and not (tmp_path / "t.json.gz").exists()
+
+
+def build_row(genotype: str, seed: int, **changes) -> dict:
+    row = {"genotype": genotype, "seed": seed, "test_accuracy": 0.5 + seed / 100, "train_loss": 1.0, "params": 10,
+           "flops": 20, "seconds": 1.5, "cpu_seconds": 1.4, **changes}
+    return {k: v for k, v in row.items() if v is not ...}
+
+
+def test_build_rows_without_fields_or_with_nan_are_skipped_with_a_note_and_an_empty_build_is_an_error(tmp_path,
+                                                                                                   capsys):
+    from nasviz.space import get_space
+
+    space = get_space("mini")
+    keys = [space.key(g) for g in list(space.enumerate())[:2]]
+    (tmp_path / "recipe.json").write_text(json.dumps({"space": "mini", "recipe": {}, "pilot": None}))
+    code, out, err = run_cli(["table", "assemble", tmp_path, "--out", tmp_path / "t.json.gz"], capsys)
+    one_line_error(code, err, "no finished training")
+    rows = [build_row(keys[0], 0), build_row(keys[1], 0, seconds=...), build_row(keys[1], 1, test_accuracy="x"),
+            build_row(keys[0], 1, cpu_seconds=float("inf")), [1, 2], build_row(keys[1], 2, params=None)]
+    (tmp_path / "rows-0-of-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows).replace(
+        "Infinity", "NaN"))
+    code, out, err = run_cli(["table", "info", tmp_path], capsys)
+    assert code == 0 and json.loads(out)["trainings"] == 1
+    assert "skipped 5 damaged row(s)" in err and "Traceback" not in err
+    code, out, err = run_cli(["table", "assemble", tmp_path, "--out", tmp_path / "t.json.gz"], capsys)
+    assert code == 0 and "1 architectures" in out, err
+
+
+# --- tracebacks: export's format and file name -----------------------------------------------------------------
+def make_model_file(path: Path, **changes) -> Path:
+    """A tiny untrained model file (2 cells, 4 channels, 8x8 grayscale images) with `changes` to its fields."""
+    import torch
+
+    from nasviz.model_file import save_model
+    from nasviz.network import EvalNetwork
+    from nasviz.space import FIXTURES
+
+    class Facts:
+        name, shape, classes, mean, std = "fashion-mnist", (1, 8, 8), [str(c) for c in range(10)], (0.3,), (0.35,)
+
+    torch.manual_seed(0)
+    save_model(path, EvalNetwork(FIXTURES["DARTS_V2"], 1, 10, 4, 2, auxiliary=False).eval(), Facts())
+    if changes:
+        state = torch.load(path, weights_only=True)
+        for key, value in changes.items():
+            if key == "weight":
+                name = next(k for k, v in state["state_dict"].items() if v.is_floating_point())
+                state["state_dict"][name] = state["state_dict"][name].clone().fill_(value)
+            else:
+                state[key] = value
+        torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("fmt, name", [("torchscript", "m.onnx"), ("onnx", "m.pt"), ("onnx", "m.onnx.txt"),
+                                       ("TorchScript", "M.ONNX")])
+def test_export_refuses_a_file_name_that_does_not_fit_the_format_before_exporting(fmt, name, tmp_path, capsys):
+    model = make_model_file(tmp_path / "model.pt")
+    code, out, err = run_cli(["export", "--model", model, "--format", fmt, "--out", tmp_path / name], capsys)
+    one_line_error(code, err, "does not fit format")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+# --- tracebacks: data ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["data", "imagefolder:~nosuchuser-nasviz/x"],
+                                  ["data", "fashion-mnist", "--root", "~nosuchuser-nasviz/data"],
+                                  ["search", "--dataset", "imagefolder:~nosuchuser-nasviz", "--out", "x"]])
+def test_an_unknown_users_home_is_one_line(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(argv, capsys)
+    one_line_error(code, err, "~nosuchuser-nasviz")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 100, b"\x00\x00\x08\x03" + b"\xff" * 64])
+def test_a_corrupt_fashion_mnist_root_is_one_line(content, tmp_path, capsys):
+    from nasviz.data import FASHION_MNIST_FILES
+
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FASHION_MNIST_FILES:
+        (raw / name).write_bytes(content)
+    code, out, err = run_cli(["data", "fashion-mnist", "--root", tmp_path, "--offline"], capsys)
+    one_line_error(code, err, "cannot read Fashion-MNIST")
+
+
+# --- tracebacks: Ctrl-C in a local batch -----------------------------------------------------------------------
+def test_ctrl_c_in_a_local_batch_writes_batch_json_without_tracebacks_and_the_rerun_continues(tmp_path):
+    import signal
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("x = 0\nhold = ''")
+    params.metadata["tags"] = ["parameters"]
+    body = "import os, time\nwhile x > 1 and os.path.exists(hold):\n    time.sleep(0.05)\nprint(x)"
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    hold = tmp_path / "hold"
+    hold.write_text("points x > 1 wait while this file exists\n")
+    argv = [sys.executable, "-m", "nasviz", "batch", "nb.ipynb", "--grid", "x=1,2,3", "-p", "hold", str(hold),
+            "--out", "out"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,  # its own process group, as a terminal's foreground job
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:  # the first point is done: the second one waits for `hold`
+        if line.startswith("[1/"):
+            break
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole foreground group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Error" not in err, err
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert summary["interrupted"] is True
+    assert [p["status"] for p in summary["points"]] == ["ok", "interrupted", "interrupted"]
+    first = (tmp_path / "out" / "x=1" / "nb.ipynb").read_bytes()
+    other = subprocess.run([*argv[:6], "x=1,2,4", *argv[7:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert other.returncode == 2 and "already holds" in other.stderr  # another batch: refused, as before
+    hold.unlink()
+    again = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert [p["status"] for p in summary["points"]] == ["ok", "ok", "ok"] and not summary["interrupted"]
+    assert (tmp_path / "out" / "x=1" / "nb.ipynb").read_bytes() == first  # the finished point is kept as it was
