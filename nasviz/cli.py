@@ -14,7 +14,7 @@ from pathlib import Path
 from nasviz import rundir, safe_json
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
-from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, parse_settings
+from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, merge_options, parse_settings
 from nasviz.table.cli import add_table_command
 from nasviz.viz.cli import COMMANDS as VIZ_COMMANDS
 
@@ -78,12 +78,9 @@ def _search(args: argparse.Namespace) -> int:
     from nasviz.config import SearchConfig
     from nasviz.search import Search
 
-    overrides = parse_settings(args.set)
-    for name in ("dataset", "seed", "method", "device"):
-        if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
-    if args.data_root is not None:
-        overrides["data_root"] = args.data_root
+    options = {name: getattr(args, name) for name in ("dataset", "seed", "method", "device", "data_root")
+               if getattr(args, name) is not None}
+    overrides = merge_options(options, parse_settings(args.set))
     if args.override and not args.resume:
         raise ConfigError("--override applies only with --resume DIR (it accepts settings that differ from the run's)")
     if args.resume:
@@ -139,7 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_dataset_name(args.dataset)
     fields = {k: getattr(args, k) for k in ("epochs", "channels", "layers", "batch_size", "train_size",
                                              "test_size", "seed", "device") if getattr(args, k) is not None}
-    config = ScratchConfig.from_settings({**fields, **parse_settings(args.set)})
+    config = ScratchConfig.from_settings(merge_options(fields, parse_settings(args.set)))
     pick_device(config.device)  # a CUDA device this machine lacks is refused before the data is loaded
     out = rundir.check_output_folder(args.out, (rundir.SCRATCH, MODEL_FILE))
     data = load_dataset(args.dataset, args.data_root)

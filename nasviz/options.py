@@ -63,8 +63,21 @@ def parse_settings(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r} is not key=value")
-        settings[key.strip()] = value
+        key = key.strip()
+        if key in settings and settings[key] != value:
+            raise ConfigError(f"--set {key}={settings[key]} and --set {pair} conflict; allowed: each setting once")
+        settings[key] = value
     return settings
+
+
+def merge_options(options: dict[str, object], settings: dict[str, str]) -> dict[str, object]:
+    """`settings` (from --set) with the command's own `options` (e.g. --epochs) added; a setting given both ways
+    is refused (one line), never silently taken from the last."""
+    for name, value in options.items():
+        if name in settings:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} {value} and --set {name}={settings[name]} conflict; allowed: give {name} once")
+    return {**settings, **options}
 
 
 def error_line(exc: NasvizError, command: str | None) -> str:

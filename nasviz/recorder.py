@@ -3,6 +3,7 @@ result.json; without a run directory, nothing) and the formats of a history row,
 
 from __future__ import annotations
 
+import math
 import platform
 import uuid
 import weakref
@@ -272,7 +273,8 @@ def _is_int(value: Any, low: int = 0) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (NaN and infinity in a checkpoint are damage: they would change the search)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _list_of(value: Any, check) -> bool:
@@ -342,7 +344,7 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
     for name, ok in checks:
         if not ok:
             raise CheckpointError(f"{source} is damaged or not a nasviz search checkpoint: its field {name!r} is "
-                                  f"missing or has the wrong type or length; nothing was changed")
+                                  f"missing, not finite, or has the wrong type or length; nothing was changed")
     for text in state["population"]:  # parsed, never evaluated
         try:
             Genotype.parse(text)
@@ -356,6 +358,8 @@ def check_resumable(state: dict[str, Any], run_dir: Path, processes: int = 1, fo
     make another number another experiment)."""
     check_state(state, run_dir / rundir.CHECKPOINT)
     check_belongs(state, run_dir, run_dir / rundir.CHECKPOINT)
+    if not force:
+        check_config_file(state, run_dir, run_dir / rundir.CHECKPOINT)
     ran_on = state.get("processes", 1)
     if ran_on != processes and not force:
         raise CheckpointError(f"{run_dir} ran on {ran_on} process(es), and this resume has {processes}; allowed: "
@@ -373,11 +377,49 @@ def check_belongs(state: dict[str, Any], run_dir: Path, source: str | Path = "th
         raise CheckpointError(f"{source} belongs to another run (run id {state['run_id']}, but "
                               f"{run_dir / rundir.RESULT} records {recorded}); nothing was changed")
     generation = state.get("generation")
-    rows = [r for r in rundir.read_jsonl(run_dir / rundir.HISTORY)
-            if isinstance(r, dict) and r.get("generation") == generation]
+    history = run_dir / rundir.HISTORY
+    rows = [r for r in rundir.read_jsonl(history) if isinstance(r, dict) and r.get("generation") == generation]
     if rows and isinstance(rows[-1].get("population"), list) and rows[-1]["population"] != state["population"]:
         raise CheckpointError(f"{source} belongs to another run: its generation {generation} is not the one "
-                              f"{run_dir / rundir.HISTORY} records; nothing was changed")
+                              f"{history} records; nothing was changed")
+    check_history(run_dir, generation, source)
+
+
+def check_history(run_dir: Path, generation: int, source: str | Path) -> None:
+    """CheckpointError unless history.jsonl records every generation 0..`generation` of the checkpoint `source`
+    (rows after it are dropped on resume): a missing file or a gap cannot be repaired from the checkpoint, which
+    holds only the last population, so the resume is refused."""
+    if not isinstance(generation, int) or generation < 0:
+        return
+    history = run_dir / rundir.HISTORY
+    found = {r["generation"] for r in rundir.read_jsonl(history)
+             if isinstance(r, dict) and isinstance(r.get("generation"), int) and not isinstance(r["generation"], bool)}
+    missing = [g for g in range(generation + 1) if g not in found]
+    if missing:
+        what = "is missing" if not (history.exists() or history.is_symlink()) else \
+            f"lacks generation(s) {', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}"
+        raise CheckpointError(f"{history} {what}, but {source} is at generation {generation}; the run's record "
+                              "cannot be repaired from the checkpoint, so it is not resumed (nothing was changed)")
+
+
+def check_config_file(state: dict[str, Any], run_dir: Path, source: str | Path) -> None:
+    """CheckpointError where config.json records settings other than the checkpoint's (beyond those a resume may
+    change): the checkpoint was copied in from another run."""
+    from nasviz.config import RESUMABLE_CHANGES, SearchConfig
+
+    saved = rundir.load_config(run_dir)
+    if saved is None:
+        return
+    try:
+        mine, theirs = SearchConfig.from_dict(saved).to_dict(), SearchConfig.from_dict(state["config"]).to_dict()
+    except NasvizError:
+        return  # a damaged config.json is rewritten from the checkpoint
+    differ = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
+    if differ:
+        k = differ[0]
+        raise CheckpointError(f"{source} belongs to another run: it has {k}={theirs.get(k)!r}, but "
+                              f"{run_dir / rundir.CONFIG} records {k}={mine[k]!r}; nothing was changed (override "
+                              "explicitly to accept)", setting="force")
 
 
 def _check_optimizer(optimizer) -> None:

@@ -108,8 +108,11 @@ def load_config(run_dir: str | Path) -> dict | None:
 
 
 def _object_or_none(path: Path) -> dict | None:
-    value = read_json_or_none(path)
-    if value is not None and not isinstance(value, dict):
+    try:
+        value = safe_json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None  # missing, or torn: not JSON
+    if not isinstance(value, dict):  # JSON null included: that is no torn write
         raise CheckpointError(f"{path} is damaged: it holds {type(value).__name__} {one_line(json.dumps(value), 40)}"
                               ", not a JSON object")
     return value

@@ -299,3 +299,143 @@ def test_ctrl_c_in_a_local_batch_writes_batch_json_without_tracebacks_and_the_re
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert [p["status"] for p in summary["points"]] == ["ok", "ok", "ok"] and not summary["interrupted"]
     assert (tmp_path / "out" / "x=1" / "nb.ipynb").read_bytes() == first  # the finished point is kept as it was
+
+
+# --- silent acceptance: conflicting options, ~ ------------------------------------------------------------------
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--genotype", "DARTS_V2", "--batch-size", "8", "--set", "batch_size=16", "--out", "o"],
+     "--batch-size 8 and --set batch_size=16 conflict"),
+    (["train", "--genotype", "DARTS_V2", "--layers", "3", "--set", "layers=3", "--out", "o"], "give layers once"),
+    (["search", "--method", "ga", "--set", "method=random", "--out", "o"], "--method ga and --set method=random"),
+    (["search", "--data-root", "d", "--set", "data_root=e", "--out", "o"], "--data-root d and --set data_root=e"),
+    (["search", "--set", "population=4", "--set", "population=6", "--out", "o"], "each setting once"),
+    (["table", "build", "--set", "epochs=1", "--set", "epochs=2", "--out", "o"], "each setting once"),
+])
+def test_a_setting_given_twice_is_refused_not_taken_from_the_last(argv, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(argv, capsys)
+    one_line_error(code, err, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tilde_after_an_equals_sign_is_expanded_not_a_folder_named_tilde(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["render", "--genotype", "DARTS_V2", "--out=~/cells/best.dot"], capsys)
+    assert code == 0, err
+    assert (home / "cells" / "best.dot").is_file() and not (tmp_path / "~").exists()
+    from nasviz import rundir as rd
+
+    assert rd.check_path("~/x") == home / "x"  # the Python API too (a run directory given as ~/runs/...)
+
+
+# --- silent acceptance: model files ------------------------------------------------------------------------------
+@pytest.mark.parametrize("changes, fragment", [
+    ({"weight": float("nan")}, "non-finite"), ({"weight": float("inf")}, "non-finite"),
+    ({"std": [1e-45]}, "implausible"), ({"std": [0.0]}, "std > 0"), ({"mean": [1e308]}, "implausible"),
+    ({"std": [1e6]}, "implausible"),
+])
+def test_a_model_file_with_non_finite_weights_or_absurd_normalisation_is_refused_at_load(changes, fragment,
+                                                                                       tmp_path, capsys):
+    from PIL import Image
+
+    model = make_model_file(tmp_path / "m.pt", **changes)
+    Image.new("L", (8, 8), 100).save(tmp_path / "a.png")
+    for argv in (["predict", "--model", model, tmp_path / "a.png", "--json"],
+                 ["export", "--model", model, "--format", "torchscript", "--out", tmp_path / "m.ts"]):
+        code, out, err = run_cli(argv, capsys)
+        one_line_error(code, err, fragment)
+        assert out == ""
+    assert not (tmp_path / "m.ts").exists()
+
+
+def test_json_output_is_valid_json_even_with_a_non_finite_number(capsys):
+    from nasviz.cli import _print
+
+    _print({"accuracy": float("nan"), "rows": [float("inf"), 1.0]}, True, "")
+    assert json.loads(capsys.readouterr().out) == {"accuracy": None, "rows": [None, 1.0]}
+
+
+# --- silent acceptance: checkpoints and history --------------------------------------------------------------------
+def rewrite_checkpoint(run: Path, change) -> None:
+    import torch
+
+    state = torch.load(run / rundir.CHECKPOINT, weights_only=True)
+    change(state)
+    torch.save(state, run / rundir.CHECKPOINT)
+
+
+@pytest.mark.parametrize("field, value", [("fitness", float("nan")), ("fitness", float("-inf")),
+                                          ("wall_time_s", float("inf")), ("wall_time_s", float("nan"))])
+def test_a_checkpoint_with_a_non_finite_number_is_refused_and_nothing_changes(run_copy, field, value, capsys):
+    def change(state):
+        if field == "fitness":
+            state["fitness"][0] = value
+        else:
+            state[field] = value
+
+    rewrite_checkpoint(run_copy, change)
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file() and p.name != rundir.LOCK}
+    code, out, err = run_cli(["search", "--resume", run_copy, "--quiet"], capsys)
+    one_line_error(code, err, f"field {field!r} is missing, not finite")
+    after = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file() and p.name != rundir.LOCK}
+    assert after == before and b"Infinity" not in after[rundir.RESULT] and b"NaN" not in after[rundir.RESULT]
+
+
+def test_nothing_non_finite_is_ever_written_as_json(tmp_path):
+    from nasviz.errors import CheckpointError
+
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(CheckpointError, match="wall_time_s"):
+            rundir.write_json(tmp_path / "r.json", {"ok": 1, "nested": {"wall_time_s": value}})
+        with pytest.raises(CheckpointError, match=r"rows\[1\]"):
+            rundir.append_jsonl(tmp_path / "h.jsonl", {"rows": [1.0, value]})
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "h.jsonl").exists()
+
+
+@pytest.mark.parametrize("gone", [(rundir.HISTORY,), (rundir.RESULT, rundir.HISTORY)])
+def test_another_runs_checkpoint_is_refused_once_result_and_history_are_gone(gen1_run, tmp_path, gone, capsys):
+    other = tmp_path / "other"
+    Search(SearchConfig.from_preset("smoke", **{**TINY, "seed": 7, "generations": 1}), other).run()
+    target = Path(shutil.copytree(gen1_run, tmp_path / "target"))
+    for name in gone:
+        (target / name).unlink()
+    shutil.copy(other / rundir.CHECKPOINT, target / rundir.CHECKPOINT)
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file() and p.name != rundir.LOCK}
+    code, out, err = run_cli(["search", "--resume", target, "--quiet"], capsys)
+    line = one_line_error(code, err, "checkpoint.pt")
+    assert "another run" in line or "is missing" in line
+    after = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file() and p.name != rundir.LOCK}
+    assert after == before
+
+
+def test_a_history_with_a_gap_in_its_generations_is_refused_on_resume(run_copy, capsys):
+    history = run_copy / rundir.HISTORY
+    lines = history.read_text().splitlines()
+    history.write_text(lines[1] + "\n")  # generation 0 is gone, 1 is there
+    code, out, err = run_cli(["search", "--resume", run_copy, "--quiet"], capsys)
+    one_line_error(code, err, "lacks generation(s) 0")
+    assert history.read_text() == lines[1] + "\n"
+
+
+def test_another_runs_checkpoint_with_other_settings_is_refused_by_config_json(gen1_run, tmp_path, capsys):
+    target = Path(shutil.copytree(gen1_run, tmp_path / "target"))
+    config = json.loads((target / rundir.CONFIG).read_text())
+    (target / rundir.CONFIG).write_text(json.dumps({**config, "p_mutation": 0.5}))  # as another run's would be
+    code, out, err = run_cli(["search", "--resume", target, "--quiet"], capsys)
+    one_line_error(code, err, "belongs to another run: it has p_mutation=")
+
+
+def test_report_notes_each_wrong_typed_field_of_result_json(run_copy, capsys):
+    result = json.loads((run_copy / rundir.RESULT).read_text())
+    (run_copy / rundir.RESULT).write_text(json.dumps({**result, "best_fitness": "high", "seed": 1.5,
+                                                      "finished": "yes"}))
+    code, out, err = run_cli(["report", run_copy], capsys)
+    assert code == 0
+    notes = err.strip().splitlines()
+    assert len(notes) == 3 and all(n.startswith("nasviz: note: ") for n in notes), err
+    assert "best_fitness='high', not a number" in err and "seed=1.5" in err and "finished='yes'" in err
+    page = (run_copy / rundir.REPORT).read_text()
+    assert "high" not in page and "yes" not in page.split("<h2>")[0]

@@ -11,6 +11,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from nasviz import rundir
+from nasviz.errors import NasvizError
 from nasviz.viz.cells import GraphvizMissing, svg_markup, write_cells
 from nasviz.viz.common import Row
 from nasviz.viz.figures import FIGURES, all_figures
@@ -59,8 +60,30 @@ def write_report(run_dir: str | Path) -> list[Path]:
     return written
 
 
+RESULT_FACTS: dict[str, tuple[tuple[type, ...], str]] = {
+    "method": ((str,), "text"), "dataset": ((str,), "text"), "preset": ((str,), "text"), "seed": ((int,), "an integer"),
+    "finished": ((bool,), "true/false"), "search_wall_time_s": ((int, float), "a number"),
+    "best_genotype": ((str,), "genotype text"), "best_fitness": ((int, float), "a number"),
+}
+"""result.json's fields that the report shows, their JSON types and how a note names them."""
+
+
+def typed_result(result: dict) -> dict:
+    """`result` without the fields of `RESULT_FACTS` that have the wrong type (`viz.cli` notes each)."""
+    def ok(key: str, value) -> bool:
+        if key not in RESULT_FACTS:
+            return True
+        kinds = RESULT_FACTS[key][0]
+        return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+
+    return {k: v for k, v in result.items() if ok(k, v)}
+
+
 def _report_page(run_dir: Path, rows: list[Row], figs: dict[str, go.Figure]) -> str:
-    result = rundir.load_result(run_dir) or {}
+    try:
+        result = typed_result(rundir.load_result(run_dir) or {})
+    except NasvizError:  # JSON, but not an object (the command line refuses it)
+        result = {}
     best = rows[-1]["best"]
     try:
         cells = svg_markup(best["genotype"])
