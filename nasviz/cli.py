@@ -14,7 +14,15 @@ from pathlib import Path
 from nasviz import rundir, safe_json
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
-from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, merge_options, parse_settings
+from nasviz.options import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+    error_line,
+    merge_options,
+    parse_settings,
+    report,
+)
 from nasviz.table.cli import add_table_command
 from nasviz.viz.cli import COMMANDS as VIZ_COMMANDS
 
@@ -59,11 +67,13 @@ def _print(out: dict, as_json: bool, text: str) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    """A search here, or on every process that torchrun started (rank 0 writes and prints; see `nasviz.distributed`)."""
+    """A search here, or on every process that torchrun started (rank 0 writes and prints; see `nasviz.distributed`).
+    A new search's settings are checked before torch is imported, so a mistake is refused at once."""
+    config = _new_search_config(args)
     from nasviz import distributed
 
     try:
-        return _search(args)
+        return _search(args, config)
     except BaseException as exc:
         if not distributed.silenced(exc):
             raise
@@ -74,23 +84,36 @@ def cmd_search(args: argparse.Namespace) -> int:
         distributed.shutdown()
 
 
-def _search(args: argparse.Namespace) -> int:
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
-
+def _overrides(args: argparse.Namespace) -> dict:
     options = {name: getattr(args, name) for name in ("dataset", "seed", "method", "device", "data_root")
                if getattr(args, name) is not None}
-    overrides = merge_options(options, parse_settings(args.set))
+    return merge_options(options, parse_settings(args.set))
+
+
+def _new_search_config(args: argparse.Namespace):
+    """The options' `SearchConfig` of a new search, validated (torch-free); None for a resume (its settings are
+    checked against its checkpoint). One-line errors for every mistake in the options."""
+    from nasviz.config import SearchConfig
+
+    overrides = _overrides(args)
     if args.override and not args.resume:
         raise ConfigError("--override applies only with --resume DIR (it accepts settings that differ from the run's)")
     if args.resume:
         if args.preset is not None or args.out is not None:
             raise ConfigError("--resume DIR continues a run: give --set/--override for changes, not --preset/--out")
-        search = Search.resume(args.resume, overrides, force=args.override, progress=not args.quiet)
+        return None
+    if args.out is None:
+        raise ConfigError("--out DIR is required (where the run's files go), or --resume DIR")
+    rundir.check_path(args.out)
+    return SearchConfig.from_preset(args.preset or "quick", **overrides)
+
+
+def _search(args: argparse.Namespace, config) -> int:
+    from nasviz.search import Search
+
+    if config is None:
+        search = Search.resume(args.resume, _overrides(args), force=args.override, progress=not args.quiet)
     else:
-        if args.out is None:
-            raise ConfigError("--out DIR is required (where the run's files go), or --resume DIR")
-        config = SearchConfig.from_preset(args.preset or "quick", **overrides)
         search = Search(config, args.out, progress=not args.quiet)
 
     def on_sigint(*_) -> None:
@@ -272,11 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except NasvizError as exc:
-        print(error_line(exc, args.command), file=sys.stderr)
+        report(error_line(exc, args.command))
         return getattr(exc, "exit_code", EXIT_USAGE)
     except OSError as exc:  # the system refused (disk full, permissions): one line, not a traceback
-        print(f"nasviz: error: {one_line(exc, None)}", file=sys.stderr)
+        report(f"nasviz: error: {one_line(exc, None)}")
         return EXIT_USAGE if exc.errno in BAD_PATH_ERRNOS else 1
     except KeyboardInterrupt:
-        print("nasviz: interrupted", file=sys.stderr)
+        report("nasviz: interrupted")
         return EXIT_INTERRUPTED

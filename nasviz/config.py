@@ -331,6 +331,16 @@ class SearchConfig:
         need = self.weight_images if self.weight_images is not None else self.batch_size
         if self.fitness_images + need <= n_train:
             return
+        if self.weight_images is None and self.batch_size >= n_train:  # the batch alone does not fit
+            raise ConfigError(
+                f"batch_size={self.batch_size} is more than the {n_train} training images {dataset} has (which also "
+                f"hold fitness_images={self.fitness_images}); allowed: batch_size <= "
+                f"{max(n_train - self.fitness_images, 2)}")
+        if self.weight_images is not None and self.weight_images >= n_train:
+            raise ConfigError(
+                f"weight_images={self.weight_images} is not less than the {n_train} training images {dataset} has, "
+                f"which also hold fitness_images={self.fitness_images}; allowed: weight_images <= "
+                f"{max(n_train - self.fitness_images, self.batch_size)}")
         if self.fitness_images >= n_train:
             raise ConfigError(
                 f"fitness_images={self.fitness_images} is more than the {n_train} training images {dataset} has; "

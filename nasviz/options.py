@@ -5,6 +5,11 @@ command's own option for the setting an engine error is about."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import sys
+import time
 
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.userpath import expand
@@ -34,7 +39,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"nasviz: error: {message} (see: {self.prog} --help)\n")
+        report(f"nasviz: error: {message} (see: {self.prog} --help)")
+        self.exit(EXIT_USAGE)
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         """argparse's, then: a blank or whitespace-only value is refused for every argument (a blank path would
@@ -78,6 +84,30 @@ def merge_options(options: dict[str, object], settings: dict[str, str]) -> dict[
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} {value} and --set {name}={settings[name]} conflict; allowed: give {name} once")
     return {**settings, **options}
+
+
+def report(line: str) -> None:
+    """Print a command's one error line on stderr: once for a command that a launcher such as torchrun started
+    on several processes (rank 0 prints; every process failed alike, before they could agree); there every
+    process also writes it into torchrun's error file, so that torchrun's summary names it as the root cause."""
+    if launched_rank() in (None, 0):
+        print(line, file=sys.stderr)
+    error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")  # each process's own: torchrun shows the first failure's
+    if error_file and launched_rank() is not None and not os.path.exists(error_file):
+        with contextlib.suppress(OSError):
+            with open(error_file, "w") as f:
+                json.dump({"message": {"message": line, "extraInfo": {"py_callstack": line,
+                                                                      "timestamp": str(int(time.time()))}}}, f)
+
+
+def launched_rank() -> int | None:
+    """This process's rank where a launcher (torchrun) started the command on several processes, else None (read
+    from the environment: no torch import)."""
+    try:
+        size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return None
+    return rank if size > 1 and "MASTER_ADDR" in os.environ else None
 
 
 def error_line(exc: NasvizError, command: str | None) -> str:

@@ -276,7 +276,9 @@ class Search(events.Publisher):
                         first_step=self.steps, grad_clip=self.config.grad_clip, on_step=on_step, rates=rates,
                         ranks=self.ranks if several else None)
         except DivergedError as exc:  # nothing is written: the last checkpoint is the last good state
-            error = DivergedError(f"{exc}{f': {last}' if last else ''}")
+            advice = (f", and resume from the last checkpoint, {last}, overriding that setting" if last else
+                      "; no checkpoint was written yet, so start the search again")
+            error = DivergedError(f"{exc}{advice}")
             error.agreed = several  # type: ignore[attr-defined]  # every process saw the same loss and weights
             raise error from None
         self.steps += steps

@@ -56,6 +56,9 @@ class Rule:
         if self.positive and not value > 0:
             raise ConfigError(f"{name}={value} must be a positive number")
         low = getattr(config, self.low) if isinstance(self.low, str) else self.low
+        if isinstance(self.low, str) and low is not None and value < low:  # bounded by another setting: name both
+            raise ConfigError(f"{name}={value} is smaller than {self.low}={low}; allowed: {name} >= {self.low} "
+                              f"(or a smaller {self.low}){self.note}")
         if ((low is not None and value < low) or (self.high is not None and value > self.high)
                 or (self.below is not None and value >= self.below) or (self.even and value % 2)):
             raise ConfigError(f"{name}={value} is out of range; allowed: {self.describe(tp, low)}{self.note}")

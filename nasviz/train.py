@@ -52,7 +52,7 @@ def check_finite(loss: torch.Tensor | float, step: int, lr: float, phase: str) -
     if not math.isfinite(value):
         raise DivergedError(
             f"{phase} diverged: loss is {value} at step {step} with learning rate {lr:g}; "
-            "lower the learning rate or the gradient clip and resume from the last checkpoint"
+            "lower the learning rate or the gradient clip"
         )
     return value
 
@@ -120,8 +120,7 @@ def train_steps(
     if steps and not torch.isfinite(maxima).all():  # a finite loss whose update broke the weights
         raise DivergedError(
             f"{phase} diverged: the supernet weights became NaN or infinite at step {first_step + steps - 1} "
-            f"with learning rate {optimizer.param_groups[0]['lr']:g}; lower the learning rate and resume from the "
-            "last checkpoint"
+            f"with learning rate {optimizer.param_groups[0]['lr']:g}; lower the learning rate"
         )
     return records
 

@@ -439,3 +439,75 @@ def test_report_notes_each_wrong_typed_field_of_result_json(run_copy, capsys):
     assert "best_fitness='high', not a number" in err and "seed=1.5" in err and "finished='yes'" in err
     page = (run_copy / rundir.REPORT).read_text()
     assert "high" not in page and "yes" not in page.split("<h2>")[0]
+
+
+# --- messages ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sets, fragment", [
+    (["batch_size=65536"], "weight_images=20000 is smaller than batch_size=65536; allowed: weight_images >= "),
+    (["weight_images=none", "batch_size=60001"], "batch_size=60001 is more than the 60000 training images"),
+    (["weight_images=60000"], "allowed: weight_images <= 59200"),
+    (["table="], "table '' is blank; allowed: mini-fashion-mnist"),
+    (["table=.", "space=mini"], "table '.' is a folder, not a table file"),
+])
+def test_messages_name_the_setting_at_fault_with_a_possible_range(sets, fragment, tmp_path, capsys):
+    argv = ["search", *[a for s in sets for a in ("--set", s)], "--out", tmp_path / "o"]
+    code, out, err = run_cli(argv, capsys)
+    line = one_line_error(code, err, fragment)
+    assert "<= -" not in line and "'.'" not in line.replace("table '.'", "")
+
+
+def test_a_divergence_before_the_first_checkpoint_does_not_advise_resuming(tmp_path, monkeypatch):
+    import torch
+
+    from nasviz.data import BatchStream
+    from nasviz.errors import DivergedError
+
+    real, calls = BatchStream.next, []
+
+    def poisoned_from_step_3(self):
+        x, y = real(self)
+        calls.append(1)
+        return (torch.full_like(x, float("nan")), y) if len(calls) > 3 else (x, y)
+
+    monkeypatch.setattr(BatchStream, "next", poisoned_from_step_3)
+    search = Search(SearchConfig.from_preset("smoke", **{**TINY, "warmup_steps": 8, "checkpoint_every": 100}),
+                    tmp_path / "r")
+    with pytest.raises(DivergedError) as info:
+        search.run()
+    message = str(info.value)
+    assert "at step 3" in message and "resume" not in message and "start the search again" in message
+    assert not (tmp_path / "r" / rundir.CHECKPOINT).exists()
+
+
+def test_under_torchrun_a_startup_error_is_one_line_from_rank_0_and_each_process_exits_2(tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this Python")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "nasviz", "search", "--set",
+                           "generations=-3", "--out", "run"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    ours = [line for line in done.stderr.splitlines() if line.startswith("nasviz: ")]
+    assert ours == ["nasviz: error: generations=-3 is out of range; allowed: an integer in 0..1000000"], done.stderr
+    assert done.stderr.count("exitcode  : 2 ") == 2, done.stderr  # both processes: a user error
+    assert "traceback : nasviz: error: generations=-3" in done.stderr  # torchrun's summary names it
+    assert not (tmp_path / "run").exists()
+
+
+# --- speed of refusal --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ["search", "--set", "population=-1", "--out", "o"],
+    ["search", "--preset", "smoke", "--seed", "1", "--set", "seed=2", "--out", "o"],
+    ["table", "build", "--set", "epochs=0", "--out", "o"],
+    ["batch", "NB", "--grid", "x=1,2", "--backend", "ray", "--cpus-per-run", "100000", "--out", "o"],
+])
+def test_a_bad_setting_is_refused_before_torch_numpy_or_ray_are_imported(argv, tmp_path):
+    (tmp_path / "nb.ipynb").write_text("{}")
+    code = ("import sys\nfrom nasviz.cli import main\ncode = main(sys.argv[1:])\n"
+            "print(sorted(m for m in ('torch', 'numpy', 'ray', 'papermill') if m in sys.modules))\nsys.exit(code)")
+    argv = [str(tmp_path / "nb.ipynb") if a == "NB" else a for a in argv]
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("nasviz: error: "), done.stderr
+    assert done.stdout.strip() == "[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb"]

@@ -180,6 +180,12 @@ def load(name: str) -> Table:
     if name in SHIPPED:
         with resources.as_file(resources.files("nasviz.table") / "data" / SHIPPED[name]) as path:
             return read(path)
+    if not str(name).strip():
+        raise TableError(f"table {name!r} is blank; allowed: {', '.join(SHIPPED)}, the path of a table file, or none "
+                         "(the table shipped for the space and dataset)")
+    if Path(name).is_dir():
+        raise TableError(f"table {name!r} is a folder, not a table file; allowed: {', '.join(SHIPPED)} or the path of "
+                         "a table file (.json.gz, written by `table assemble`)")
     if Path(name).exists():
         return read(name)
     raise TableError(f"unknown table {name!r}{suggest(name, list(SHIPPED))}; allowed: {', '.join(SHIPPED)} "
