@@ -156,6 +156,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs {args.jobs} is out of range; allowed: an integer >= 1")
     if args.backend == "local" and (args.address is not None or args.cpus_per_run is not None):
         raise ConfigError(f"--{'address' if args.address is not None else 'cpus-per-run'} is for --backend ray only")
+    if args.backend == "ray":
+        from nasviz.headless.ray_backend import check_options
+
+        check_options(args)  # before the notebook is read (papermill) and long before Ray starts
     fixed: dict[str, Any] = {}
     for key, value in args.parameter:
         if not key.isidentifier():
