@@ -32,6 +32,18 @@ def available_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
+def available_device_bytes(device) -> int | None:
+    """Free memory of a CUDA `device` (torch.device or text) now, or None for the CPU (host memory:
+    `available_bytes`)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
 def gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
@@ -92,7 +104,7 @@ def refuse_if_too_big(need: float, what: str, allowed: str, available: int | Non
 
 
 def check_search(config, shape: tuple[int, int, int], num_classes: int, images: int, side: int,
-                 available: int | None = None) -> None:
+                 available: int | None = None, device=None) -> None:
     """Refuse a search whose data at `side` x `side` (`images` in all, training and test) and whose supernet
     activations at `batch_size` cannot fit in memory, naming the setting that asks for it."""
     from nasviz.network import SearchNetwork
@@ -114,11 +126,33 @@ def check_search(config, shape: tuple[int, int, int], num_classes: int, images: 
     train = BACKWARD_FACTOR * per_image.saved * c.batch_size
     evaluate = INFERENCE_FACTOR * per_image.largest * c.eval_batch_size
     params = 4 * parameter_bytes(lambda: SearchNetwork(genotypes[0], shape[0], num_classes, c.channels, c.layers))
-    need = data + max(train, evaluate) + params
     named = f"image_size={side}" if c.image_size is not None else f"images of {side}x{side}"
-    refuse_if_too_big(need, f"{named} with batch_size={c.batch_size}, channels={c.channels}, layers={c.layers} "
-                      f"({images:,} images in memory, {gb(max(train, evaluate))} of activations)",
-                      "a smaller image_size, batch_size, eval_batch_size, channels or layers", available)
+    what = (f"{named} with batch_size={c.batch_size}, channels={c.channels}, layers={c.layers} ({images:,} images "
+            f"in memory, {gb(max(train, evaluate))} of activations)")
+    allowed = "a smaller image_size, batch_size, eval_batch_size, channels or layers"
+    on_device = available_device_bytes(device) if device is not None else None
+    if on_device is None:
+        refuse_if_too_big(data + max(train, evaluate) + params, what, allowed, available)
+        return
+    refuse_if_too_big(data, what, allowed, available)  # the data stays in host memory (its batches go over)
+    refuse_if_too_big(max(train, evaluate) + params, f"{what} on {device}", allowed, on_device)
+
+
+def check_training(make_net, in_channels: int, channels: int, side: int, batch: int, what: str,
+                   extra_bytes: float = 0, available: int | None = None, device=None) -> None:
+    """Refuse to train the network `make_net(channels)` on batches of `batch` images of `side` x `side` where its
+    activations, gradients, weights and optimizer state (plus `extra_bytes`, e.g. data copies) cannot fit."""
+    acts = network_activations(make_net, in_channels, channels, side)
+    params = parameter_bytes(lambda: make_net(channels))
+    training = BACKWARD_FACTOR * acts.saved * batch + 4 * params
+    what = f"{what} ({gb(BACKWARD_FACTOR * acts.saved * batch)} of activations)"
+    allowed = "a smaller batch_size, channels or layers"
+    on_device = available_device_bytes(device) if device is not None else None
+    if on_device is None:
+        refuse_if_too_big(extra_bytes + training, what, allowed, available)
+    else:
+        refuse_if_too_big(extra_bytes, what, allowed, available)
+        refuse_if_too_big(training, f"{what} on {device}", allowed, on_device)
 
 
 def check_inference(make_net, in_channels: int, channels: int, side: int, batch: int, what: str,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from nasviz import schedule, settings
+from nasviz import memory, schedule, settings
 from nasviz.batches import BatchStream, crop_padding_for, eval_batches
 from nasviz.data import ImageData
 from nasviz.errors import ConfigError
@@ -109,9 +109,14 @@ def train_from_scratch(
     e.g. to save it with `nasviz.model_file.save_model`."""
     config.validate()
     config.check_data(len(data.train_labels), data.name)
+    n_train = len(data.train_labels) if config.train_size is None else min(config.train_size, len(data.train_labels))
+    c, h, w = data.shape
+    memory.check_training(lambda ch: EvalNetwork(genotype, c, data.num_classes, ch, config.layers), c,
+                          config.channels, max(h, w), min(config.batch_size, n_train),
+                          f"batch_size={config.batch_size} with channels={config.channels}, layers={config.layers} "
+                          f"on {h}x{w} images", extra_bytes=n_train * c * h * w, device=pick_device(config.device))
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
-    n_train = len(data.train_labels) if config.train_size is None else min(config.train_size, len(data.train_labels))
     order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(config.seed))[:n_train]
     stream = BatchStream(data.train_images[order], data.train_labels[order], min(config.batch_size, n_train),
                          data.mean, data.std, seed=config.seed, crop_padding=crop_padding_for(data.shape),

@@ -104,7 +104,7 @@ class Search(events.Publisher):
         self.config = c = c.fitted(len(d.train_labels), d.name)  # an image folder's size is known now
         self.ranks.check_batch(c.batch_size)
         memory.check_search(c, d.shape, d.num_classes, len(d.train_labels) + len(d.test_labels),
-                            c.image_size or d.shape[1])  # before the data is resized or the supernet built
+                            c.image_size or d.shape[1], device=self.device)  # before resizing, or the supernet
         if c.image_size is not None:
             self.data = d = resized(d, c.image_size)
         self.sizes = Sizes(lambda g: measure_search_network(g, d.shape, d.num_classes, c.channels, c.layers),

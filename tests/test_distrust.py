@@ -511,3 +511,26 @@ def test_a_bad_setting_is_refused_before_torch_numpy_or_ray_are_imported(argv, t
     assert done.returncode == 2 and done.stderr.startswith("nasviz: error: "), done.stderr
     assert done.stdout.strip() == "[]"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb"]
+
+
+def test_a_training_too_big_for_memory_is_refused_before_allocating(tmp_path, capsys):
+    argv = ["train", "--genotype", "DARTS_V2", "--channels", "512", "--layers", "50", "--batch-size", "4096",
+            "--epochs", "1", "--out", tmp_path / "o"]
+    code, out, err = run_cli(argv, capsys)
+    line = one_line_error(code, err, "batch_size=4096 with channels=512, layers=50")
+    assert "available" in line and "allowed: a smaller batch_size" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_on_a_gpu_activations_are_checked_against_its_free_memory_and_the_data_against_the_hosts(monkeypatch):
+    from nasviz import memory
+    from nasviz.errors import ConfigError
+
+    config = SearchConfig.from_preset("smoke")
+    monkeypatch.setattr(memory, "available_device_bytes", lambda device: 10**6)  # a GPU with 1 MB free
+    with pytest.raises(ConfigError, match=r"on cuda:0 needs about .* but this machine has 1 MB"):
+        memory.check_search(config, (1, 28, 28), 10, 70_000, 28, available=10**12, device="cuda:0")
+    monkeypatch.setattr(memory, "available_device_bytes", lambda device: 10**12)
+    with pytest.raises(ConfigError, match="70,000 images in memory") as info:  # the host is too small for the data
+        memory.check_search(config, (1, 28, 28), 10, 70_000, 28, available=10**7, device="cuda:0")
+    assert "on cuda" not in str(info.value)
