@@ -190,13 +190,13 @@ class SearchConfig:
     """What the search returns: fitness (the best of the last population) or retrain (the `final_top_k` best
     candidates of everything evaluated, each trained briefly from scratch; the best on held-out training images
     wins: `nasviz.final_pick`)."""
-    final_top_k: int = setting(3, low=1, high=100)
+    final_top_k: int = setting(3, low=1, high=100)  # defaults chosen by a pilot: docs/benchmarks.md, "picks"
     """With final_pick=retrain: how many candidates are retrained."""
-    final_steps: int = setting(150, low=1, high=MAX_STEPS)
+    final_steps: int = setting(300, low=1, high=MAX_STEPS)
     """With final_pick=retrain: SGD steps of each retraining (batch_size images each, cosine rate to 0)."""
     final_seeds: int = setting(1, low=1, high=10)
     """With final_pick=retrain: retrainings per candidate (their mean score decides)."""
-    final_images: int = setting(2000, low=1)
+    final_images: int = setting(10_000, low=1)
     """With final_pick=retrain: held-out training images (neither weight nor fitness images) that score them."""
     proxy_batch_size: int = setting(64, low=2, high=1024)
     """With a zero-cost proxy as fitness (synflow, naswot, snip, grad_norm, jacob_cov): training images per
