@@ -274,6 +274,8 @@ def test_07_ground_truth(tmp_path, one_thread):
     assert "genotypes: 768, different networks: 648" in text
     assert "supernet vs table, Kendall τ-b:" in text
     assert "5 searches per method, 70 evaluations each" in text
+    assert "6 random architectures scored four ways" in text and "snip" in text and "synflow" in text
+    assert "3 candidates, 20 training steps each" in text and "after retraining: percentile" in text
 
 
 def test_compare_helpers_without_runs(tmp_path, capsys):
