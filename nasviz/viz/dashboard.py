@@ -28,8 +28,19 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nasviz import rundir
-from nasviz.events import Done, Evaluation, Event, Generation, NewBest, Phase, Resumed, TrainLog, TrainStep, from_json
+from nasviz.runs import rundir
+from nasviz.runs.events import (
+    Done,
+    Evaluation,
+    Event,
+    Generation,
+    NewBest,
+    Phase,
+    Resumed,
+    TrainLog,
+    TrainStep,
+    from_json,
+)
 from nasviz.viz import figures
 from nasviz.viz.common import Row
 from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget, full_width

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from nasviz import ga
 from nasviz.errors import ConfigError
-from nasviz.network import SearchNetwork, count_flops, count_params
-from nasviz.space import Genotype, SearchSpace
+from nasviz.search import ga
+from nasviz.space.genotypes import Genotype, SearchSpace
+from nasviz.space.network import SearchNetwork, count_flops, count_params
 
 if TYPE_CHECKING:
-    from nasviz.search import Search
+    from nasviz.search.loop import Search
 
 SIZE_TRIES = 200
 """Random draws per individual before limits that admit too few architectures are refused."""

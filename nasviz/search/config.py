@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasviz import settings
-from nasviz.datasets import BUILTIN, check_dataset_name
-from nasviz.errors import CheckpointError, ConfigError
+from nasviz.data.datasets import BUILTIN, check_dataset_name
+from nasviz.errors import CheckpointError, ConfigError, suggest
 from nasviz.settings import (
     BATCH,
     CHANNELS,
@@ -24,7 +24,7 @@ from nasviz.settings import (
     WEIGHT_DECAY,
     setting,
 )
-from nasviz.space import SPACES, get_space, suggest
+from nasviz.space.genotypes import SPACES, get_space
 
 METHODS = ("sft-ga", "ga", "random")
 FITNESS = ("supernet", "table")

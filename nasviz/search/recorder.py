@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nasviz import dirlock, ga, rundir
 from nasviz.errors import CheckpointError, NasvizError, one_line
-from nasviz.events import Event, TrainLog
-from nasviz.population import Individual, Population
-from nasviz.space import Genotype
+from nasviz.runs import dirlock, rundir
+from nasviz.runs.events import Event, TrainLog
+from nasviz.search import ga
+from nasviz.search.population import Individual, Population
+from nasviz.space.genotypes import Genotype
 from nasviz.version import __version__
 
 if TYPE_CHECKING:
-    from nasviz.search import Search
+    from nasviz.search.loop import Search
 
 
 class Recorder:
@@ -27,7 +28,7 @@ class Recorder:
 
     A new run's folder is checked when the recorder is made and created by `start`, so a search that fails
     while it sets up leaves nothing behind; a resumed run's folder must exist. From `start` to `close` the
-    recorder holds the run directory's lock (`nasviz.dirlock`): one writer per run directory. After `close`, a
+    recorder holds the run directory's lock (`nasviz.runs.dirlock`): one writer per run directory. After `close`, a
     later write takes the lock again, unless another search wrote there meanwhile."""
 
     def __init__(self, run_dir: str | Path | None, *, resuming: bool = False) -> None:

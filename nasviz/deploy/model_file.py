@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from nasviz.errors import CheckpointError, NasvizError
-from nasviz.rundir import atomic_write_bytes, safe_torch_load
+from nasviz.runs.rundir import atomic_write_bytes, safe_torch_load
 
 MODEL_FILE = "model.pt"
 FORMAT = "nasviz-model"
@@ -70,7 +70,7 @@ def save_model(path: str | Path, net: nn.Module, data: Any, info: Mapping[str, A
     """Write `net` (an `EvalNetwork`, on any device) to `path` atomically, with the dataset facts of `data`
     (anything with `name`, `shape`, `classes`, `mean`, `std`, e.g. an `ImageData`). `info` adds provenance
     (scalars only: numbers, text, booleans, None). Returns `path`."""
-    from nasviz.network import EvalNetwork
+    from nasviz.space.network import EvalNetwork
 
     if not isinstance(net, EvalNetwork):
         raise TypeError(f"save_model saves an EvalNetwork, not a {type(net).__name__}")
@@ -139,8 +139,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     The returned `EvalNetwork` maps normalised images (N x C x H x W, see `.model_info.mean/std`) to logits;
     `.model_info` is the file's `ModelInfo`. A missing, unsafe, corrupt or inconsistent file is a one-line
     `CheckpointError`."""
-    from nasviz.network import EvalNetwork
-    from nasviz.space import Genotype
+    from nasviz.space.genotypes import Genotype
+    from nasviz.space.network import EvalNetwork
 
     path = Path(path)
     info, weights = read_model_file(path)

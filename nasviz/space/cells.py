@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from nasviz.ops import FactorizedReduce, ReLUConvBN, make_op
-from nasviz.space import Edge, Genotype
+from nasviz.space.genotypes import Edge, Genotype
+from nasviz.space.ops import FactorizedReduce, ReLUConvBN, make_op
 
 EdgeOps = Mapping[tuple[int, int], Iterable[str]]
 """For each edge (node, input): the operation names it holds."""

@@ -26,10 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nasviz.errors import ConfigError
-from nasviz.model_file import ModelInfo, load_model
-from nasviz.rundir import atomic_write_bytes, check_path
-from nasviz.space import suggest
+from nasviz.deploy.model_file import ModelInfo, load_model
+from nasviz.errors import ConfigError, suggest
+from nasviz.runs.rundir import atomic_write_bytes, check_path
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
 INPUT_NAME, OUTPUT_NAME = "image", "logits"

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasviz.cells import CellNetwork, EdgeOps
-from nasviz.space import Genotype
-from nasviz.supernet import Supernet
+from nasviz.space.cells import CellNetwork, EdgeOps
+from nasviz.space.genotypes import Genotype
+from nasviz.space.supernet import Supernet
 
 
 def genotype_edges(genotype: Genotype, cell_type: str) -> EdgeOps:

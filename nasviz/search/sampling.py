@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from nasviz.ga import balanced_rounds, region_frequencies, sample_from_region
-from nasviz.space import DARTS, Genotype, SearchSpace
-from nasviz.train import PathSampler
+from nasviz.search.ga import balanced_rounds, region_frequencies, sample_from_region
+from nasviz.space.genotypes import DARTS, Genotype, SearchSpace
+from nasviz.train.steps import PathSampler
 
 
 def uniform_sampler(rng: random.Random, space: SearchSpace = DARTS) -> PathSampler:

@@ -1,5 +1,5 @@
 """Learning-rate schedules of the training phases: the supernet's warm-up and fine-tuning rounds, and from-scratch
-training (`nasviz.scratch`). A schedule here is a list of per-step rates, so a phase cut into chunks (the warm-up
+training (`nasviz.train.scratch`). A schedule here is a list of per-step rates, so a phase cut into chunks (the warm-up
 between checkpoints) gets exactly the rates the whole phase would."""
 
 from __future__ import annotations

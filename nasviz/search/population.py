@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from nasviz import ga
-from nasviz.space import Genotype
+from nasviz.search import ga
+from nasviz.space.genotypes import Genotype
 
 
 @dataclass

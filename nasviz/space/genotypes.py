@@ -14,14 +14,13 @@ two free cells: the DARTS space and the default) and `mini` (2 nodes, 4 operatio
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
 import itertools
 import math
 import random
 from dataclasses import dataclass
 
-from nasviz.errors import NasvizError
+from nasviz.errors import NasvizError, suggest
 
 OPS: tuple[str, ...] = (
     "none",
@@ -52,12 +51,6 @@ Edge = tuple[str, int]
 
 class GenotypeError(NasvizError, ValueError):
     """Genotype text or structure is not a valid DARTS genotype."""
-
-
-def suggest(value: str, allowed: tuple[str, ...] | list[str]) -> str:
-    """Return ' (did you mean X?)' for a close match of `value` in `allowed`, else ''."""
-    close = difflib.get_close_matches(str(value), list(allowed), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def concat_for(nodes: int) -> tuple[int, ...]:

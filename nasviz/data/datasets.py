@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasviz.errors import ConfigError
-from nasviz.space import suggest
+from nasviz.errors import ConfigError, suggest
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nasviz import dirlock
+from nasviz.runs import dirlock
 from nasviz.errors import CheckpointError, ConfigError, one_line
-from nasviz.space import Genotype
+from nasviz.space.genotypes import Genotype
 
 CONFIG = "config.json"
 HISTORY = "history.jsonl"
@@ -326,7 +326,7 @@ def clean_up_after(folder: Path, created: bool, locked_before: bool) -> None:
 
 # --- one writer -----------------------------------------------------------------------------------------------
 def lock(folder: str | Path, what: str = "run directory") -> dirlock.FolderLock:
-    """This process's lock on the existing `folder` (see `nasviz.dirlock`); `dirlock.FolderBusy`, naming the
+    """This process's lock on the existing `folder` (see `nasviz.runs.dirlock`); `dirlock.FolderBusy`, naming the
     process, while another process writes there."""
     return dirlock.acquire(folder, what)
 

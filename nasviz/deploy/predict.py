@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nasviz.data import IMAGE_EXTENSIONS, normalize, read_image
+from nasviz.data.loading import IMAGE_EXTENSIONS, normalize, read_image
+from nasviz.deploy.model_file import ModelInfo
 from nasviz.errors import DataError
-from nasviz.model_file import ModelInfo
 
 BATCH = 256
 MODES = {1: "L", 3: "RGB"}

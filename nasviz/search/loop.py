@@ -5,11 +5,11 @@
     search.step()        # one generation: offspring -> fine-tune -> fair re-evaluation -> selection
     search.run()         # everything that is left; returns result.json's content
 
-Every step emits events (`nasviz.events`) to subscribers and, with a run directory, to events.jsonl. After
-warm-up chunks and after every generation a checkpoint is written atomically (`nasviz.recorder`), so
+Every step emits events (`nasviz.runs.events`) to subscribers and, with a run directory, to events.jsonl. After
+warm-up chunks and after every generation a checkpoint is written atomically (`nasviz.search.recorder`), so
 `Search.resume(run_dir)` continues exactly where the run stopped.
 
-Under torchrun (or with `torch.distributed` initialised) one search runs on all the processes (`nasviz.distributed`):
+Under torchrun (or with `torch.distributed` initialised) one search runs on all the processes (`train.distributed`):
 every process trains the same path on its slice of each global batch, with the gradients averaged; each
 evaluates its share of the candidates and all receive every fitness; only rank 0 writes the run's files.
 """
@@ -24,25 +24,34 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from nasviz import distributed, events, ga, precision, rundir, schedule
-from nasviz.batches import search_batches
-from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_network
-from nasviz.config import SearchConfig
-from nasviz.data import load_dataset, resized
+from nasviz.data.loading import load_dataset, resized
 from nasviz.errors import ConfigError, DivergedError
-from nasviz.population import Individual, Population
-from nasviz.recorder import Recorder, check_resumable, checkpoint_state, history_row, restore_state, search_result
-from nasviz.sampling import region_sampler, uniform_sampler
-from nasviz.space import Genotype, get_space
-from nasviz.supernet import Supernet
+from nasviz.runs import events, rundir
+from nasviz.search import ga
+from nasviz.search.budget import Limits, Size, Sizes, check_limits, measure_search_network
+from nasviz.search.config import SearchConfig
+from nasviz.search.data_split import search_batches
+from nasviz.search.population import Individual, Population
+from nasviz.search.recorder import (
+    Recorder,
+    check_resumable,
+    checkpoint_state,
+    history_row,
+    restore_state,
+    search_result,
+)
+from nasviz.search.sampling import region_sampler, uniform_sampler
+from nasviz.space.genotypes import Genotype, get_space
+from nasviz.space.supernet import Supernet
 from nasviz.table import ground_truth
-from nasviz.train import PathSampler, fitness, pick_device, prepare_model, train_steps
+from nasviz.train import distributed, precision, schedule
+from nasviz.train.steps import PathSampler, fitness, pick_device, prepare_model, train_steps
 
 
 class Search(events.Publisher):
     """One search run. `config` is validated before anything is loaded or trained; with `out`, the run's files
     go there. `checkpoint` (what `resume` passes) is a saved state to continue from, in the run directory `out`.
-    `ranks`: the processes this search runs on (None: `nasviz.distributed.detect`, i.e. all of torch.distributed's
+    `ranks`: the processes this search runs on (None: `nasviz.train.distributed.detect`, i.e. all of torch.distributed's
     default group where there is one or torchrun launched several; `Ranks()`: this process alone). With several,
     only rank 0 writes into `out`, and an error on one process is raised on every one."""
 
@@ -364,7 +373,7 @@ class Search(events.Publisher):
     def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None, *, force: bool = False,
                progress: bool = False) -> Search:
         """Continue the run in `run_dir` from its checkpoint; it ends exactly as the uninterrupted run. Settings
-        other than `nasviz.config.RESUMABLE_CHANGES` may differ from the run's only with `force`. A run of several
+        other than `config.RESUMABLE_CHANGES` may differ from the run's only with `force`. A run of several
         processes resumes on as many (rank 0 reads the checkpoint and sends it to the others)."""
         ranks = distributed.detect()
         held = None

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from nasviz.space import DARTS, Edge, Genotype, SearchSpace
+from nasviz.space.genotypes import DARTS, Edge, Genotype, SearchSpace
 
 Node = tuple[Edge, Edge]
 T = TypeVar("T")

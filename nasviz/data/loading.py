@@ -3,7 +3,7 @@ folders of the user's own images.
 
 Every dataset is loaded as ``uint8`` tensors of shape N x C x H x W (Fashion-MNIST's 60k training images are
 47 MB), because indexing a preloaded tensor is much faster than a per-item DataLoader. What is known about a
-dataset without loading it is `nasviz.datasets`; making batches of it is `nasviz.batches` (its names are
+dataset without loading it is `nasviz.data.datasets`; making batches of it is `nasviz.data.batches` (its names are
 importable from here too).
 
 torchvision and PIL are imported inside the loaders only, so importing this module stays cheap.
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nasviz.batches import (
+from nasviz.data.batches import (
     BatchStream,
     augment,
     check_positive_int,
@@ -31,7 +31,7 @@ from nasviz.batches import (
     normalize,
     split_indices,
 )
-from nasviz.datasets import BUILTIN, DATASETS, IMAGEFOLDER_PREFIX, check_dataset_name
+from nasviz.data.datasets import BUILTIN, DATASETS, IMAGEFOLDER_PREFIX, check_dataset_name
 from nasviz.errors import ConfigError, DataError, one_line
 
 __all__ = [

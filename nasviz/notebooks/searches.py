@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nasviz.config import SearchConfig
-from nasviz.search import Search
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
 
 
 def best_so_far(history: Sequence[dict], table) -> list[float]:

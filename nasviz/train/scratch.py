@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from nasviz import schedule, settings
-from nasviz.batches import BatchStream, crop_padding_for, eval_batches
-from nasviz.data import ImageData
+from nasviz import settings
+from nasviz.data.batches import BatchStream, crop_padding_for, eval_batches
+from nasviz.data.loading import ImageData
 from nasviz.errors import ConfigError
-from nasviz.network import EvalNetwork, count_flops, count_params
 from nasviz.settings import (
     BATCH,
     CHANNELS,
@@ -31,8 +30,10 @@ from nasviz.settings import (
     WEIGHT_DECAY,
     setting,
 )
-from nasviz.space import Genotype
-from nasviz.train import accuracy, autocast, check_finite, pick_device, prepare_model
+from nasviz.space.genotypes import Genotype
+from nasviz.space.network import EvalNetwork, count_flops, count_params
+from nasviz.train import schedule
+from nasviz.train.steps import accuracy, autocast, check_finite, pick_device, prepare_model
 
 LR_SCHEDULES = ("per-batch", "per-epoch")
 MIN_BATCH = BATCH["low"]
@@ -106,7 +107,7 @@ def train_from_scratch(
     """Train `genotype`'s evaluation network on `data` and report its test accuracy.
 
     `on_model`, if given, receives the trained network (in eval mode, on the training device) at the end,
-    e.g. to save it with `nasviz.model_file.save_model`."""
+    e.g. to save it with `nasviz.deploy.model_file.save_model`."""
     config.validate()
     config.check_data(len(data.train_labels), data.name)
     torch.manual_seed(config.seed)

@@ -3,8 +3,8 @@ runs one path (a genotype), so it costs what the standalone network of that geno
 
 from __future__ import annotations
 
-from nasviz.cells import CellNetwork, EdgeOps
-from nasviz.space import DARTS, SearchSpace
+from nasviz.space.cells import CellNetwork, EdgeOps
+from nasviz.space.genotypes import DARTS, SearchSpace
 
 
 def all_edges(space: SearchSpace = DARTS) -> EdgeOps:

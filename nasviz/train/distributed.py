@@ -146,7 +146,7 @@ class Ranks:
 
     # --- the device and the batch --------------------------------------------------------------------------
     def device(self, device: torch.device, requested: str) -> torch.device:
-        """The device this process runs on: `device` (`nasviz.train.pick_device`'s choice), where CUDA is
+        """The device this process runs on: `device` (`nasviz.train.steps.pick_device`'s choice), where CUDA is
         cuda:LOCAL_RANK with several processes (one GPU each). ConfigError for one GPU named for all of them
         or more processes on this machine than it has GPUs."""
         if self.size == 1 or device.type != "cuda":

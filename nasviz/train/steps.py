@@ -1,5 +1,5 @@
 """Training and evaluation loops: supernet steps on sampled paths, BatchNorm recalibration, accuracy and
-fitness; the device they run on (mixed precision: `nasviz.precision`; from-scratch training: `nasviz.scratch`)."""
+fitness; the device they run on (mixed precision: `train.precision`; from-scratch training: `train.scratch`)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz.cells import CellNetwork
 from nasviz.errors import ConfigError, DivergedError
-from nasviz.precision import autocast
 from nasviz.settings import check_device_name
-from nasviz.space import Genotype
+from nasviz.space.cells import CellNetwork
+from nasviz.space.genotypes import Genotype
+from nasviz.train.precision import autocast
 
 if TYPE_CHECKING:
-    from nasviz.distributed import Ranks
+    from nasviz.train.distributed import Ranks
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 PathSampler = Callable[[], Genotype]
@@ -73,7 +73,7 @@ def train_steps(
 ) -> list[dict]:
     """Train the supernet for `steps` steps, each on one sampled path; returns one record per step.
 
-    `rates`, if given, is each step's learning rate (`nasviz.schedule`); else the optimizer's rate is kept.
+    `rates`, if given, is each step's learning rate (`nasviz.train.schedule`); else the optimizer's rate is kept.
     With `ranks` (several processes, each calling this with the same paths and its slice of the same global
     batches) the gradients are averaged over the processes before clipping, so every process makes the same
     update, and the loss and accuracy recorded are the global batch's (the mean of the processes' own).
@@ -146,7 +146,7 @@ def _path_train_mode(model: nn.Module, modules: list[nn.Module]) -> None:
 @torch.no_grad()
 def recalibrate_bn(model: CellNetwork, genotype: Genotype, batches: Iterable[Batch], precision: str = "fp32") -> None:
     """Re-estimate BatchNorm statistics for one path as an exact average over `batches` (forward passes in
-    `precision`, 'fp32' or 'bf16': see `nasviz.precision.autocast`).
+    `precision`, 'fp32' or 'bf16': see `nasviz.train.precision.autocast`).
 
     Only the path's BatchNorms are reset and re-estimated (a supernet holds ~10x more, idle on this path);
     the model ends in eval mode."""
@@ -184,6 +184,6 @@ def fitness(
     precision: str = "fp32",
 ) -> float:
     """Fitness with inherited weights: recalibrate BatchNorm on a few training batches, then accuracy (both in
-    `precision`, 'fp32' or 'bf16': `nasviz.precision.resolve` chooses it from a setting)."""
+    `precision`, 'fp32' or 'bf16': `nasviz.train.precision.resolve` chooses it from a setting)."""
     recalibrate_bn(model, genotype, calibration, precision)
     return accuracy(model, genotype, fitness_batches, precision)
