@@ -62,6 +62,7 @@ def _print(out: dict, as_json: bool, text: str) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     """A search here, or on every process that torchrun started (rank 0 writes and prints: `train.distributed`)."""
     from nasviz.train import distributed
+
     try:
         return _search(args)
     except BaseException as exc:

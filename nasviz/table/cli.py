@@ -81,6 +81,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     import torch
 
     from nasviz.runs import rundir
+
     seeds = _check_build(args)
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -118,6 +119,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_assemble(args: argparse.Namespace) -> int:
     from nasviz.runs import rundir
+
     header = load_header(args.folder)
     rows = read_rows(args.folder)
     starts = rundir.read_jsonl(Path(args.folder) / STARTS_FILE)
