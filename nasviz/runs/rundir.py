@@ -20,8 +20,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nasviz.runs import dirlock
 from nasviz.errors import CheckpointError, ConfigError, one_line
+from nasviz.runs import dirlock
 from nasviz.space.genotypes import Genotype
 
 CONFIG = "config.json"
