@@ -105,9 +105,6 @@ def test_no_import_cycles_at_run_time():
     assert not found, f"import cycle: {' -> '.join(found)}"
 
 
-@pytest.mark.xfail(strict=True, reason="type-only circles search.loop -> search.budget -> search.loop and "
-                                       "search.loop -> search.recorder -> search.loop (budget and recorder take the "
-                                       "whole Search; removed by issue 22's SearchState, then this passes)")
 def test_no_import_cycles_including_type_only_imports():
     found = cycle(graph(typing=True))
     assert not found, f"import cycle: {' -> '.join(found)}"
@@ -147,7 +144,7 @@ def test_front_ends_import_no_recorder_and_viewers_no_search_loop():
     for name, tree in trees.items():
         if name.startswith(FRONT_ENDS):
             found = imports(name, tree, set(trees))
-            assert "nasviz.search.recorder" not in found, name
+            assert "nasviz.runs.recorder" not in found, name
             if not name.startswith("nasviz.notebooks"):
                 assert "nasviz.search.loop" not in found, name
 

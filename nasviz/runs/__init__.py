@@ -1,6 +1,7 @@
 """Layer `runs`: the run directory. Its file names, layout, readers and atomic writes (`rundir`), the folder
-lock (`dirlock`) and the typed events a search emits (`events`). It may import the base modules, `nasviz.space`,
-`nasviz.data` and `nasviz.train`; every front end reads runs through it, never through the search.
+lock (`dirlock`), the typed events a search emits (`events`) and the writer of a search's files (`recorder`). It
+may import the base modules, `nasviz.space`, `nasviz.data` and `nasviz.train`; every front end reads runs through
+it, never through the search.
 """
 
 from nasviz.lazy import lazy_exports
