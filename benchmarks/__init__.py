@@ -11,6 +11,7 @@
     notebooks        wall time of each notebook (papermill) at a preset (default: class)
     eval-precision   Kendall tau-b of bf16-autocast vs fp32 fitness over >= 50 paths, and the speed ratio
     distributed      one search on 1 process x 2 threads vs 2 processes x 1 thread (torchrun); N-GPU projection
+    yardsticks       Kendall tau-b vs the table of zero-cost proxies, params and FLOPs over the mini space
     memory-growth    RSS of a long search, generation after generation (when benchmarks/memory_growth.py exists)
 
 Every benchmark module has `run(quick: bool = False, **sizes) -> dict` (the layout is in `benchmarks.common`).
@@ -34,6 +35,7 @@ REGISTRY: dict[str, str] = {
     "notebooks": "benchmarks.notebooks",
     "eval-precision": "benchmarks.eval_precision",
     "distributed": "benchmarks.distributed",
+    "yardsticks": "benchmarks.yardsticks",
 }
 OPTIONAL: dict[str, str] = {"memory-growth": "benchmarks.memory_growth"}
 """Benchmarks listed only when their module exists."""
