@@ -15,8 +15,8 @@ torch's default initialisation (the table's own starting point). **Higher is bet
 | `snip` | Lee et al. 2019 (ICLR), per network as Abdelfattah et al. 2021 | yes | yes | yes | train |
 | `grad_norm` | Abdelfattah et al. 2021 (ICLR) | yes | yes | yes | train |
 | `jacob_cov` | Mellor et al. 2020 (arXiv v1 of NASWOT) | yes | no | yes (to the input) | train |
-| `params` | trainable parameters (`nasviz.budget`) | no | no | no | — |
-| `flops` | FLOPs of one image's forward pass (`nasviz.budget`) | no | no | no | — |
+| `params` | trainable parameters (`nasviz.search.budget`) | no | no | no | — |
+| `flops` | FLOPs of one image's forward pass (`nasviz.search.budget`) | no | no | no | — |
 
 "Weights" below are, as in Abdelfattah et al., the weights of every convolution and linear layer (in a
 search-width network: every parameter but the classifier's bias; its BatchNorms have no parameters).
@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz.budget import measure_search_network
-from nasviz.network import SearchNetwork
-from nasviz.space import Genotype, SearchSpace
+from nasviz.search.budget import measure_search_network
+from nasviz.space.genotypes import Genotype, SearchSpace
+from nasviz.space.network import SearchNetwork
 
 JACOB_COV_K = 1e-5
 """The constant k of jacob_cov's score (Mellor et al. 2020)."""
@@ -170,8 +170,8 @@ PROXIES: dict[str, Proxy] = {p.name: p for p in (
     Proxy("snip", True, True, True, "Lee et al. 2019, ICLR; Abdelfattah et al. 2021, ICLR"),
     Proxy("grad_norm", True, True, True, "Abdelfattah et al. 2021, ICLR"),
     Proxy("jacob_cov", True, False, True, "Mellor et al. 2020, arXiv 2006.04647v1"),
-    Proxy("params", False, False, False, "trainable parameters of the search-width network (nasviz.budget)"),
-    Proxy("flops", False, False, False, "FLOPs of one forward pass of the search-width network (nasviz.budget)"),
+    Proxy("params", False, False, False, "trainable parameters of the search-width network (nasviz.search.budget)"),
+    Proxy("flops", False, False, False, "FLOPs of one forward pass of the search-width network (nasviz.search.budget)"),
 )}
 """Every proxy by name; higher is better for all of them."""
 
@@ -224,7 +224,7 @@ def score(name: str, genotype: Genotype | str, *, data_shape: tuple[int, int, in
 def proxy_batch(data, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`batch_size` training images of `data` (an `ImageData`) drawn without replacement by `seed`, normalised
     with the dataset's mean and std, and their labels: the fixed batch the data-dependent proxies score on."""
-    from nasviz.batches import normalize
+    from nasviz.data.batches import normalize
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 2 <= batch_size <= len(data.train_labels):
         raise ValueError(f"batch_size={batch_size!r}; allowed: an integer in 2..{len(data.train_labels)}")
