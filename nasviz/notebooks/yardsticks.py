@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from nasviz import final_pick, proxies
 from nasviz.analysis import tau_with_interval
+from nasviz.search import final_pick, proxies
 from nasviz.space import Genotype
 
 
@@ -39,7 +39,7 @@ def yardstick_rows(scorers: dict[str, tuple[Sequence[float], float]], truth: Seq
 def retrain_pick(search, k: int, steps: int) -> dict[str, Any]:
     """The final pick by short retraining on a finished search: its `k` best candidates of everything it
     evaluated, each trained `steps` steps from scratch and scored on held-out training images
-    (`nasviz.final_pick`); rows with their table truth, and the pick before and after, with the CPU seconds."""
+    (`nasviz.search.final_pick`); rows with their table truth, and the pick before and after, with the CPU seconds."""
     config = search.config.replace(final_pick="retrain", final_top_k=k, final_steps=steps)
     pool = [final_pick.retrain(c, search.evaluator.dataset(), config, search.space)
             for c in final_pick.candidates(search.state.latest, k)]
