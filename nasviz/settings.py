@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from nasviz.errors import ConfigError
-from nasviz.space import suggest
+from nasviz.errors import ConfigError, suggest
 from nasviz.userpath import expand
 
 C = TypeVar("C")

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import cli, rundir
-from nasviz.config import SearchConfig
-from nasviz.search import Search
+from nasviz import cli
+from nasviz.runs import rundir
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(warmup_steps=4, population=2, generations=2, finetune_steps=2, fitness_images=32, weight_images=64,
@@ -113,7 +114,7 @@ def test_deeply_nested_json_in_a_table_build_is_refused_in_one_line(tmp_path, ca
 # --- tracebacks: memory is estimated before it is allocated --------------------------------------------------
 @pytest.mark.parametrize("sets", [["image_size=128"], ["channels=64", "batch_size=512"]], ids=["image", "width"])
 def test_a_search_too_big_for_memory_is_refused_before_allocating(sets, tmp_path, monkeypatch, capsys):
-    from nasviz import memory
+    from nasviz.train import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 2 * 10**9)  # a 2 GB machine
     argv = ["search", "--preset", "smoke", *[a for s in sets for a in ("--set", s)], "--out", tmp_path / "run"]
@@ -124,8 +125,8 @@ def test_a_search_too_big_for_memory_is_refused_before_allocating(sets, tmp_path
 
 
 def test_the_memory_estimate_grows_with_the_settings_and_a_small_search_fits():
-    from nasviz import memory
     from nasviz.errors import ConfigError
+    from nasviz.train import memory
 
     config = SearchConfig.from_preset("smoke")
     memory.check_search(config, (1, 28, 28), 10, 70_000, 28, available=4 * 10**9)  # fits: no error
@@ -139,9 +140,9 @@ def test_the_memory_estimate_grows_with_the_settings_and_a_small_search_fits():
 
 
 def test_a_model_file_declaring_a_network_too_big_for_memory_is_refused(tmp_path, monkeypatch):
-    from nasviz import memory
+    from nasviz.deploy.model_file import load_model
     from nasviz.errors import CheckpointError
-    from nasviz.model_file import load_model
+    from nasviz.train import memory
 
     path = make_model_file(tmp_path / "m.pt")
     load_model(path)  # fits
@@ -182,7 +183,7 @@ def build_row(genotype: str, seed: int, **changes) -> dict:
 
 def test_build_rows_without_fields_or_with_nan_are_skipped_with_a_note_and_an_empty_build_is_an_error(tmp_path,
                                                                                                    capsys):
-    from nasviz.space import get_space
+    from nasviz.space.genotypes import get_space
 
     space = get_space("mini")
     keys = [space.key(g) for g in list(space.enumerate())[:2]]
@@ -205,9 +206,9 @@ def make_model_file(path: Path, **changes) -> Path:
     """A tiny untrained model file (2 cells, 4 channels, 8x8 grayscale images) with `changes` to its fields."""
     import torch
 
-    from nasviz.model_file import save_model
-    from nasviz.network import EvalNetwork
-    from nasviz.space import FIXTURES
+    from nasviz.deploy.model_file import save_model
+    from nasviz.space.genotypes import FIXTURES
+    from nasviz.space.network import EvalNetwork
 
     class Facts:
         name, shape, classes, mean, std = "fashion-mnist", (1, 8, 8), [str(c) for c in range(10)], (0.3,), (0.35,)
@@ -248,7 +249,7 @@ def test_an_unknown_users_home_is_one_line(argv, tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("content", [b"", b"\x00" * 100, b"\x00\x00\x08\x03" + b"\xff" * 64])
 def test_a_corrupt_fashion_mnist_root_is_one_line(content, tmp_path, capsys):
-    from nasviz.data import FASHION_MNIST_FILES
+    from nasviz.data.loading import FASHION_MNIST_FILES
 
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
@@ -326,7 +327,7 @@ def test_tilde_after_an_equals_sign_is_expanded_not_a_folder_named_tilde(tmp_pat
     code, out, err = run_cli(["render", "--genotype", "DARTS_V2", "--out=~/cells/best.dot"], capsys)
     assert code == 0, err
     assert (home / "cells" / "best.dot").is_file() and not (tmp_path / "~").exists()
-    from nasviz import rundir as rd
+    from nasviz.runs import rundir as rd
 
     assert rd.check_path("~/x") == home / "x"  # the Python API too (a run directory given as ~/runs/...)
 
@@ -459,7 +460,7 @@ def test_messages_name_the_setting_at_fault_with_a_possible_range(sets, fragment
 def test_a_divergence_before_the_first_checkpoint_does_not_advise_resuming(tmp_path, monkeypatch):
     import torch
 
-    from nasviz.data import BatchStream
+    from nasviz.data.batches import BatchStream
     from nasviz.errors import DivergedError
 
     real, calls = BatchStream.next, []
@@ -523,8 +524,8 @@ def test_a_training_too_big_for_memory_is_refused_before_allocating(tmp_path, ca
 
 
 def test_on_a_gpu_activations_are_checked_against_its_free_memory_and_the_data_against_the_hosts(monkeypatch):
-    from nasviz import memory
     from nasviz.errors import ConfigError
+    from nasviz.train import memory
 
     config = SearchConfig.from_preset("smoke")
     monkeypatch.setattr(memory, "available_device_bytes", lambda device: 10**6)  # a GPU with 1 MB free

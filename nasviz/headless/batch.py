@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasviz import rundir, safe_json
-from nasviz.errors import ConfigError, one_line
+from nasviz.errors import ConfigError, one_line, suggest
 from nasviz.headless.execute import check_notebook, execute, notebook_parameters
 from nasviz.options import EXIT_INTERRUPTED
-from nasviz.space import suggest
+from nasviz.runs import rundir, safe_json
 
 
 def parse_value(text: str) -> Any:

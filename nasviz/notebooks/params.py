@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasviz import safe_json
 from nasviz.errors import ConfigError
+from nasviz.runs import safe_json
 from nasviz.settings import Rule, check_type
 
 

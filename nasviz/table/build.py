@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasviz import rundir
 from nasviz.errors import ConfigError, NasvizError, one_line
-from nasviz.space import Genotype, SearchSpace, get_space
+from nasviz.runs import rundir
+from nasviz.space.genotypes import Genotype, SearchSpace, get_space
 from nasviz.table.recipe_config import Recipe
 
 RECIPE_FILE = "recipe.json"
@@ -177,7 +177,7 @@ def build(
 
     `pilot` = (architectures, seeds) builds a pilot instead of the plan. `limit` stops after that many
     trainings (for tests and time-boxed runs); run again to continue."""
-    from nasviz.data import load_dataset
+    from nasviz.data.loading import load_dataset
     from nasviz.table.recipe import prepare_data, train_and_test
 
     k, n = shard

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasviz import safe_json
 from nasviz.errors import ConfigError, NasvizError
 from nasviz.options import parse_settings
-from nasviz.space import get_space
+from nasviz.runs import safe_json
+from nasviz.space.genotypes import get_space
 from nasviz.table.build import RECIPE_FILE, Plan, build, load_header, parse_shard, read_rows
 from nasviz.table.quality import quality
 from nasviz.table.recipe_config import Recipe
@@ -67,7 +67,7 @@ def _check_build(args: argparse.Namespace) -> tuple[int, ...]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from nasviz import rundir
+    from nasviz.runs import rundir
 
     seeds = _check_build(args)  # the whole recipe is checked before anything is written or torch imported
     out = rundir.check_path(args.out)
@@ -112,7 +112,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
-    from nasviz import rundir
+    from nasviz.runs import rundir
 
     header = load_header(args.folder)
     rows = _rows(args.folder)

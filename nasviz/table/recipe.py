@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz.data import BatchStream, ImageData, crop_padding_for, eval_batches, resized
-from nasviz.network import SearchNetwork, count_flops, count_params
-from nasviz.space import Genotype
+from nasviz.data.loading import BatchStream, ImageData, crop_padding_for, eval_batches, resized
+from nasviz.space.genotypes import Genotype
+from nasviz.space.network import SearchNetwork, count_flops, count_params
 from nasviz.table.recipe_config import Recipe
-from nasviz.train import accuracy, check_finite, prepare_model
+from nasviz.train.steps import accuracy, check_finite, prepare_model
 
 __all__ = ["DATA_SEED", "Recipe", "prepare_data", "train_and_test", "train_subset"]
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nasviz import settings
-from nasviz.datasets import check_dataset_name
+from nasviz.data.datasets import check_dataset_name
 from nasviz.errors import ConfigError
 from nasviz.settings import BATCH, CHANNELS, EPOCHS, GRAD_CLIP, LAYERS, LR, MAX_IMAGE_SIZE, WEIGHT_DECAY, setting
 
