@@ -117,7 +117,8 @@ class Search(events.Publisher):
 
     # --- state ------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Ask `run()` to stop at the next checkpoint (after a warm-up chunk or a generation)."""
+        """Ask `run()` to stop: a warm-up after its current training step (then it writes a checkpoint), a
+        generation when it ends (its fine-tuning, re-evaluation and selection complete)."""
         self.stop_requested = True
 
     @property
@@ -150,8 +151,9 @@ class Search(events.Publisher):
             bar = tqdm(total=total, initial=self.warmup_done, desc="warm-up", disable=not self.progress)
             while self.warmup_done < total and not self._stopping():
                 chunk = min(c.checkpoint_every, total - self.warmup_done)
-                self._train(uniform_sampler(self.rng_paths, self.space), chunk, "warmup", 0, c.lr, self.warmup_log)
-                self.warmup_done += chunk
+                chunk = self._train(uniform_sampler(self.rng_paths, self.space), chunk, "warmup", 0, c.lr,
+                                    self.warmup_log, stop=self._stopping if self.ranks.size == 1 else None)
+                self.warmup_done += chunk  # fewer steps than asked where a stop cut the chunk short
                 bar.update(chunk)
                 self.wall_time_s, start = self.wall_time_s + time.perf_counter() - start, time.perf_counter()
                 self._checkpoint()
@@ -254,7 +256,8 @@ class Search(events.Publisher):
                           for g in genotypes)
 
     def _train(self, sampler: PathSampler, steps: int, phase: str, generation: int, lr: float,
-               log: events.TrainLog) -> None:
+               log: events.TrainLog, stop=None) -> int:
+        """Train `steps` steps (fewer where `stop()` turns True after one); returns how many ran."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         total, offset = (self.config.warmup_total, self.warmup_done) if phase == "warmup" else (steps, 0)
@@ -270,14 +273,15 @@ class Search(events.Publisher):
         several = self.ranks.size > 1  # every process draws the global batch and trains on its slice of it
         next_batch = (lambda: self.ranks.slice(self.stream.next())) if several else self.stream.next
         try:
-            train_steps(self.supernet, next_batch, self.optimizer, sampler, steps, phase=phase,
-                        first_step=self.steps, grad_clip=self.config.grad_clip, on_step=on_step, rates=rates,
-                        ranks=self.ranks if several else None)
+            done = len(train_steps(self.supernet, next_batch, self.optimizer, sampler, steps, phase=phase,
+                                   first_step=self.steps, grad_clip=self.config.grad_clip, on_step=on_step,
+                                   rates=rates, ranks=self.ranks if several else None, stop=stop))
         except DivergedError as exc:  # nothing is written: the last checkpoint is the last good state
             error = DivergedError(f"{exc}{f': {last}' if last else ''}")
             error.agreed = several  # type: ignore[attr-defined]  # every process saw the same loss and weights
             raise error from None
-        self.steps += steps
+        self.steps += done
+        return done
 
     def _fitness(self, individual: Individual) -> float:
         if self.supernet is None:  # fitness from the table

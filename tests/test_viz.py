@@ -459,6 +459,64 @@ def test_call_runs_a_step_in_a_thread_and_after_stop_starts_nothing_unless_resum
     assert asyncio.run(dash.call(fake.step, resume=True)) == {"generation": 2} and not dash.stopped
 
 
+TINY_SEARCH = dict(warmup_steps=4, population=3, generations=3, finetune_steps=4, fitness_images=64,
+                   weight_images=256, batch_size=16, eval_batch_size=64, bn_batches=1, checkpoint_every=4, top_k=2)
+
+
+def _press_stop_at(dash: Dashboard, search: Search, phase: str, step: int, generation: int = 0) -> list[str]:
+    """Press Stop (as the button does, from the search's thread) at one training step; returns the status then."""
+    from nasviz.events import TrainStep
+
+    seen: list[str] = []
+
+    def press(event):
+        if isinstance(event, TrainStep) and (event.phase, event.step, event.generation) == (phase, step, generation) \
+                and not seen:
+            dash.stop()
+            seen.append(dash.status.value)
+
+    search.subscribe(press)
+    return seen
+
+
+def test_stop_during_the_warmup_stops_after_that_step_and_every_later_call_shows_the_run_as_it_stopped(tmp_path):
+    import asyncio
+
+    from nasviz.viz.partial import is_partial, rows_so_far
+
+    search = Search(SearchConfig.from_preset("smoke", **TINY_SEARCH), tmp_path / "run")
+    dash = Dashboard(min_interval=0.0).attach(search)
+    status = _press_stop_at(dash, search, "warmup", 1)
+    assert asyncio.run(dash.call(search.warmup)) is None
+    assert "stopping after this warm-up step" in status[0]
+    assert search.warmup_done == 2 and search.generation == -1  # inside the chunk of 4: at once, not at its end
+    assert asyncio.run(dash.call(search.step)) is None  # Run All's next cells start nothing
+    result = asyncio.run(dash.call(search.run))  # the run as it stopped, not None
+    assert result["finished"] is False and result["best_genotype"] is None
+    assert result["supernet_steps"]["warmup"] == 2
+    assert "stopped during the warm-up, after 2/4" in dash.status.value and "Stop pressed" not in dash.status.value
+    for source in (search, tmp_path / "run"):  # in memory, and from the checkpoint (a reopened notebook)
+        rows = rows_so_far(source)
+        assert is_partial(rows) and len(rows[0]["train_loss"]) == 2 and rows[0]["supernet_steps"] == 2
+    figs = {f.layout.title.text: f for f in show_static(tmp_path / "run")}  # only the figures with data
+    assert len(figs) == 2 and len(trace(figs["Supernet training"], "warm-up loss").x) == 2
+
+
+def test_stop_during_a_generation_ends_it_and_run_returns_the_run_as_it_stopped(tmp_path):
+    import asyncio
+
+    search = Search(SearchConfig.from_preset("smoke", **TINY_SEARCH), tmp_path / "run")
+    dash = Dashboard(min_interval=0.0).attach(search)
+    status = _press_stop_at(dash, search, "finetune", 0, generation=1)
+    assert asyncio.run(dash.call(search.warmup))["generation"] == 0
+    assert asyncio.run(dash.call(search.step))["generation"] == 1  # the generation ends: a checkpoint holds whole ones
+    assert "stopping after generation 1" in status[0]
+    result = asyncio.run(dash.call(search.run))
+    assert result["finished"] is False and result["generation"] == 1 and result["best_genotype"] is not None
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["generation"] == 1
+    assert "stopped after generation 1" in dash.status.value
+
+
 def test_a_failing_search_is_reported_and_reraised_by_wait(smoke):
     fake = RecordedSearch(smoke.run_dir, fail=True)
     dash = Dashboard().run(fake)

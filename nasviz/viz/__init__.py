@@ -34,6 +34,7 @@ _EXPORTS = {
     "Replay": "replay",
     "write_report": "report",
     "show_static": "report",
+    "rows_so_far": "partial",
 }
 
 __all__ = sorted(_EXPORTS)
