@@ -274,6 +274,9 @@ def test_07_ground_truth(tmp_path, one_thread):
     assert "genotypes: 768, different networks: 648" in text
     assert "supernet vs table, Kendall τ-b:" in text
     assert "5 searches per method, 70 evaluations each" in text
+    assert "The search returned a network at the" in text and "percentile of the space" in text  # in words
+    assert "the supernet's noise as a yardstick:" in text  # 5b: the same comparison with the supernet's noise
+    assert "5 searches per method, fitness = table + noise of sd" in text
 
 
 def test_compare_helpers_without_runs(tmp_path, capsys):
