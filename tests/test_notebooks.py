@@ -286,6 +286,23 @@ def test_compare_helpers_without_runs(tmp_path, capsys):
     assert len(nv.compare_figure([]).data) == 0
 
 
+def test_compare_figure_colours_runs_by_method_and_dashes_them_by_seed():
+    runs = [{"name": f"seed={seed},method={method}", "config": {"method": method, "seed": seed, "preset": "smoke"},
+             "rows": [{"generation": 0, "best": {"fitness": 0.5}, "mean_fitness": 0.4}]}
+            for method in ("sft-ga", "random") for seed in (0, 1, 2)]
+    best = nv.compare_figure(runs).data[::2]  # the left panel: one trace per run
+    by_method = {m: {t.line.color for t in best if f"method={m}" in t.name} for m in ("sft-ga", "random")}
+    assert all(len(colours) == 1 for colours in by_method.values()) and by_method["sft-ga"] != by_method["random"]
+    by_seed = {s: {t.line.dash for t in best if t.name.startswith(f"seed={s},")} for s in (0, 1, 2)}
+    assert all(len(dashes) == 1 for dashes in by_seed.values()) and len(set.union(*by_seed.values())) == 3
+
+
+def test_fitness_images_axis_labels_the_measured_sizes():
+    fig = nv.fitness_images_figure({"fitness_images": {"250": [0.1, 0.2], "500": [0.2], "1000": [0.3], "2000": [0.3]}})
+    assert list(fig.layout.xaxis.tickvals) == [250, 500, 1000, 2000]
+    assert list(fig.layout.xaxis.ticktext) == ["250", "500", "1,000", "2,000"]
+
+
 # --- python -m nasviz demo --------------------------------------------------------------------------------------
 def demo(out: Path, *args: str) -> subprocess.CompletedProcess:
     import os
