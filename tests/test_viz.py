@@ -207,11 +207,15 @@ def test_fitness_vs_params_figure_and_pareto_front(smoke):
         (5, 0.4), (10, 0.5), (30, 0.9)]
 
 
-def test_fitness_vs_flops_of_everything_evaluated_in_the_figures_and_the_dashboards_final_view(smoke):
-    individuals = [i for r in smoke.rows for i in r["individuals"]]
-    assert all(isinstance(i["flops"], int) and i["flops"] > 0 for i in individuals)  # the history counts FLOPs
+def test_fitness_vs_flops_of_the_last_generation_in_the_figures_and_the_dashboards_final_view(smoke):
+    everyone = [i for r in smoke.rows for i in r["individuals"]]
+    assert all(isinstance(i["flops"], int) and i["flops"] > 0 for i in everyone)  # the history counts FLOPs
+    individuals = smoke.rows[-1]["individuals"]  # one front, of values measured under the same weights
     fig = figures.all_figures(smoke.rows)["fitness_vs_flops"]
     assert sorted(trace(fig, "evaluated").x) == sorted(i["flops"] for i in individuals)
+    earlier = [i["flops"] for r in smoke.rows[:-1] for i in r["individuals"]]
+    assert sorted(trace(fig, "earlier generations").x) == sorted(earlier)  # faded, never on the front
+    assert f"generation {smoke.rows[-1]['generation']}, earlier ones faded" in fig.layout.title.text
     front = list(zip(trace(fig, "non-dominated").x, trace(fig, "non-dominated").y))
     assert front and all(not any(i["flops"] <= x and i["fitness"] > y or i["flops"] < x and i["fitness"] >= y
                                  for i in individuals) for x, y in front)
@@ -459,6 +463,21 @@ def test_call_runs_a_step_in_a_thread_and_after_stop_starts_nothing_unless_resum
     assert asyncio.run(dash.call(fake.step, resume=True)) == {"generation": 2} and not dash.stopped
 
 
+def test_the_dashboard_says_why_the_best_fitness_fell(smoke):
+    import copy
+
+    from nasviz.events import Generation
+
+    first, second = copy.deepcopy(smoke.rows[0]), copy.deepcopy(smoke.rows[1])
+    second["best"]["fitness"] = first["best"]["fitness"] - 0.01  # the re-evaluated best scores lower
+    dash = Dashboard(min_interval=0.0)
+    dash.handle(Generation.from_row(first))
+    assert "fell" not in dash.status.value
+    dash.handle(Generation.from_row(second))
+    assert f"the best fell from {first['best']['fitness']:.4f}" in dash.status.value
+    assert "re-evaluated under this generation" in dash.status.value and not dash.errors
+
+
 TINY_SEARCH = dict(warmup_steps=4, population=3, generations=3, finetune_steps=4, fitness_images=64,
                    weight_images=256, batch_size=16, eval_batch_size=64, bn_batches=1, checkpoint_every=4, top_k=2)
 
@@ -638,6 +657,10 @@ def test_front_figure_marks_the_non_dominated_points_of_everything_evaluated():
     # by params the answer differs: e (400) has fewer params than d (500) at the same fitness; c is still beaten
     assert [p["genotype"] for p in front_points(rows, "params") if p["front"]] == ["a", "b", "e"]
     assert [p["genotype"] for p in front_points(rows, "params", generation=1) if p["front"]] == ["e"]
+    # the last generation's front, the earlier generation faded and left out of it
+    last = front_figure(rows, "flops", 1, earlier=True)
+    assert sorted(trace(last, "earlier generations").x) == [9_000, 20_000, 30_000]
+    assert list(trace(last, "non-dominated").x) == [25_000] and "1 non-dominated of 2" in last.layout.title.text
 
 
 def test_front_figure_without_sizes_or_rows_is_empty_but_complete():
@@ -647,7 +670,7 @@ def test_front_figure_without_sizes_or_rows_is_empty_but_complete():
                                                    "params": 10}]}]
     for rows in ([], no_flops):
         fig = front_figure(rows)
-        assert [t.name for t in fig.data] == ["evaluated", "non-dominated", "Pareto front"]
+        assert [t.name for t in fig.data] == ["earlier generations", "evaluated", "non-dominated", "Pareto front"]
         assert len(trace(fig, "evaluated").x) == 0
     assert len(trace(front_figure(no_flops, "params"), "non-dominated").x) == 1
     with pytest.raises(ValueError, match="size 'macs' is not allowed; allowed: flops, params"):

@@ -326,13 +326,18 @@ class Dashboard(RunView):
         if len(paths) != len(row.get("train_loss", ())):
             paths = self._paths_from_history(row["generation"]) or paths
         row["trained_paths"] = list(paths)
+        before = [r for r in self.rows if r["generation"] == row["generation"] - 1]
         self.rows = [r for r in self.rows if r["generation"] < row["generation"]] + [row]
         self._pending = TrainLog()
         self._pending_generation = row["generation"] + 1
         self._pending_end = row["supernet_steps"]
         self._counts["generations"][0] = row["generation"]
+        fell = bool(before) and row["best"]["fitness"] < before[0]["best"]["fitness"]
         self._note(f"generation {row['generation']} done: best {row['best']['fitness']:.4f}, "
-                   f"mean {row['mean_fitness']:.4f}, {row['evaluations']} evaluations")
+                   f"mean {row['mean_fitness']:.4f}, {row['evaluations']} evaluations"
+                   + (f" · the best fell from {before[0]['best']['fitness']:.4f}: every individual, the old best "
+                      "too, is re-evaluated under this generation's fine-tuned weights, and those can score it "
+                      "lower" if fell else ""))
         self._dirty |= {"generation", "training", "progress"}
 
     def _paths_from_history(self, generation: int) -> list[str]:

@@ -78,7 +78,9 @@ def fitness_figure(rows: Sequence[Row], highlight: int | None = None) -> go.Figu
         ))
     gens = [r["generation"] for r in rows]
     traces.append(go.Scatter(x=gens, y=[r["best"]["fitness"] for r in rows], mode="lines+markers", name="best",
-                             line={"color": "#00a65a", "width": 3}))
+                             line={"color": "#00a65a", "width": 3},
+                             hovertemplate="generation %{x}: best %{y:.4f}<br>everyone is re-evaluated under this "
+                                           "generation's weights,<br>so the best can fall<extra></extra>"))
     traces.append(go.Scatter(x=gens, y=[r["mean_fitness"] for r in rows], mode="lines", name="mean of population",
                              line={"color": "#444", "dash": "dash"}))
     grid = Grid()
@@ -88,7 +90,9 @@ def fitness_figure(rows: Sequence[Row], highlight: int | None = None) -> go.Figu
     if highlight is not None:
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": highlight - 0.45, "x1": highlight + 0.45,
                        "y0": 0, "y1": 1, "fillcolor": "gold", "opacity": 0.25, "line": {"width": 0}, "layer": "below"})
-    return make_figure(traces, grid, "Fitness per generation", shapes=shapes)
+    fig = make_figure(traces, grid, "Fitness per generation", shapes=shapes)
+    fig.update_layout(legend_title_text="filled = kept, open = discarded:")
+    return fig
 
 
 def parents_offspring_figure(rows: Sequence[Row]) -> go.Figure:
@@ -366,9 +370,10 @@ def fitness_vs_params_figure(rows: Sequence[Row]) -> go.Figure:
 
 
 def fitness_vs_flops_figure(rows: Sequence[Row]) -> go.Figure:
-    """Fitness vs FLOPs per image of everything evaluated, the non-dominated (Pareto) front marked
-    (`nasviz.viz.front.front_figure`); empty for histories that did not record FLOPs."""
-    return front_figure(rows, "flops")
+    """Fitness vs FLOPs per image of the last generation, its non-dominated (Pareto) front marked, earlier
+    generations faded (`nasviz.viz.front.front_figure`): fitness values measured under different supernet weights
+    are never put on one front (fair re-evaluation's principle). Empty for histories that did not record FLOPs."""
+    return front_figure(rows, "flops", rows[-1]["generation"] if rows else None, earlier=True)
 
 
 FIGURES = {
