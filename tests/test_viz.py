@@ -478,6 +478,25 @@ def test_the_dashboard_says_why_the_best_fitness_fell(smoke):
     assert "re-evaluated under this generation" in dash.status.value and not dash.errors
 
 
+def test_warmup_view_shows_what_runs_and_only_the_warmups_figures(tmp_path):
+    from nasviz.viz.warmup_view import WarmupView
+
+    search = Search(SearchConfig.from_preset("smoke", **{**TINY_SEARCH, "generations": 0}))
+    view = WarmupView(min_interval=0.0).attach(search)
+    assert "ready: 4 warm-up steps" in view.status.value
+    seen: list[str] = []
+    search.subscribe(lambda e: seen.append(view.status.value))
+    row = search.warmup()
+    assert any("warming up the supernet: step 2/4" in s for s in seen)
+    assert any("evaluating the initial population" in s for s in seen)
+    assert "done: 4 warm-up steps, initial population best fitness" in view.status.value
+    assert [b.description for b in view.progress.values()] == ["warm-up 4/4", "initial population 3/3"]
+    curves, ops = view.figures["training_curves"], view.figures["op_frequency"]
+    assert len(trace(curves, "warm-up loss").y) == 4 and not trace(curves, "fine-tuning loss").y
+    assert [t.name for t in ops.data] == ["warm-up"]  # no empty fine-tuning or difference panels
+    assert view.row["best"] == row["best"]
+
+
 TINY_SEARCH = dict(warmup_steps=4, population=3, generations=3, finetune_steps=4, fitness_images=64,
                    weight_images=256, batch_size=16, eval_batch_size=64, bn_batches=1, checkpoint_every=4, top_k=2)
 

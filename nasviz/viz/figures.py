@@ -194,17 +194,21 @@ def trained_paths(rows: Sequence[Row], phase: str, generation: int | None = None
             for p in r.get("trained_paths", ())]
 
 
-def op_frequency_figure(rows: Sequence[Row], generation: int | None = None) -> go.Figure:
+def op_frequency_figure(rows: Sequence[Row], generation: int | None = None, *, warmup_only: bool = False
+                        ) -> go.Figure:
     """Operation frequency of the trained paths per cell/node/op: warm-up vs fine-tuning, and their difference.
 
     Heatmap traces 'warm-up', 'fine-tuning', 'difference' (z: fraction of a node's edges using the op; rows
     sum to 1; uniform sampling gives 1/7). `generation` limits fine-tuning to that generation's paths.
+    `warmup_only`: the warm-up panel alone (trace 'warm-up'), for a supernet that is not fine-tuned (02).
     """
     warm = trained_paths(rows, "warmup")
     tune = trained_paths(rows, "finetune", generation)
     space = paths_space(warm or tune)
     labels = node_labels(space.nodes)
     ops = list(space.ops)
+    if warmup_only:
+        return _warmup_frequency_figure(warm, space, labels, ops)
     fine_title = "fine-tuning" + (f", gen. {generation}" if generation is not None else "")
     grid = Grid(1, 3, (f"warm-up<br>{len(warm)} paths", f"{fine_title}<br>{len(tune)} paths",
                        "difference<br>fine-tuning − warm-up"), hspace=0.035, shared_y=True)
@@ -239,6 +243,24 @@ def op_frequency_figure(rows: Sequence[Row], generation: int | None = None) -> g
             "tickvals": [-2 * uniform, 0, 2 * uniform], "ticktext": [f"≤ −2/{k}", "0", f"≥ +2/{k}"]}},
         margin={"l": 120, "r": 20, "t": 95, "b": 45},
     )
+
+
+def _warmup_frequency_figure(paths: list[str], space, labels: list[str], ops: list[str]) -> go.Figure:
+    """The warm-up panel of `op_frequency_figure` alone."""
+    counts = op_counts(paths, space)
+    z = [[n / (2 * len(paths)) for n in row] for row in counts] if paths else [[None] * len(ops) for _ in labels]
+    k = len(ops)
+    uniform = 1 / k
+    trace_ = go.Heatmap(z=z, x=ops, y=labels, name="warm-up", customdata=counts, xgap=1, ygap=1,
+                        colorscale="RdBu", zmin=0, zmax=2 * uniform,
+                        colorbar={"title": {"text": "freq."}, "thickness": 10, "tickvals": [0, uniform, 2 * uniform],
+                                  "ticktext": ["0", f"1/{k}", f"≥ 2/{k}"]},
+                        hovertemplate="%{y}<br>%{x}: %{z:.2f} (%{customdata} edges)<extra>warm-up</extra>")
+    grid = Grid()
+    grid.x(tickangle=60, tickfont={"size": 10}, tickmode="array", tickvals=ops, ticktext=[OP_SHORT[op] for op in ops])
+    grid.y(autorange="reversed")
+    return make_figure([trace_], grid, f"Operations on the {len(paths)} warm-up paths (uniform = 1/{k} ≈ "
+                       f"{uniform:.2f}: white)", height=430, margin={"l": 120, "r": 20, "t": 70, "b": 45})
 
 
 # --- training ---------------------------------------------------------------------------------------------
