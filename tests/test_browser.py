@@ -141,6 +141,13 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
             reopened = bs.wait_for_state(page, "s.staticFigs >= 9 && s.cellSvgs >= 2", 120,
                                          "the static figures of the reopened notebook")
             timings["reopened"] = time.monotonic() - t0
+            # where the live dashboard was, a line pointing at the static figures, not "model not found"
+            gone = page.wait_for_function(
+                """() => { const els = Array.from(document.querySelectorAll(
+                             '.jp-OutputArea-output.jupyter-widgets'));
+                           const after = els.map((el) => getComputedStyle(el, '::after').content);
+                           return els.length && after.every((c) => c.includes('the live view ran here')) ? after
+                             : false; }""", polling=250, timeout=60_000).json_value()
         except BaseException:
             try:
                 page.screenshot(path=str(tmp_path / "failure.png"))
@@ -185,6 +192,7 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
     # figures (plotly, outside widgets; shown as the PNG snapshot JupyterLab saved with each), and the best cells
     # drawn twice (section 6 and the static figures)
     assert reopened["staticFigs"] >= 9 and reopened["cellSvgs"] >= 2, bs.summary(reopened)
+    assert gone, "the reopened notebook's widget placeholder"
     assert st["staticFigs"] >= 9, f"live run: the static figures are drawn too{context}"
     earlier, later, k = change
     updates = sum(1 for a, b in zip(trace, trace[1:]) if _running(b) and len(a["figs"]) == len(b["figs"])
