@@ -19,10 +19,10 @@ import pytest
 
 from nasviz import cli
 from nasviz.analysis import kendall
-from nasviz.config import SearchConfig
-from nasviz.rundir import load_history, read_jsonl
-from nasviz.search import Search
-from nasviz.space import CANDIDATE_OPS, FIXTURES, Genotype
+from nasviz.runs.rundir import load_history, read_jsonl
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import CANDIDATE_OPS, FIXTURES, Genotype
 from nasviz.viz import cells, figures, layout, widgets
 from nasviz.viz.cli import add_render_command
 from nasviz.viz.common import (
@@ -466,7 +466,7 @@ def test_call_runs_a_step_in_a_thread_and_after_stop_starts_nothing_unless_resum
 def test_the_dashboard_says_why_the_best_fitness_fell(smoke):
     import copy
 
-    from nasviz.events import Generation
+    from nasviz.runs.events import Generation
 
     first, second = copy.deepcopy(smoke.rows[0]), copy.deepcopy(smoke.rows[1])
     second["best"]["fitness"] = first["best"]["fitness"] - 0.01  # the re-evaluated best scores lower
@@ -503,7 +503,7 @@ TINY_SEARCH = dict(warmup_steps=4, population=3, generations=3, finetune_steps=4
 
 def _press_stop_at(dash: Dashboard, search: Search, phase: str, step: int, generation: int = 0) -> list[str]:
     """Press Stop (as the button does, from the search's thread) at one training step; returns the status then."""
-    from nasviz.events import TrainStep
+    from nasviz.runs.events import TrainStep
 
     seen: list[str] = []
 
@@ -647,7 +647,7 @@ def test_render_command_writes_an_svg(smoke, tmp_path, monkeypatch, capsys):
 
 
 def test_engine_and_cell_rendering_never_import_widgets():
-    code = ("import sys, nasviz.search, nasviz.cli, nasviz.viz.cells; "
+    code = ("import sys, nasviz.search.loop, nasviz.cli, nasviz.viz.cells; "
             "bad = [m for m in ('ipywidgets', 'anywidget', 'plotly') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

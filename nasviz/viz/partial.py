@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nasviz import rundir
+from nasviz.runs import rundir
 from nasviz.viz.common import Row
 
 

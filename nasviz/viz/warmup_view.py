@@ -13,7 +13,7 @@ import time
 
 import ipywidgets as widgets
 
-from nasviz.events import Evaluation, Event, Generation, Phase, TrainLog, TrainStep, from_json
+from nasviz.runs.events import Evaluation, Event, Generation, Phase, TrainLog, TrainStep, from_json
 from nasviz.viz import figures
 from nasviz.viz.partial import warmup_row
 from nasviz.viz.widgets import FIGURE_WIDTH, boxed, figure_widget, full_width, sync
