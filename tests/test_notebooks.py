@@ -274,6 +274,9 @@ def test_07_ground_truth(tmp_path, one_thread):
     assert "genotypes: 768, different networks: 648" in text
     assert "supernet vs table, Kendall τ-b:" in text
     assert "5 searches per method, 70 evaluations each" in text
+    assert "The search returned a network at the" in text and "percentile of the space" in text  # in words
+    assert "the supernet's noise as a yardstick:" in text  # 5b: the same comparison with the supernet's noise
+    assert "5 searches per method, fitness = table + noise of sd" in text
     assert "6 random architectures scored four ways" in text and "snip" in text and "synflow" in text
     assert "3 candidates, 20 training steps each" in text and "after retraining: percentile" in text
 
@@ -283,6 +286,23 @@ def test_compare_helpers_without_runs(tmp_path, capsys):
     assert "is not a folder (yet)" in capsys.readouterr().out
     assert nv.select_runs([], preset="smoke") == []
     assert len(nv.compare_figure([]).data) == 0
+
+
+def test_compare_figure_colours_runs_by_method_and_dashes_them_by_seed():
+    runs = [{"name": f"seed={seed},method={method}", "config": {"method": method, "seed": seed, "preset": "smoke"},
+             "rows": [{"generation": 0, "best": {"fitness": 0.5}, "mean_fitness": 0.4}]}
+            for method in ("sft-ga", "random") for seed in (0, 1, 2)]
+    best = nv.compare_figure(runs).data[::2]  # the left panel: one trace per run
+    by_method = {m: {t.line.color for t in best if f"method={m}" in t.name} for m in ("sft-ga", "random")}
+    assert all(len(colours) == 1 for colours in by_method.values()) and by_method["sft-ga"] != by_method["random"]
+    by_seed = {s: {t.line.dash for t in best if t.name.startswith(f"seed={s},")} for s in (0, 1, 2)}
+    assert all(len(dashes) == 1 for dashes in by_seed.values()) and len(set.union(*by_seed.values())) == 3
+
+
+def test_fitness_images_axis_labels_the_measured_sizes():
+    fig = nv.fitness_images_figure({"fitness_images": {"250": [0.1, 0.2], "500": [0.2], "1000": [0.3], "2000": [0.3]}})
+    assert list(fig.layout.xaxis.tickvals) == [250, 500, 1000, 2000]
+    assert list(fig.layout.xaxis.ticktext) == ["250", "500", "1,000", "2,000"]
 
 
 # --- python -m nasviz demo --------------------------------------------------------------------------------------

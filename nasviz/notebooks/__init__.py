@@ -77,6 +77,7 @@ from nasviz.notebooks.session import (
     result_summary,
     setup,
     use_live,
+    widget_fallback,
 )
 from nasviz.notebooks.sizes import fronts_figure, fronts_table, size_limit
 from nasviz.notebooks.tables import display_html, html_table
@@ -95,6 +96,7 @@ __all__ = [
     "as_seeds",
     "headless",
     "use_live",
+    "widget_fallback",
     "holds_run",
     "fresh_run_dir",
     "fresh_folder",

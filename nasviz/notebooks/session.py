@@ -52,6 +52,25 @@ def use_live(live: bool) -> bool:
     return True
 
 
+WIDGET_GONE = ("(the live view ran here; it needs its running kernel — the static figures further down show the "
+               "same run)")
+"""What a reopened notebook shows where a live widget was (instead of JupyterLab's "model not found")."""
+
+
+def widget_fallback():
+    """Display, under a live widget, a style that replaces JupyterLab's "Error displaying widget: model not found"
+    (what a saved notebook reopened without its kernel shows where the widget was) with `WIDGET_GONE`. JupyterLab
+    marks only a widget output that failed to render with the class `jupyter-widgets` and gives it no child
+    elements, so a live widget is never matched. Styles apply in trusted notebooks (the ones you saved yourself);
+    in others the original line stays, and the notebook's text explains it."""
+    from IPython.display import HTML, display
+
+    selector = ".jp-OutputArea-output.jupyter-widgets:not(:has(*))"
+    text = WIDGET_GONE.replace('"', "'")
+    display(HTML(f'<style>{selector}{{font-size:0}}{selector}::after{{content:"{text}";font-size:13px;'
+                 "font-style:italic;color:#555}</style>"))
+
+
 def holds_run(path: str | Path) -> bool:
     """True when `path` holds (part of) a search run."""
     return rundir.is_run_dir(Path(path).expanduser())

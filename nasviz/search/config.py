@@ -54,7 +54,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   eval_batch_size=200, warmup_steps=20, population=4, generations=2, finetune_steps=6, top_k=3,
                   checkpoint_every=10),
     # a live class: the quick preset's network at about half its budget, a whole search in ~2 minutes on a 2-core
-    # CPU; warm-up checkpoints every 50 steps, so Stop answers within seconds
+    # CPU; warm-up checkpoints every 50 steps (a Stop in the warm-up takes effect after the current step)
     "class": dict(warmup_steps=200, population=8, generations=4, finetune_steps=24, fitness_images=500,
                   checkpoint_every=50),
     # the default demo: a whole search in <= 5 minutes on a 2-core CPU

@@ -128,16 +128,18 @@ class SupernetEvaluator(Evaluator):
         return fitness(self.supernet, genotype, self.calibration, self.fitness_batches, self.precision)
 
     def train(self, sampler: PathSampler, steps: int, *, phase: str, first_step: int, lr: float,
-              rates: list[float] | None, on_step: Callable[[dict], None]) -> None:
+              rates: list[float] | None, on_step: Callable[[dict], None],
+              stop: Callable[[], bool] | None = None) -> int:
         """`steps` supernet steps on paths from `sampler` (with several processes, each trains on its slice of
-        every global batch and the gradients are averaged)."""
+        every global batch and the gradients are averaged); fewer where `stop()` turns True after one. Returns
+        how many ran."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         several = self.ranks.size > 1
         next_batch = (lambda: self.ranks.slice(self.stream.next())) if several else self.stream.next
-        train_steps(self.supernet, next_batch, self.optimizer, sampler, steps, phase=phase, first_step=first_step,
-                    grad_clip=self.config.grad_clip, on_step=on_step, rates=rates,
-                    ranks=self.ranks if several else None)
+        return len(train_steps(self.supernet, next_batch, self.optimizer, sampler, steps, phase=phase,
+                               first_step=first_step, grad_clip=self.config.grad_clip, on_step=on_step, rates=rates,
+                               ranks=self.ranks if several else None, stop=stop))
 
     def state_dict(self) -> dict[str, Any]:
         return {"supernet": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -96,7 +96,8 @@ class Search(events.Publisher):
 
     # --- state ------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Ask `run()` to stop at the next checkpoint (after a warm-up chunk or a generation)."""
+        """Ask `run()` to stop: a warm-up after its current training step (then it writes a checkpoint), a
+        generation when it ends (its fine-tuning, re-evaluation and selection complete)."""
         self.stop_requested = True
 
     @property
@@ -136,8 +137,9 @@ class Search(events.Publisher):
             while self.warmup_done < total and not self._stopping():
                 chunk = min(c.checkpoint_every, total - self.warmup_done)
                 uniform = uniform_sampler(self.state.rng_paths, self.space)
-                self._train(uniform, chunk, "warmup", 0, c.lr, self.warmup_log)
-                self.state.warmup_done += chunk
+                chunk = self._train(uniform, chunk, "warmup", 0, c.lr, self.warmup_log,
+                                    stop=self._stopping if self.ranks.size == 1 else None)
+                self.state.warmup_done += chunk  # fewer steps than asked where a stop cut the chunk short
                 bar.update(chunk)
                 self.state.wall_time_s, start = self.wall_time_s + time.perf_counter() - start, time.perf_counter()
                 self._checkpoint()
@@ -242,8 +244,9 @@ class Search(events.Publisher):
                           for g in genotypes)
 
     def _train(self, sampler: PathSampler, steps: int, phase: str, generation: int, lr: float,
-               log: events.TrainLog) -> None:
-        """`steps` supernet steps on paths from `sampler`, each emitted as a `TrainStep` event and logged in `log`."""
+               log: events.TrainLog, stop=None) -> int:
+        """`steps` supernet steps on paths from `sampler`, each emitted as a `TrainStep` event and logged in `log`
+        (fewer where `stop()` turns True after one: a Stop in the warm-up); returns how many ran."""
         total, offset = (self.config.warmup_total, self.warmup_done) if phase == "warmup" else (steps, 0)
 
         def on_step(record: dict) -> None:
@@ -254,15 +257,17 @@ class Search(events.Publisher):
 
         last = self.recorder.last_checkpoint
         try:
-            self.evaluator.train(sampler, steps, phase=phase, first_step=self.steps, lr=lr, on_step=on_step,
-                                 rates=schedule.phase_rates(self.config.lr_schedule, lr, offset, steps, total))
+            done = self.evaluator.train(sampler, steps, phase=phase, first_step=self.steps, lr=lr, on_step=on_step,
+                                        rates=schedule.phase_rates(self.config.lr_schedule, lr, offset, steps, total),
+                                        stop=stop)
         except DivergedError as exc:  # nothing is written: the last checkpoint is the last good state
             advice = (f", and resume from the last checkpoint, {last}, overriding that setting" if last else
                       "; no checkpoint was written yet, so start the search again")
             error = DivergedError(f"{exc}{advice}")
             error.agreed = self.ranks.size > 1  # type: ignore[attr-defined]  # every process saw the same loss
             raise error from None
-        self.state.steps += steps
+        self.state.steps += done
+        return done
 
     def _record(self, individual: Individual, value: float, generation: int, stage: str) -> float:
         if stage == "before":  # a diagnostic: the search never selects by it

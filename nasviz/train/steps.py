@@ -89,6 +89,7 @@ def train_steps(
     on_step: Callable[[dict], None] | None = None,
     rates: Sequence[float] | None = None,
     ranks: Ranks | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[dict]:
     """Train the supernet for `steps` steps, each on one sampled path; returns one record per step.
 
@@ -96,7 +97,9 @@ def train_steps(
     With `ranks` (several processes, each calling this with the same paths and its slice of the same global
     batches) the gradients are averaged over the processes before clipping, so every process makes the same
     update, and the loss and accuracy recorded are the global batch's (the mean of the processes' own).
-    A NaN or infinite loss, or weights that an update made NaN or infinite, raise `DivergedError`."""
+    A NaN or infinite loss, or weights that an update made NaN or infinite, raise `DivergedError`.
+    `stop`, if given, is asked after every step: when it returns True the remaining steps are left out (the
+    records say how many ran), so a Stop button takes effect within one step."""
     model.train()
     params = list(model.parameters())  # once per call: walking the supernet's ~2,900 modules costs ms per step
     device = params[0].device
@@ -135,10 +138,12 @@ def train_steps(
         records.append(record)
         if on_step is not None:
             on_step(record)
+        if stop is not None and stop():
+            break
     maxima = torch.stack([p.detach().abs().max().float() for p in params])
     if steps and not torch.isfinite(maxima).all():  # a finite loss whose update broke the weights
         raise DivergedError(
-            f"{phase} diverged: the supernet weights became NaN or infinite at step {first_step + steps - 1} "
+            f"{phase} diverged: the supernet weights became NaN or infinite at step {first_step + len(records) - 1} "
             f"with learning rate {optimizer.param_groups[0]['lr']:g}; lower the learning rate"
         )
     return records

@@ -140,6 +140,7 @@ def population_table_html(row: Row | None, ids: dict[str, int] | None = None) ->
     head = ("rank", "id", "fitness", "before", "params", "origin", "normal cell", "reduction cell")
     cells = "".join(f"<th style='text-align:left;padding:2px 6px'>{h}</th>" for h in head)
     lines = [f"<b>Population after generation {row['generation']}</b>",
+             "<div style='max-width:100%;overflow-x:auto'>",
              "<table style='border-collapse:collapse;font-size:12px;font-family:monospace'>", f"<tr>{cells}</tr>"]
     for rank, (text, fit, params) in enumerate(zip(row["population"], row["fitness"], row["params"]), start=1):
         ind = by_text.get(text, {})
@@ -150,5 +151,5 @@ def population_table_html(row: Row | None, ids: dict[str, int] | None = None) ->
         )
         tds = "".join(f"<td style='padding:2px 6px;white-space:nowrap'>{html.escape(v)}</td>" for v in values)
         lines.append(f"<tr title='{html.escape(text, quote=True)}'>{tds}</tr>")
-    lines.append("</table>")
+    lines.append("</table></div>")
     return "\n".join(lines)

@@ -9,7 +9,12 @@
 handles the Stop button's click even when later cells are queued (Run All). A blocking wait (`wait()`,
 `thread.join()`, `time.sleep`) cannot: the click would wait in the kernel's queue behind those cells. (This needs
 ipykernel >= 7.4, which dispatches widget messages while a cell awaits.) After Stop, `call` and `run` start
-nothing more unless asked with `resume=True`, so the rest of a Run All shows the run as it stopped.
+nothing more unless asked with `resume=True`, so the rest of a Run All shows the run as it stopped: `await
+dash.call(search.run)` then returns the run's result as it stopped (`finished: False`), never None.
+
+How long Stop takes: a warm-up stops after its current training step (then writes a checkpoint); a generation
+stops when it ends (its fine-tuning, fair re-evaluation and selection complete), since a checkpoint holds whole
+generations only. The status line says which, meanwhile.
 
 Redraws are throttled (train_step/evaluation events at most every `min_interval` seconds; generation,
 new_best and done always redraw) so a fast search never floods the browser.
@@ -105,7 +110,8 @@ class Dashboard(RunView):
 
         self.title = widgets.HTML("<b style='font-size:15px'>nasviz · SFT-GA search</b>")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
-                                          tooltip="stop at the next checkpoint (resume later with Search.resume)")
+                                          tooltip="stop: a warm-up after its current step, a generation when it ends "
+                                                  "(continue later with resume=True or Search.resume)")
         self.stop_button.on_click(lambda _b: self.stop())
         self.progress = {name: bar(label) for name, label in _LABELS.items()}
         """The three IntProgress bars: 'warmup', 'finetune' (this generation's steps), 'generations'."""
@@ -159,8 +165,9 @@ class Dashboard(RunView):
         """`await dash.call(search.step)`: run `fn(*args)` (`search.warmup`, `search.step`, `search.run`) in a
         thread with the Stop button enabled and return its value (re-raising its exception). The kernel keeps
         handling widget messages while the cell awaits, so Stop works under Run All. After Stop was pressed it
-        returns None without calling `fn`; `resume=True` calls it anyway (`await dash.call(search.run,
-        resume=True)` continues a stopped search)."""
+        does not call `fn`: for `search.run` it returns the search's result as it stopped (what `run` returns,
+        `finished: False`), for the others None (what they return when stopped); `resume=True` calls it anyway
+        (`await dash.call(search.run, resume=True)` continues a stopped search)."""
         owner = getattr(fn, "__self__", None)
         if owner is not None and hasattr(owner, "request_stop") and owner is not self.search:
             self.attach(owner)
@@ -175,6 +182,11 @@ class Dashboard(RunView):
         if self.stopped and not resume:
             self._note(self._stopped_text() + " (Stop was pressed: not continuing; resume=True continues)")
             self.draw()
+            if self._is_run(fn):  # the run as it stopped, so the cells after `result = ...` work
+                self.result = self.search.result()
+                future = Future()
+                future.set_result(self.result)
+                return future
             return None
         self.stopped = False
         self.error = None
@@ -190,6 +202,11 @@ class Dashboard(RunView):
         else:
             self._work(fn, args, future)
         return future
+
+    def _is_run(self, fn: Callable) -> bool:
+        """Whether `fn` is the attached search's `run`."""
+        return self.search is not None and getattr(fn, "__self__", None) is self.search and \
+            getattr(fn, "__name__", "") == "run"
 
     def _work(self, fn: Callable, args: tuple, future: Future) -> None:
         value, error = None, None
@@ -222,10 +239,22 @@ class Dashboard(RunView):
                     "supernet steps")
         return f"stopped after generation {search.generation}"
 
+    def _stopping_text(self) -> str:
+        """What the status line says between a click on Stop and the stop: when it will take effect."""
+        search = self.search
+        if search is None or not self._busy:
+            return ""
+        if search.generation < 0 and search.warmup_done < search.config.warmup_total:
+            return "<b>Stop pressed</b>: stopping after this warm-up step · "
+        if search.generation < 0:
+            return "<b>Stop pressed</b>: stopping after the initial population is evaluated · "
+        return (f"<b>Stop pressed</b>: stopping after generation {search.generation + 1} (when its fine-tuning "
+                "and re-evaluation end) · ")
+
     def stop(self) -> None:
-        """Ask the search to stop at its next checkpoint (what the Stop button does): a running warm-up stops
-        after its current chunk of `checkpoint_every` steps, a generation when it ends. Later `call`s and `run`s
-        start nothing, so the rest of a Run All shows the run as it stopped."""
+        """Ask the search to stop (what the Stop button does): a running warm-up stops after its current training
+        step, a generation when it ends. Later `call`s and `run`s start nothing, so the rest of a Run All shows
+        the run as it stopped."""
         if self.search is None:
             return
         self.stop_button.disabled = True
@@ -324,13 +353,18 @@ class Dashboard(RunView):
         if len(paths) != len(row.get("train_loss", ())):
             paths = self._paths_from_history(row["generation"]) or paths
         row["trained_paths"] = list(paths)
+        before = [r for r in self.rows if r["generation"] == row["generation"] - 1]
         self.rows = [r for r in self.rows if r["generation"] < row["generation"]] + [row]
         self._pending = TrainLog()
         self._pending_generation = row["generation"] + 1
         self._pending_end = row["supernet_steps"]
         self._counts["generations"][0] = row["generation"]
+        fell = bool(before) and row["best"]["fitness"] < before[0]["best"]["fitness"]
         self._note(f"generation {row['generation']} done: best {row['best']['fitness']:.4f}, "
-                   f"mean {row['mean_fitness']:.4f}, {row['evaluations']} evaluations")
+                   f"mean {row['mean_fitness']:.4f}, {row['evaluations']} evaluations"
+                   + (f" · the best fell from {before[0]['best']['fitness']:.4f}: every individual, the old best "
+                      "too, is re-evaluated under this generation's fine-tuned weights, and those can score it "
+                      "lower" if fell else ""))
         self._dirty |= {"generation", "training", "progress"}
 
     def _paths_from_history(self, generation: int) -> list[str]:
@@ -376,8 +410,7 @@ class Dashboard(RunView):
                     bar.description = f"{_LABELS[name]} {value}/{total}"
             if "status" in dirty or self.stopped:
                 pending = self.stopped and self._busy
-                self.status.value = ("<b>Stop pressed</b>: stopping at the next checkpoint · " if pending else
-                                     "") + self._status_html
+                self.status.value = (self._stopping_text() if pending else "") + self._status_html
             if "training" in dirty or "generation" in dirty:
                 rows = self._partial_rows()
                 self.draw_figure("training_curves", figures.training_curves_figure(rows))

@@ -15,12 +15,12 @@ from nasviz.runs import rundir
 from nasviz.viz.cells import GraphvizMissing, svg_markup, write_cells
 from nasviz.viz.common import Row
 from nasviz.viz.figures import FIGURES, all_figures
+from nasviz.viz.partial import is_partial, rows_so_far
+
+WARMUP_FIGURES = ("training_curves", "op_frequency")
+"""The figures a stopped warm-up has data for."""
 
 PLOTLY_JS = "plotly.min.js"
-
-
-def _rows(source: str | Path | Sequence[Row]) -> list[Row]:
-    return rundir.load_history(source, check=True) if isinstance(source, (str, Path)) else list(source)
 
 
 def _plotly_js() -> bytes:
@@ -117,18 +117,24 @@ th{{text-align:left;padding-right:12px}} code{{word-break:break-all}}
 
 def show_static(source: str | Path | Sequence[Row], names: Sequence[str] | None = None) -> list[go.Figure]:
     """Display static figures (plain `go.Figure`s, no widget state) of a run directory or of rows, and the best
-    cells; for headless runs (papermill, nbconvert). Returns the figures."""
-    from IPython.display import display
+    cells; for headless runs (papermill, nbconvert). A run stopped during its warm-up shows its training so far
+    (`nasviz.viz.partial`). Returns the figures."""
+    from IPython.display import HTML, display
 
     from nasviz.viz.cells import show_cells
 
-    rows = _rows(source)
+    rows = rows_so_far(source) if isinstance(source, (str, Path)) else list(source)
     unknown = [n for n in names or () if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; allowed: {', '.join(FIGURES)}")
+    if is_partial(rows):  # stopped during the warm-up: only the supernet's training so far has data
+        steps = rows[-1]["supernet_steps"]
+        display(HTML(f"<i>stopped during the warm-up after {steps} supernet steps: no population yet, so only the "
+                     "training figures have data</i>"))
+        names = [n for n in names or FIGURES if n in WARMUP_FIGURES]
     figs = [FIGURES[name](rows) for name in (names or FIGURES)]
     for fig in figs:
         display(fig)
-    if rows:
+    if rows and not is_partial(rows):
         display(show_cells(rows[-1]["best"]["genotype"]))
     return figs
