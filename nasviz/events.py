@@ -85,6 +85,8 @@ class Generation(_Event):
     train_accuracy: list[float]
     diagnostic_evaluations: int = 0
     """Evaluations for the figures only (fitness before fine-tuning), apart from `evaluations`, the search's own."""
+    population_ids: list[str | None] | None = None
+    """The survivors' ids (`nasviz.lineage`), best first; None in a run recorded before lineage."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Generation:

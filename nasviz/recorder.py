@@ -138,9 +138,10 @@ def history_row(search: Search, region: Population, trained: TrainLog) -> dict[s
         "wall_time_s": round(search.wall_time_s, 3),
         "individuals": [i.to_json() for i in region],
         "population": [str(g) for g in population.genotypes],
+        "population_ids": [i.id for i in population],
         "fitness": population.fitness,
         "params": population.params,
-        "best": {"genotype": str(population[0].genotype), "fitness": population[0].fitness,
+        "best": {"genotype": str(population[0].genotype), "fitness": population[0].fitness, "id": population[0].id,
                  **({"truth": population[0].truth} if population[0].truth is not None else {})},
         "mean_fitness": sum(population.fitness) / len(population),
         "trained_paths": trained.paths,
@@ -310,6 +311,9 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
         ("params", _list_of(state.get("params"), _is_int) and len(state["params"]) == n),
         ("fitness_at", _list_of(state.get("fitness_at"), lambda v: _is_int(v, -1)) and len(state["fitness_at"]) == n),
         ("seen", _list_of(state.get("seen"), lambda v: isinstance(v, str))),
+        ("lineage", state.get("lineage") is None or _list_of(state["lineage"], lambda v: isinstance(v, dict)
+                                                             and isinstance(v.get("story", []), list))
+         and len(state["lineage"]) == n),
         ("warmup_log", isinstance(state.get("warmup_log"), dict)
          and _list_of(state["warmup_log"].get("paths"), lambda v: isinstance(v, str))
          and _list_of(state["warmup_log"].get("loss"), _is_number)

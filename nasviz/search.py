@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from nasviz import distributed, events, ga, precision, rundir, schedule
+from nasviz import distributed, events, ga, lineage, precision, rundir, schedule
 from nasviz.batches import search_batches
 from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_network
 from nasviz.config import SearchConfig
@@ -163,6 +163,7 @@ class Search(events.Publisher):
         self.emit(events.Phase("initial", 0))
         initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen, self.space,
                                                        **self.limits.ga_rule(self.sizes)), "initial")
+        lineage.name_newcomers(initial, 0, self.space)
         self._evaluate_all(list(initial), 0)
         self.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
         self.generation = 0
@@ -182,7 +183,9 @@ class Search(events.Publisher):
         self.emit(events.Phase("generation", g))
         previous_best = self.best
         parents = Population(p.as_parent() for p in self.population)
-        offspring = self._newcomers(self._breed(), "offspring")
+        children = self._breed()
+        offspring = self._newcomers([child.genotype for child in children], "offspring")
+        lineage.name_newcomers(offspring, g, self.space, children, self.population)
         finetuned = c.uses_finetune and c.finetune_steps > 0
         if finetuned and c.record_before:
             for child, value in zip(offspring, self._measure_all(list(offspring), g, "before"), strict=True):
@@ -224,14 +227,15 @@ class Search(events.Publisher):
         self.recorder.close()
 
     # --- helpers ----------------------------------------------------------------------------------------
-    def _breed(self) -> list[Genotype]:
+    def _breed(self) -> list[ga.Child]:
         """Q: N genotypes never evaluated before: children of the population (binary tournaments, crossover,
-        mutation), or random ones for random search."""
+        mutation), or random ones for random search; each with how it was made."""
         c, p, rule = self.config, self.population, self.limits.ga_rule(self.sizes)
         try:
             if c.method == "random":
-                return ga.random_population(c.population, self.rng_ga, self.seen, self.space, **rule)
-            return ga.make_offspring(p.genotypes, p.fitness, self.rng_ga, n=c.population, p_c=c.p_crossover,
+                return [ga.Child(g, ga.Provenance("random"))
+                        for g in ga.random_population(c.population, self.rng_ga, self.seen, self.space, **rule)]
+            return ga.breed(p.genotypes, p.fitness, self.rng_ga, n=c.population, p_c=c.p_crossover,
                                      p_m=c.p_mutation, seen=self.seen, space=self.space, **rule,
                                      params=p.params if c.tie_break == "params" else None)
         except RuntimeError as exc:
@@ -289,6 +293,7 @@ class Search(events.Publisher):
             self.diagnostic_evaluations += 1
         else:
             self.evaluations += 1
+        lineage.record_fitness(individual, generation, self.steps, value, stage)
         self.emit(events.Evaluation(generation, str(individual.genotype), value, individual.params, individual.role,
                                     stage, self.steps))
         return value

@@ -1,0 +1,160 @@
+"""Lineage: every individual's identity, parents, the operator that made it and its fitness story.
+
+Recording (the search calls it): `name_newcomers` gives each new genotype of a generation its id
+('g<generation>-<index among that generation's newcomers>', stable for the whole run) and its lineage: the
+generation it was born, the `operator` ('initial', 'random', 'mutation', 'crossover', 'crossover+mutation'), its
+`parents` (ids; None where a parent's id is unknown) and the `changes` (crossover: the parent id each gene came
+from; mutation: which gene, in which cell and node, the edge replaced and the edge that replaced it);
+`record_fitness` appends every measurement to its story.
+
+Reading (`individuals`, over history rows): one record per individual of a run, its lineage, its fitness story and
+its part in every generation (role, fitness, whether it survived the selection, its rank and the cut). Runs recorded
+before lineage still read: their individuals get the ids the same rule gives, operator and parents unknown (None),
+and a story made of the fitness values the rows hold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nasviz.ga import Child, Mutation
+from nasviz.space import SearchSpace
+
+if TYPE_CHECKING:
+    from nasviz.population import Individual, Population
+
+OPERATORS = ("initial", "random", "mutation", "crossover", "crossover+mutation")
+"""The operators a record names (None: unknown, a run recorded before lineage)."""
+
+
+def individual_id(generation: int, index: int) -> str:
+    """The id of the `index`-th newcomer of `generation`."""
+    return f"g{generation}-{index}"
+
+
+# --- recording ------------------------------------------------------------------------------------------------
+
+
+def name_newcomers(newcomers: Population, generation: int, space: SearchSpace,
+                   children: Sequence[Child] | None = None, parents: Population | None = None) -> None:
+    """Give the newcomers of `generation` their ids and lineage: 'initial' without `children`, else each child's
+    provenance (`ga.breed`, indices into `parents`) with the parents' ids."""
+    for index, member in enumerate(newcomers):
+        member.id = individual_id(generation, index)
+        if children is None:
+            member.lineage = {"born": generation, "operator": "initial", "parents": [], "changes": None}
+            continue
+        how = children[index].provenance
+        ids = [parents[i].id for i in how.parents] if parents is not None else [None] * len(how.parents)
+        changes: dict[str, Any] = {}
+        if how.genes_from is not None:
+            changes["genes_from"] = [parents[i].id if parents is not None else None for i in how.genes_from]
+        if how.mutations:
+            changes["mutations"] = [mutation_json(m, space) for m in how.mutations]
+        member.lineage = {"born": generation, "operator": how.operator, "parents": ids, "changes": changes or None}
+
+
+def mutation_json(mutation: Mutation, space: SearchSpace) -> dict[str, Any]:
+    """A mutation as a history row lists it: gene, cell ('normal', 'reduce'; 'both' in a tied space), node (its
+    position in the cell, 0-based), the old and the new edge as [op, input]."""
+    cell = "both" if space.tied else ("normal" if mutation.gene < space.nodes else "reduce")
+    return {"gene": mutation.gene, "cell": cell, "node": space.node_position(mutation.gene),
+            "old": list(mutation.old), "new": list(mutation.new)}
+
+
+def record_fitness(individual: Individual, generation: int, step: int, fitness: float, stage: str) -> None:
+    """Add one measurement to the individual's fitness story."""
+    individual.story.append({"generation": generation, "step": step, "fitness": fitness, "stage": stage})
+
+
+# --- reading ----------------------------------------------------------------------------------------------------
+
+
+def individuals(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One record per individual of the history `rows`, by id, in order of birth: id, genotype, born, operator,
+    parents, changes (None where not recorded), params, flops, truth, story, and `generations`: per generation it
+    took part in, its role, fitness, fitness_before, whether it was selected, its rank in the region (1 = best)
+    and the region's size, and the cut (the last survivor's fitness)."""
+    records: dict[str, dict[str, Any]] = {}
+    by_genotype: dict[str, str] = {}  # for rows without ids: a genotype is evaluated once, so it names one individual
+    for row in rows:
+        generation, region = row["generation"], row["individuals"]
+        kept = [e["fitness"] for e in region if e.get("selected")]
+        cut = min(kept, key=_score) if kept else None
+        order = sorted(range(len(region)), key=lambda k: -_score(region[k]["fitness"]))
+        rank = {k: r + 1 for r, k in enumerate(order)}
+        newcomers = 0
+        for k, entry in enumerate(region):
+            new = entry.get("role") in ("initial", "offspring")
+            key = entry.get("id") or by_genotype.get(entry["genotype"])
+            if key is None:
+                key = individual_id(generation, newcomers) if new else f"unknown-{entry['genotype']}"
+            newcomers += new
+            by_genotype.setdefault(entry["genotype"], key)
+            record = records.get(key)
+            if record is None:
+                record = records[key] = _record(key, entry, generation if new else None)
+            elif "story" in entry:
+                record["story"] = [dict(e) for e in entry["story"]]
+            if "id" not in entry and not any(e["step"] == entry.get("evaluated_at_step") for e in record["story"]):
+                record["story"].append({"generation": generation, "step": entry.get("evaluated_at_step"),
+                                        "fitness": entry["fitness"], "stage": "after"})
+            record["generations"].append({
+                "generation": generation, "role": entry.get("role"), "fitness": entry["fitness"],
+                "fitness_before": entry.get("fitness_before"), "selected": bool(entry.get("selected")),
+                "rank": rank[k], "of": len(region), "cut": cut})
+    return records
+
+
+def _record(key: str, entry: dict[str, Any], born: int | None) -> dict[str, Any]:
+    known = "id" in entry
+    return {"id": key, "genotype": entry["genotype"], "born": entry.get("born", born),
+            "operator": entry.get("operator") if known else ("initial" if born == 0 else None),
+            "parents": entry.get("parents") if known else ([] if born == 0 else None),
+            "changes": entry.get("changes"), "params": entry.get("params"), "flops": entry.get("flops"),
+            "truth": entry.get("truth"), "story": [dict(e) for e in entry.get("story", ())],
+            "lineage_known": known or born == 0, "generations": []}
+
+
+def _score(fitness: Any) -> float:
+    return -math.inf if not isinstance(fitness, (int, float)) or math.isnan(fitness) else float(fitness)
+
+
+def find(records: dict[str, dict[str, Any]], individual: str) -> dict[str, Any]:
+    """The record of `individual` (an id or a genotype text); ValueError naming it and the ids there are."""
+    if individual in records:
+        return records[individual]
+    for record in records.values():
+        if record["genotype"] == individual:
+            return record
+    ids = list(records)
+    shown = ", ".join(ids[:3]) + (f", ..., {ids[-1]}" if len(ids) > 3 else "")
+    raise ValueError(f"no individual {individual!r} in this run; allowed: one of its {len(ids)} ids ({shown}) "
+                     "or a genotype it evaluated")
+
+
+def ancestors(records: dict[str, dict[str, Any]], individual: str) -> list[str]:
+    """The ids of `individual` and all its known ancestors, each once, youngest first (breadth first)."""
+    out, queue = [], [find(records, individual)["id"]]
+    while queue:
+        key = queue.pop(0)
+        if key in out or key not in records:
+            continue
+        out.append(key)
+        queue += [p for p in records[key]["parents"] or () if p is not None]
+    return out
+
+
+def mutations_from_start(records: dict[str, dict[str, Any]], individual: str) -> int | None:
+    """The fewest mutated genes on a line of descent from generation 0 to `individual` (None where the lineage is
+    not known all the way)."""
+    record = find(records, individual)
+    if record["operator"] == "initial":
+        return 0
+    if not record["parents"] or any(p is None or p not in records for p in record["parents"]):
+        return None
+    own = len((record["changes"] or {}).get("mutations", ()))
+    above = [mutations_from_start(records, p) for p in record["parents"]]
+    return None if None in above else own + min(above)  # type: ignore[type-var]
