@@ -88,6 +88,10 @@ class Generation(_Event):
     population_ids: list[str | None] | None = None
     """The survivors' ids (`nasviz.lineage`), best first; None in a run recorded before lineage."""
 
+    def to_json(self) -> dict[str, Any]:
+        line = super().to_json()
+        return line if self.population_ids is not None else {k: v for k, v in line.items() if k != "population_ids"}
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Generation:
         names = {f.name for f in dataclasses.fields(cls)}
