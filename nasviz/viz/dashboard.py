@@ -32,6 +32,7 @@ from nasviz import rundir
 from nasviz.events import Done, Evaluation, Event, Generation, NewBest, Phase, Resumed, TrainLog, TrainStep, from_json
 from nasviz.viz import figures
 from nasviz.viz.common import Row
+from nasviz.viz.controls import RunControls
 from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget, full_width
 from nasviz.viz.widgets import row as side_by_side
 
@@ -88,13 +89,16 @@ class Dashboard(RunView):
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
                                           tooltip="stop at the next checkpoint (resume later with Search.resume)")
         self.stop_button.on_click(lambda _b: self.stop())
+        self.controls = RunControls()
+        """Pause / Step / Continue (`nasviz.viz.controls`), beside Stop."""
         self.progress = {name: bar(label) for name, label in _LABELS.items()}
         """The three IntProgress bars: 'warmup', 'finetune' (this generation's steps), 'generations'."""
         self.status = widgets.HTML("<i>waiting for a search</i>")
         self.status.add_class("nasviz-status")
         return [
-            widgets.HBox([self.title, self.stop_button], layout=widgets.Layout(justify_content="space-between",
-                                                                               max_width=full_width(w))),
+            widgets.HBox([self.title, widgets.HBox([*self.controls.buttons, self.stop_button])],
+                         layout=widgets.Layout(justify_content="space-between", max_width=full_width(w))),
+            self.controls.label,
             side_by_side(*self.progress.values()),
             self.status,
         ]
@@ -116,6 +120,7 @@ class Dashboard(RunView):
                 self._dirty |= {"generation", "best"}
         self._pending_end = search.steps
         self._unsubscribe = search.subscribe(self.handle)
+        self.controls.attach(search)
         self._note(f"attached to a {c.method} search ({c.preset} preset, seed {c.seed})")
         self._dirty.add("progress")
         self.draw()
@@ -164,6 +169,7 @@ class Dashboard(RunView):
         future: Future = Future()
         self._busy = True
         self.stop_button.disabled = self.search is None
+        self.controls.running(self.search is not None)
         if background:
             self._thread = threading.Thread(target=self._work, args=(fn, args, future), name="nasviz-search",
                                             daemon=True)
@@ -184,6 +190,7 @@ class Dashboard(RunView):
         finally:
             self._busy = False
             self.stop_button.disabled = True
+            self.controls.running(False)
             unfinished = isinstance(value, dict) and value.get("finished") is False
             if error is None and (self.stopped or unfinished) and not getattr(self.search, "done", False):
                 self._note(self._stopped_text() + "; the cells below show the run so far. Continue with "
@@ -217,6 +224,7 @@ class Dashboard(RunView):
             self.search.request_stop()
         else:
             self._note(self._stopped_text())
+        self.controls.resume()  # a paused search goes on to see the stop, and a later run does not pause
         self.draw()
 
     def wait(self, timeout: float | None = None) -> dict | None:
