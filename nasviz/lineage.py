@@ -75,24 +75,28 @@ def record_fitness(individual: Individual, generation: int, step: int, fitness: 
 def individuals(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """One record per individual of the history `rows`, by id, in order of birth: id, genotype, born, operator,
     parents, changes (None where not recorded), params, flops, truth, story, and `generations`: per generation it
-    took part in, its role, fitness, fitness_before, whether it was selected, its rank in the region (1 = best)
-    and the region's size, and the cut (the last survivor's fitness)."""
+    took part in, its role, fitness, fitness_before, whether it was selected, its rank in the region (1 = best),
+    the region's size, how many were kept, and the cut: the last survivor's fitness and id (whom a dropped
+    individual lost to)."""
     records: dict[str, dict[str, Any]] = {}
     by_genotype: dict[str, str] = {}  # for rows without ids: a genotype is evaluated once, so it names one individual
     for row in rows:
         generation, region = row["generation"], row["individuals"]
-        kept = [e["fitness"] for e in region if e.get("selected")]
-        cut = min(kept, key=_score) if kept else None
-        order = sorted(range(len(region)), key=lambda k: -_score(region[k]["fitness"]))
-        rank = {k: r + 1 for r, k in enumerate(order)}
-        newcomers = 0
-        for k, entry in enumerate(region):
+        keys, newcomers = [], 0
+        for entry in region:
             new = entry.get("role") in ("initial", "offspring")
             key = entry.get("id") or by_genotype.get(entry["genotype"])
             if key is None:
                 key = individual_id(generation, newcomers) if new else f"unknown-{entry['genotype']}"
             newcomers += new
             by_genotype.setdefault(entry["genotype"], key)
+            keys.append(key)
+        kept = [k for k, e in enumerate(region) if e.get("selected")]
+        last = min(kept, key=lambda k: (_score(region[k]["fitness"]), -kept.index(k))) if kept else None
+        order = sorted(range(len(region)), key=lambda k: -_score(region[k]["fitness"]))
+        rank = {k: r + 1 for r, k in enumerate(order)}
+        for k, (key, entry) in enumerate(zip(keys, region)):
+            new = entry.get("role") in ("initial", "offspring")
             record = records.get(key)
             if record is None:
                 record = records[key] = _record(key, entry, generation if new else None)
@@ -104,7 +108,9 @@ def individuals(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             record["generations"].append({
                 "generation": generation, "role": entry.get("role"), "fitness": entry["fitness"],
                 "fitness_before": entry.get("fitness_before"), "selected": bool(entry.get("selected")),
-                "rank": rank[k], "of": len(region), "cut": cut})
+                "rank": rank[k], "of": len(region), "kept": len(kept),
+                "cut": None if last is None else region[last]["fitness"],
+                "cut_id": None if last is None else keys[last]})
     return records
 
 

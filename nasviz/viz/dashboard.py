@@ -33,6 +33,7 @@ from nasviz.events import Done, Evaluation, Event, Generation, NewBest, Phase, R
 from nasviz.viz import figures
 from nasviz.viz.common import Row
 from nasviz.viz.controls import RunControls
+from nasviz.viz.explorer import Explorer
 from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget, full_width
 from nasviz.viz.widgets import row as side_by_side
 
@@ -73,7 +74,9 @@ class Dashboard(RunView):
         super().__init__(self._controls(figure_width), figure_width)
         self.final = widgets.Box([])
         """What the search's end adds: fitness vs FLOPs of everything evaluated, with its Pareto front."""
-        self.widget.children = (*self.widget.children, self.final)
+        self.explorer = Explorer(figure_width)
+        """The genealogy and the inspector (click an individual in any figure)."""
+        self.widget.children = (*self.widget.children, self.final, self.explorer.widget)
 
     # --- widgets ------------------------------------------------------------------------------------------
     def _controls(self, w: int | None) -> list[widgets.Widget]:
@@ -367,9 +370,13 @@ class Dashboard(RunView):
                 self.draw_figure("fitness", figures.fitness_figure(self.rows))
                 self.draw_figure("before_after", figures.before_after_figure(self.rows))
                 self.show_population(self.rows, self.rows[-1] if self.rows else None)
+                self.explorer.update(self.rows)
+                self.explorer.connect(self.figures.values())
             if "final" in dirty:
                 fig = figures.fitness_vs_flops_figure(self.rows)
-                self.final.children = [boxed(figure_widget(fig, self.figure_width), self.figure_width)]
+                final = figure_widget(fig, self.figure_width)
+                self.final.children = [boxed(final, self.figure_width)]
+                self.explorer.connect([final])
             if "best" in dirty:
                 fitness = next((r["best"]["fitness"] for r in reversed(self.rows)
                                 if r["best"]["genotype"] == self._best), None)
