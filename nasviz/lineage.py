@@ -154,13 +154,22 @@ def ancestors(records: dict[str, dict[str, Any]], individual: str) -> list[str]:
 
 
 def mutations_from_start(records: dict[str, dict[str, Any]], individual: str) -> int | None:
-    """The fewest mutated genes on a line of descent from generation 0 to `individual` (None where the lineage is
-    not known all the way)."""
-    record = find(records, individual)
-    if record["operator"] == "initial":
-        return 0
-    if not record["parents"] or any(p is None or p not in records for p in record["parents"]):
-        return None
-    own = len((record["changes"] or {}).get("mutations", ()))
-    above = [mutations_from_start(records, p) for p in record["parents"]]
-    return None if None in above else own + min(above)  # type: ignore[type-var]
+    """The fewest mutated genes on a line of descent from a random genotype (generation 0's, or a later random
+    one) to `individual` (None where the lineage is not known all the way)."""
+    memo: dict[str, int | None] = {}
+
+    def fewest(key: str) -> int | None:
+        if key not in memo:
+            record = records[key]
+            parents = record["parents"]
+            if record["operator"] in ("initial", "random"):  # a random genotype: no mutation yet
+                memo[key] = 0
+            elif not parents or any(p is None or p not in records for p in parents):
+                memo[key] = None
+            else:
+                above = [fewest(p) for p in parents]
+                own = len((record["changes"] or {}).get("mutations", ()))
+                memo[key] = None if None in above else own + min(a for a in above if a is not None)
+        return memo[key]
+
+    return fewest(find(records, individual)["id"])

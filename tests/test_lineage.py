@@ -82,6 +82,13 @@ def test_lineage_is_recorded_and_consistent_for_every_method(method):
     assert records[best]["genotype"] == rows[-1]["best"]["genotype"]
     assert lineage.ancestors(records, best)[0] == best
     assert all(records[a]["born"] <= records[best]["born"] for a in lineage.ancestors(records, best))
+    for key, record in records.items():  # fewest mutations from a random genotype, along the recorded parents
+        steps = lineage.mutations_from_start(records, key)
+        own = len((record["changes"] or {}).get("mutations", ()))
+        if record["operator"] in ("initial", "random"):
+            assert steps == 0
+        else:
+            assert steps == own + min(lineage.mutations_from_start(records, p) for p in record["parents"])
 
 
 def test_supernet_search_records_each_reevaluation_with_its_step():
