@@ -13,35 +13,47 @@ from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
 
 from nasviz import lineage
 from nasviz.viz.common import OP_SHORT, Row
-from nasviz.viz.layout import FITNESS, Grid, axis_title, make_figure
 from nasviz.viz.widgets import cells_view
 
 HIGHLIGHT = "background:#ffe08a"
 """CSS of a changed gene in the parents' table."""
 
 
-def story_figure(record: dict[str, Any] | None) -> go.Figure:
-    """The individual's fitness at every measurement, over the supernet step it was measured at. Traces:
-    'after fine-tuning' (the fitness the search used), 'before fine-tuning' (the diagnostic measurement)."""
-    story = record["story"] if record else []
-    traces = []
-    for stage, name, style in (("after", "after fine-tuning", {"mode": "lines+markers"}),
-                               ("before", "before fine-tuning", {"mode": "markers",
-                                                                 "marker": {"symbol": "circle-open", "size": 9}})):
-        points = [e for e in story if e.get("stage", "after") == stage]
-        traces.append(go.Scatter(x=[e["step"] for e in points], y=[e["fitness"] for e in points], name=name,
-                                 customdata=[e["generation"] for e in points],
-                                 hovertemplate="generation %{customdata}, step %{x}<br>fitness %{y:.4f}"
-                                               "<extra></extra>", **style))
-    grid = Grid()
-    grid.x(title=axis_title("supernet step"))
-    grid.y(title=axis_title(FITNESS))
-    title = f"Fitness story of {record['id']}" if record else "Fitness story"
-    return make_figure(traces, grid, title, height=260, margin={"l": 60, "r": 10, "t": 60, "b": 40})
+def story_svg(record: dict[str, Any] | None, width: int = 380, height: int = 110) -> str:
+    """The individual's fitness story as a small inline SVG: fitness over the supernet step, a line through the
+    measurements the search used (filled marks: after each fine-tuning), open marks for the diagnostic ones
+    before fine-tuning; each mark's tooltip names its generation, step and value. Empty text without a story."""
+    story = [e for e in (record or {}).get("story", ()) if isinstance(e.get("fitness"), (int, float))
+             and e["fitness"] == e["fitness"] and isinstance(e.get("step"), int)]
+    if not story:
+        return ""
+    pad, steps, values = 28, [e["step"] for e in story], [e["fitness"] for e in story]
+    x0, x1 = min(steps), max(steps) or 1
+    y0, y1 = min(values), max(values)
+    span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
+
+    def at(e: dict) -> tuple[float, float]:
+        return (pad + (width - 2 * pad) * (e["step"] - x0) / span_x,
+                height - pad + 8 - (height - 2 * pad) * (e["fitness"] - y0) / span_y)
+
+    after = [e for e in story if e.get("stage", "after") == "after"]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in map(at, after))
+    marks = []
+    for e in story:
+        x, y = at(e)
+        filled = e.get("stage", "after") == "after"
+        tip = html.escape(f"generation {e['generation']}, step {e['step']}: fitness {e['fitness']:.4f}"
+                          + ("" if filled else " (before fine-tuning)"))
+        marks.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='4' fill='{'#1f77b4' if filled else 'white'}' "
+                     f"stroke='#1f77b4'><title>{tip}</title></circle>")
+    return (f"<svg class='nasviz-story' width='{width}' height='{height}' style='font:10px sans-serif'>"
+            f"<polyline points='{line}' fill='none' stroke='#1f77b4' stroke-width='1.5'/>{''.join(marks)}"
+            f"<text x='2' y='12'>{y1:.3f}</text><text x='2' y='{height - 12}'>{y0:.3f}</text>"
+            f"<text x='{pad}' y='{height - 2}'>step {x0}</text>"
+            f"<text x='{width - pad}' y='{height - 2}' text-anchor='end'>step {x1}</text></svg>")
 
 
 def _edge(edge: Sequence) -> str:
@@ -121,7 +133,7 @@ class Inspector:
         """The id of the individual shown (None: nothing yet)."""
         self.facts = widgets.HTML("<b>Inspector</b><br><i>click an individual in a figure to inspect it</i>")
         self.cells = widgets.Box([])
-        self.story = go.FigureWidget(story_figure(None))
+        self.story = widgets.HTML()
         self.parents = widgets.HTML()
         self.selections = widgets.HTML()
         self.widget = widgets.VBox([self.facts, self.cells, self.story, self.parents, self.selections],
@@ -140,11 +152,8 @@ class Inspector:
         self.shown = record["id"]
         self.facts.value = facts_html(record)
         self.cells.children = [cells_view(record["genotype"], "")]
-        fig = story_figure(record)
-        with self.story.batch_update():
-            for old, new in zip(self.story.data, fig.data):
-                old.update(x=new.x, y=new.y, customdata=new.customdata)
-            self.story.layout.title.text = fig.layout.title.text
+        self.story.value = ("<b>Fitness story</b> (each mark: one measurement; filled: after a generation's "
+                            "fine-tuning, the value selection used)<br>" + story_svg(record))
         self.parents.value = "<b>Parents</b>" + changes_html(record, self.records)
         self.selections.value = "<b>Selections</b>" + selections_html(record)
         return record
