@@ -8,9 +8,9 @@ import json
 import pytest
 from plotly.callbacks import Points
 
-from nasviz import lineage, rundir
-from nasviz.config import SearchConfig
-from nasviz.search import Search
+from nasviz.runs import lineage, rundir
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
 from nasviz.viz import Dashboard, Replay, write_report
 from nasviz.viz.common import genotype_ids
 from nasviz.viz.explorer import Explorer

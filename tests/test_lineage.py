@@ -8,10 +8,11 @@ import random
 import pytest
 import torch
 
-from nasviz import ga, lineage, rundir
-from nasviz.config import SearchConfig
-from nasviz.search import Search
-from nasviz.space import DARTS, MINI, Genotype, get_space
+from nasviz.runs import lineage, rundir
+from nasviz.search import ga
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import DARTS, MINI, Genotype, get_space
 
 TABLE = dict(space="mini", fitness="table", generations=5)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from nasviz import rundir
-from nasviz.config import SearchConfig
-from nasviz.search import Search
+from nasviz.runs import rundir
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
 from nasviz.viz import Dashboard
 
 pytest.importorskip("ipywidgets")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
-from nasviz.events import Checkpoint, Done, Event
+from nasviz.runs.events import Checkpoint, Done, Event
 
 
 class RunControls:

@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from nasviz import lineage
+from nasviz.runs import lineage
 from nasviz.viz.common import Row, genotype_ids
 from nasviz.viz.genealogy import genealogy_figure
 from nasviz.viz.inspector import Inspector

@@ -4,7 +4,7 @@ One node per individual (x: the generation it was born, y: its place among that 
 fittest on top), coloured by its latest fitness up to the generation shown; an edge from each parent to its
 child, solid for a mutation, dashed for a crossover; the population of the generation shown ringed. Hover: id,
 operator, parents, fitness and the genotype's two cells; each node's `customdata[0]` is its id
-(`nasviz.lineage`), so a click inspects it (`nasviz.viz.explorer`).
+(`nasviz.runs.lineage`), so a click inspects it (`nasviz.viz.explorer`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from nasviz import lineage
+from nasviz.runs import lineage
 from nasviz.viz.common import Row, cell_summary
 from nasviz.viz.layout import GENERATION, Grid, axis_title, make_figure
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nasviz import lineage
+from nasviz.runs import lineage
 from nasviz.viz.common import OP_SHORT, Row
 from nasviz.viz.widgets import cells_view
 
