@@ -140,8 +140,8 @@ def test_pause_step_continue_and_inspect_in_jupyterlab(lab, lab_root, tmp_path):
             assert held["generation"] == g and _rows(run_dir) == rows == g + 1, (held, rows, g)
 
             # inspect: click a node of the genealogy (stable while paused)
-            node = page.evaluate(GENEALOGY_NODE)
-            assert node is not None, "no genealogy node on the page"
+            # the genealogy's view is the last FigureWidget to arrive in the page (each ships plotly.js): wait for it
+            node = page.wait_for_function(GENEALOGY_NODE, polling=500, timeout=240_000).json_value()
             page.mouse.move(node["x"], node["y"])
             page.mouse.click(node["x"], node["y"])
             page.wait_for_function(f"() => {{ const i = ({INSPECTOR})(); return i && i.cells >= 1 && "
