@@ -60,6 +60,8 @@ def test_the_lines_are_those_events_jsonl_has_always_held():
     line = Generation.from_row(ROW).to_json()
     assert list(line) == ["type"] + [k for k in ROW if k != "trained_paths"]
     assert Generation.from_row(ROW).row() == {k: v for k, v in ROW.items() if k != "trained_paths"}
+    with_ids = {**ROW, "population_ids": ["g0-3"]}  # since lineage (issue 24): the survivors' ids, last
+    assert Generation.from_row(with_ids).row() == {k: v for k, v in with_ids.items() if k != "trained_paths"}
 
 
 def test_from_json_ignores_unknown_fields_and_refuses_unknown_kinds():

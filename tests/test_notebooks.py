@@ -168,6 +168,9 @@ def test_03_search_main_notebook(tmp_path, one_thread):
     assert result["best_genotype"] in text  # the best genotype is printed
     assert "result.json" in text and "report.html" in text
     assert "image/svg+xml" in mimetypes(nb)
+    # section 9, exploring the search: the lineage read back, the largest rises and the best network's ancestry
+    assert "largest rises across one fine-tuning" in text and "fewest mutations from generation 0: " in text
+    assert f"{4 * len(history)} individuals evaluated" in text  # 4 initial, then 4 offspring per generation
     html_figures = sum("Plotly.newPlot" in (o.get("data", {}).get("text/html", ""))
                        for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert html_figures >= 7, "headless, the static figures are drawn (as HTML, for the export)"

@@ -86,6 +86,12 @@ class Generation(_Event):
     train_accuracy: list[float]
     diagnostic_evaluations: int = 0
     """Evaluations for the figures only (fitness before fine-tuning), apart from `evaluations`, the search's own."""
+    population_ids: list[str | None] | None = None
+    """The survivors' ids (`nasviz.runs.lineage`), best first; None in a run recorded before lineage."""
+
+    def to_json(self) -> dict[str, Any]:
+        line = super().to_json()
+        return line if self.population_ids is not None else {k: v for k, v in line.items() if k != "population_ids"}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Generation:

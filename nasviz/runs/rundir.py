@@ -22,6 +22,7 @@ from typing import Any
 
 from nasviz.errors import CheckpointError, ConfigError, one_line
 from nasviz.runs import dirlock, safe_json
+from nasviz.runs import lineage as lineages
 from nasviz.space.genotypes import Genotype
 from nasviz.userpath import expand
 
@@ -93,6 +94,19 @@ def load_history(run_dir: str | Path, *, check: bool = False) -> list[dict]:
         if problem:
             raise CheckpointError(f"{path} is damaged: row {k + 1} {problem}")
     return rows
+
+
+def lineage(run_dir: str | Path) -> dict[str, dict]:
+    """Every individual of a run by id, in order of birth: its genotype, lineage (born, operator, parents,
+    changes), fitness story and part in each generation (`nasviz.runs.lineage.individuals`). Runs recorded before
+    lineage read too: ids by the same rule, operator and parents None (unknown)."""
+    return lineages.individuals(load_history(run_dir, check=True))
+
+
+def individual(run_dir: str | Path, individual_id: str) -> dict:
+    """One individual of a run (`lineage`'s record), by id or genotype text; ValueError naming the id and
+    what is allowed where the run has none such."""
+    return lineages.find(lineage(run_dir), individual_id)
 
 
 def load_result(run_dir: str | Path) -> dict | None:

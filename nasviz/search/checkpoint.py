@@ -122,6 +122,9 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
         ("params", _list_of(state.get("params"), _is_int) and len(state["params"]) == n),
         ("fitness_at", _list_of(state.get("fitness_at"), lambda v: _is_int(v, -1)) and len(state["fitness_at"]) == n),
         ("seen", _list_of(state.get("seen"), lambda v: isinstance(v, str))),
+        ("lineage", state.get("lineage") is None or _list_of(state["lineage"], lambda v: isinstance(v, dict)
+                                                             and isinstance(v.get("story", []), list))
+         and len(state["lineage"]) == n),
         ("warmup_log", isinstance(log, dict) and _list_of(log.get("paths"), lambda v: isinstance(v, str))
          and _list_of(log.get("loss"), _is_number) and _list_of(log.get("accuracy"), _is_number)
          and len(log["paths"]) == len(log["loss"]) == len(log["accuracy"])),

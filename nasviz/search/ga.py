@@ -28,8 +28,12 @@ Accept = Callable[[Genotype], bool]
 """A predicate on genotypes (e.g. size limits): the generation functions draw only genotypes it accepts."""
 
 __all__ = [
+    "Child",
+    "Mutation",
+    "Provenance",
     "Region",
     "balanced_rounds",
+    "breed",
     "binary_tournament",
     "crossover",
     "environmental_selection",
@@ -88,10 +92,16 @@ def environmental_selection(fitness: Sequence[float], params: Sequence[int], n: 
 
 def crossover(a: Genotype, b: Genotype, rng: random.Random, p_c: float, space: SearchSpace = DARTS) -> Genotype:
     """With probability `p_c`, node-level uniform crossover (each node whole from `a` or `b`); else a copy of `a`."""
+    return _crossover_traced(a, b, rng, p_c, space)[0]
+
+
+def _crossover_traced(a: Genotype, b: Genotype, rng: random.Random, p_c: float,
+                      space: SearchSpace) -> tuple[Genotype, tuple[int, ...] | None]:
+    """`crossover`, with the parent (0: `a`, 1: `b`) each gene came from (None: no crossover, a copy of `a`)."""
     if rng.random() >= p_c:
-        return a
-    nodes = [na if rng.random() < 0.5 else nb for na, nb in zip(space.genes(a), space.genes(b))]
-    return space.from_genes(nodes)
+        return a, None
+    picks = [(na, 0) if rng.random() < 0.5 else (nb, 1) for na, nb in zip(space.genes(a), space.genes(b))]
+    return space.from_genes([node for node, _ in picks]), tuple(side for _, side in picks)
 
 
 def _mutate_node(node: Node, j: int, rng: random.Random, ops: tuple[str, ...] = DARTS.ops) -> Node:
@@ -100,20 +110,33 @@ def _mutate_node(node: Node, j: int, rng: random.Random, ops: tuple[str, ...] = 
     `j` is the node's position in its cell, so its inputs lie in 0..j+1. The new edge keeps an input different
     from the other edge's input; its op, its input or both may change.
     """
+    return _mutate_node_traced(node, j, rng, ops)[0]
+
+
+def _mutate_node_traced(node: Node, j: int, rng: random.Random, ops: tuple[str, ...]) -> tuple[Node, Edge, Edge]:
+    """`_mutate_node`, with the edge replaced and the edge that replaced it."""
     side = rng.randrange(2)
     old, other = node[side], node[1 - side]
     choices = [(op, inp) for inp in range(j + 2) if inp != other[1] for op in ops if (op, inp) != old]
     new = rng.choice(choices)
-    return (new, other) if new[1] < other[1] else (other, new)
+    return ((new, other) if new[1] < other[1] else (other, new)), old, new
 
 
 def mutate(g: Genotype, rng: random.Random, p_m: float, space: SearchSpace = DARTS) -> Genotype:
     """Each node, with probability `p_m`, changes exactly one of its two (op, input) edges (see `_mutate_node`)."""
-    nodes = [
-        _mutate_node(node, space.node_position(k), rng, space.ops) if rng.random() < p_m else node
-        for k, node in enumerate(space.genes(g))
-    ]
-    return space.from_genes(nodes)
+    return _mutate_traced(g, rng, p_m, space)[0]
+
+
+def _mutate_traced(g: Genotype, rng: random.Random, p_m: float,
+                   space: SearchSpace) -> tuple[Genotype, tuple[Mutation, ...]]:
+    """`mutate`, with what changed: one `Mutation` per mutated gene, in gene order."""
+    nodes, changes = [], []
+    for k, node in enumerate(space.genes(g)):
+        if rng.random() < p_m:
+            node, old, new = _mutate_node_traced(node, space.node_position(k), rng, space.ops)
+            changes.append(Mutation(k, old, new))
+        nodes.append(node)
+    return space.from_genes(nodes), tuple(changes)
 
 
 def _fresh(rng: random.Random, taken: set[str], seen: set[str], max_tries: int, space: SearchSpace,
@@ -125,6 +148,46 @@ def _fresh(rng: random.Random, taken: set[str], seen: set[str], max_tries: int, 
         if key not in seen and key not in taken and (accept is None or accept(g)):
             return g
     raise RuntimeError(f"no unseen{' acceptable' if accept else ''} genotype found in {max_tries} random draws")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One mutated gene: gene `gene` (see `SearchSpace.genes`) had its edge `old` replaced by `new` (op, input)."""
+
+    gene: int
+    old: Edge
+    new: Edge
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """How a child was made. `parents`: indices into the parents passed to `breed` (one, or two distinct ones for a
+    crossover); `genes_from`: with a crossover, per gene the index of the parent it came from (before mutation);
+    `mutations`: the genes mutation then changed. `operator`: 'crossover', 'mutation', 'crossover+mutation', or
+    'random' (a fresh random genotype: no parents)."""
+
+    operator: str
+    parents: tuple[int, ...] = ()
+    genes_from: tuple[int, ...] | None = None
+    mutations: tuple[Mutation, ...] = ()
+
+
+@dataclass(frozen=True)
+class Child:
+    """A genotype `breed` made and how it was made."""
+
+    genotype: Genotype
+    provenance: Provenance
+
+
+def _provenance(i: int, j: int, sides: tuple[int, ...] | None, mutations: tuple[Mutation, ...]) -> Provenance:
+    """What a tournament pair (`i`, `j`), the crossover's picks and the mutations amount to: a crossover only where
+    genes of two different parents were taken."""
+    if sides is not None and i != j and len(set(sides)) == 2:
+        return Provenance("crossover+mutation" if mutations else "crossover", (i, j),
+                          tuple(i if side == 0 else j for side in sides), mutations)
+    only = j if sides is not None and set(sides) == {1} else i  # every gene from one parent: its mutant
+    return Provenance("mutation", (only,), None, mutations)
 
 
 def make_offspring(
@@ -146,29 +209,50 @@ def make_offspring(
     A child whose key is in `seen` (everything evaluated so far) or was already produced in this batch, or that
     `accept` (if given) refuses, is re-drawn; after `max_tries` failed draws for one child, a fresh unseen random
     genotype that `accept` accepts takes its place (RuntimeError if none is found in `max_tries` draws).
-    `seen` is not modified: add the children's keys yourself once they are evaluated.
+    `seen` is not modified: add the children's keys yourself once they are evaluated. `breed` draws the same
+    children and says how each was made.
     """
+    return [child.genotype for child in breed(parents, fitness, rng, n=n, p_c=p_c, p_m=p_m, seen=seen, params=params,
+                                              max_tries=max_tries, space=space, accept=accept)]
+
+
+def breed(
+    parents: Sequence[Genotype],
+    fitness: Sequence[float],
+    rng: random.Random,
+    *,
+    n: int,
+    p_c: float,
+    p_m: float,
+    seen: set[str],
+    params: Sequence[int] | None = None,
+    max_tries: int = 1000,
+    space: SearchSpace = DARTS,
+    accept: Accept | None = None,
+) -> list[Child]:
+    """`make_offspring`'s children (the same draws from `rng`), each with its `Provenance`."""
     if len(parents) == 0:
         raise ValueError("make_offspring needs at least one parent")
     if len(fitness) != len(parents):
         raise ValueError(f"{len(parents)} parents but {len(fitness)} fitness values")
     if params is not None and len(params) != len(parents):
         raise ValueError(f"{len(parents)} parents but {len(params)} params values")
-    children: list[Genotype] = []
+    children: list[Child] = []
     taken: set[str] = set()
     for _ in range(n):
         child = None
         for _ in range(max_tries):
-            a = parents[binary_tournament(fitness, rng, params)]
-            b = parents[binary_tournament(fitness, rng, params)]
-            candidate = mutate(crossover(a, b, rng, p_c, space), rng, p_m, space)
+            i = binary_tournament(fitness, rng, params)
+            j = binary_tournament(fitness, rng, params)
+            crossed, sides = _crossover_traced(parents[i], parents[j], rng, p_c, space)
+            candidate, mutations = _mutate_traced(crossed, rng, p_m, space)
             if space.key(candidate) not in seen and space.key(candidate) not in taken and \
                     (accept is None or accept(candidate)):
-                child = candidate
+                child = Child(candidate, _provenance(i, j, sides, mutations))
                 break
         if child is None:
-            child = _fresh(rng, taken, seen, max_tries, space, accept)
-        taken.add(space.key(child))
+            child = Child(_fresh(rng, taken, seen, max_tries, space, accept), Provenance("random"))
+        taken.add(space.key(child.genotype))
         children.append(child)
     return children
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from nasviz.errors import CheckpointError, ConfigError, DivergedError, NasvizError, one_line
 from nasviz.runs import events, rundir
 from nasviz.runs.recorder import Recorder
-from nasviz.search import final_pick, ga
+from nasviz.search import final_pick, ga, lineage
 from nasviz.search.budget import Limits, check_limits
 from nasviz.search.checkpoint import SearchState, check_resumable, check_state
 from nasviz.search.config import SearchConfig
@@ -151,6 +151,7 @@ class Search(events.Publisher):
         self.emit(events.Phase("initial", 0))
         initial = self._newcomers(ga.random_population(c.population, self.state.rng_ga, self.seen, self.space,
                                                        **self.limits.ga_rule(self.sizes)), "initial")
+        lineage.name_newcomers(initial, 0, self.space)
         self._evaluate_all(list(initial), 0)
         self.state.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
         self.state.generation = 0
@@ -172,7 +173,9 @@ class Search(events.Publisher):
         self.emit(events.Phase("generation", g))
         previous_best = self.best
         parents = Population(p.as_parent() for p in self.population)
-        offspring = self._newcomers(self._breed(), "offspring")
+        children = self._breed()
+        offspring = self._newcomers([child.genotype for child in children], "offspring")
+        lineage.name_newcomers(offspring, g, self.space, children, self.population)
         finetuned = c.uses_finetune and c.finetune_steps > 0
         if finetuned and c.record_before:
             for child, value in zip(offspring, self._measure_all(list(offspring), g, "before"), strict=True):
@@ -214,14 +217,15 @@ class Search(events.Publisher):
         self.recorder.close()
 
     # --- helpers ----------------------------------------------------------------------------------------
-    def _breed(self) -> list[Genotype]:
+    def _breed(self) -> list[ga.Child]:
         """Q: N genotypes never evaluated before: children of the population (binary tournaments, crossover,
-        mutation), or random ones for random search."""
+        mutation), or random ones for random search; each with how it was made."""
         c, p, rule = self.config, self.population, self.limits.ga_rule(self.sizes)
         try:
             if c.method == "random":
-                return ga.random_population(c.population, self.state.rng_ga, self.seen, self.space, **rule)
-            return ga.make_offspring(p.genotypes, p.fitness, self.state.rng_ga, n=c.population, p_c=c.p_crossover,
+                return [ga.Child(g, ga.Provenance("random"))
+                        for g in ga.random_population(c.population, self.state.rng_ga, self.seen, self.space, **rule)]
+            return ga.breed(p.genotypes, p.fitness, self.state.rng_ga, n=c.population, p_c=c.p_crossover,
                                      p_m=c.p_mutation, seen=self.seen, space=self.space, **rule,
                                      params=p.params if c.tie_break == "params" else None)
         except RuntimeError as exc:
@@ -274,6 +278,7 @@ class Search(events.Publisher):
             self.state.diagnostic_evaluations += 1
         else:
             self.state.evaluations += 1
+        lineage.record_fitness(individual, generation, self.steps, value, stage)
         self.emit(events.Evaluation(generation, str(individual.genotype), value, individual.params, individual.role,
                                     stage, self.steps))
         return value

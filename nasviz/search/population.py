@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nasviz.search import ga
@@ -30,18 +30,33 @@ class Individual:
     """Ground truth from a table (accuracy, percentile) where the space has one; never used for selection."""
     flops: int | None = None
     """FLOPs per image of its search-width network (None where not counted, e.g. read back from a checkpoint)."""
+    id: str | None = None
+    """Its identity for the whole run, 'g<generation born>-<index among that generation's newcomers>' (None: not
+    known, e.g. a member of a checkpoint written before lineage was recorded). See `nasviz.runs.lineage`."""
+    lineage: dict[str, Any] = field(default_factory=dict)
+    """Where it came from (`nasviz.runs.lineage`): born, operator, parents (ids), changes; empty where unknown."""
+    story: list[dict[str, Any]] = field(default_factory=list)
+    """Every fitness measured for it, in order: generation, supernet step, fitness, stage ('after'; 'before': the
+    diagnostic measurement before a generation's fine-tuning)."""
 
     def as_parent(self) -> Individual:
         """This individual entering the next generation as a parent: its fitness so far is its 'before'."""
-        return dataclasses.replace(self, role="parent", fitness_before=self.fitness, selected=False)
+        return dataclasses.replace(self, role="parent", fitness_before=self.fitness, selected=False,
+                                   story=list(self.story))
 
     def to_json(self) -> dict[str, Any]:
-        """As a history.jsonl row lists it."""
+        """As a history.jsonl row lists it (with its lineage where known)."""
         row = {"genotype": str(self.genotype), "role": self.role, "fitness": self.fitness,
                "fitness_before": self.fitness_before, "params": self.params,
                **({} if self.flops is None else {"flops": self.flops}), "selected": self.selected,
                "evaluated_at_step": self.evaluated_at}
+        if self.id is not None:
+            row |= {"id": self.id, **self.lineage, "story": [dict(e) for e in self.story]}
         return row if self.truth is None else {**row, "truth": self.truth}
+
+    def lineage_state(self) -> dict[str, Any]:
+        """Its identity, lineage and fitness story, as a checkpoint holds them."""
+        return {"id": self.id, **self.lineage, "story": [dict(e) for e in self.story]}
 
 
 class Population:
@@ -89,13 +104,20 @@ class Population:
         return Population(self.members[i] for i in order)
 
     def state(self) -> dict[str, list]:
-        """As a checkpoint holds it: parallel lists population, fitness, params, fitness_at."""
+        """As a checkpoint holds it: parallel lists population, fitness, params, fitness_at, lineage."""
         return {"population": [str(g) for g in self.genotypes], "fitness": self.fitness, "params": self.params,
-                "fitness_at": [m.evaluated_at for m in self.members]}
+                "fitness_at": [m.evaluated_at for m in self.members],
+                "lineage": [m.lineage_state() for m in self.members]}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Population:
-        """The population a checkpoint holds (its members, selected, best first)."""
+        """The population a checkpoint holds (its members, selected, best first); a checkpoint without lineage
+        (written before it was recorded) gives members of unknown identity."""
         rows = zip(state["population"], state["fitness"], state["params"], state["fitness_at"], strict=True)
-        return cls(Individual(Genotype.parse(text), params, "parent", fitness, selected=True, evaluated_at=at)
-                   for text, fitness, params, at in rows)
+        members = [Individual(Genotype.parse(text), params, "parent", fitness, selected=True, evaluated_at=at)
+                   for text, fitness, params, at in rows]
+        for member, saved in zip(members, state.get("lineage") or (), strict=False):
+            saved = dict(saved)
+            member.id, member.story = saved.pop("id", None), list(saved.pop("story", ()))
+            member.lineage = saved if member.id is not None else {}
+        return cls(members)

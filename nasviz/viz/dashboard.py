@@ -49,6 +49,8 @@ from nasviz.runs.events import (
 )
 from nasviz.viz import figures
 from nasviz.viz.common import Row
+from nasviz.viz.controls import RunControls
+from nasviz.viz.explorer import Explorer
 from nasviz.viz.final_pick import candidates_table
 from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget, full_width
 from nasviz.viz.widgets import row as side_by_side
@@ -96,7 +98,9 @@ class Dashboard(RunView):
         self._retrain_of: int | None = None
         self.final_pick = widgets.HTML("")
         """Their table: fitness and retrain scores, the picked one marked at the end."""
-        self.widget.children = (*self.widget.children, self.final_pick, self.final)
+        self.explorer = Explorer(figure_width)
+        """The genealogy and the inspector (click an individual in any figure)."""
+        self.widget.children = (*self.widget.children, self.final_pick, self.final, self.explorer.widget)
 
     # --- widgets ------------------------------------------------------------------------------------------
     def _controls(self, w: int | None) -> list[widgets.Widget]:
@@ -113,13 +117,16 @@ class Dashboard(RunView):
                                           tooltip="stop: a warm-up after its current step, a generation when it ends "
                                                   "(continue later with resume=True or Search.resume)")
         self.stop_button.on_click(lambda _b: self.stop())
+        self.controls = RunControls()
+        """Pause / Step / Continue (`nasviz.viz.controls`), beside Stop."""
         self.progress = {name: bar(label) for name, label in _LABELS.items()}
         """The three IntProgress bars: 'warmup', 'finetune' (this generation's steps), 'generations'."""
         self.status = widgets.HTML("<i>waiting for a search</i>")
         self.status.add_class("nasviz-status")
         return [
-            widgets.HBox([self.title, self.stop_button], layout=widgets.Layout(justify_content="space-between",
-                                                                               max_width=full_width(w))),
+            widgets.HBox([self.title, widgets.HBox([*self.controls.buttons, self.stop_button])],
+                         layout=widgets.Layout(justify_content="space-between", max_width=full_width(w))),
+            self.controls.label,
             side_by_side(*self.progress.values()),
             self.status,
         ]
@@ -141,6 +148,7 @@ class Dashboard(RunView):
                 self._dirty |= {"generation", "best"}
         self._pending_end = search.steps
         self._unsubscribe = search.subscribe(self.handle)
+        self.controls.attach(search)
         self._note(f"attached to a {c.method} search ({c.preset} preset, seed {c.seed})")
         self._dirty.add("progress")
         self.draw()
@@ -195,6 +203,7 @@ class Dashboard(RunView):
         future: Future = Future()
         self._busy = True
         self.stop_button.disabled = self.search is None
+        self.controls.running(self.search is not None)
         if background:
             self._thread = threading.Thread(target=self._work, args=(fn, args, future), name="nasviz-search",
                                             daemon=True)
@@ -220,6 +229,7 @@ class Dashboard(RunView):
         finally:
             self._busy = False
             self.stop_button.disabled = True
+            self.controls.running(False)
             unfinished = isinstance(value, dict) and value.get("finished") is False
             if error is None and (self.stopped or unfinished) and not getattr(self.search, "done", False):
                 self._note(self._stopped_text() + "; the cells below show the run so far. Continue with "
@@ -265,6 +275,7 @@ class Dashboard(RunView):
             self.search.request_stop()
         else:
             self._note(self._stopped_text())
+        self.controls.resume()  # a paused search goes on to see the stop, and a later run does not pause
         self.draw()
 
     def wait(self, timeout: float | None = None) -> dict | None:
@@ -419,13 +430,17 @@ class Dashboard(RunView):
                 self.draw_figure("fitness", figures.fitness_figure(self.rows))
                 self.draw_figure("before_after", figures.before_after_figure(self.rows))
                 self.show_population(self.rows, self.rows[-1] if self.rows else None)
+                self.explorer.update(self.rows)
+                self.explorer.connect(self.figures.values())
             if "final_pick" in dirty or ("final" in dirty and self.result and "final_pick" in self.result):
                 block = (self.result or {}).get("final_pick")
                 self.final_pick.value = candidates_table(block["candidates"], block["picked"]) if block else \
                     candidates_table(self.retrained, of=self._retrain_of)
             if "final" in dirty:
                 fig = figures.fitness_vs_flops_figure(self.rows)
-                self.final.children = [boxed(figure_widget(fig, self.figure_width), self.figure_width)]
+                final = figure_widget(fig, self.figure_width)
+                self.final.children = [boxed(final, self.figure_width)]
+                self.explorer.connect([final])
             if "best" in dirty:
                 fitness = next((r["best"]["fitness"] for r in reversed(self.rows)
                                 if r["best"]["genotype"] == self._best), None)

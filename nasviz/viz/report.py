@@ -15,6 +15,7 @@ from nasviz.runs import rundir
 from nasviz.viz.cells import GraphvizMissing, svg_markup, write_cells
 from nasviz.viz.common import Row
 from nasviz.viz.figures import FIGURES, all_figures
+from nasviz.viz.genealogy import genealogy_figure
 from nasviz.viz.partial import is_partial, rows_so_far
 
 WARMUP_FIGURES = ("training_curves", "op_frequency")
@@ -43,7 +44,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
     js = folder / PLOTLY_JS
     rundir.atomic_write_bytes(js, _plotly_js())
     written.append(js)
-    figs = all_figures(rows)
+    figs = {**all_figures(rows), "genealogy": genealogy_figure(rows)}  # hover: genotype and parents, no kernel
     for name, fig in figs.items():
         path = folder / f"{name}.html"
         page = fig.to_html(include_plotlyjs=False, full_html=True)
