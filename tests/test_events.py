@@ -16,6 +16,7 @@ from nasviz.runs.events import (
     Phase,
     Publisher,
     Resumed,
+    Retrained,
     TrainLog,
     TrainStep,
     from_json,
@@ -37,6 +38,7 @@ EXAMPLES = [
     NewBest(1, "g", 0.75),
     Checkpoint(-1, 10),
     Resumed(1, 20),
+    Retrained("g", 0.7, [0.81, 0.8], 1, 3),
     Done({"finished": True, "best_genotype": "g", "best_fitness": 0.75}),
 ]
 
