@@ -2,6 +2,10 @@
 
 import sys
 
-from nasviz.cli import main
+try:
+    from nasviz.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the command line starts: as at any other moment, one line and 130
+    print("nasviz: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import signal
 import sys
 from pathlib import Path
 
-from nasviz import rundir
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
-from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, parse_settings
+from nasviz.options import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+    error_line,
+    merge_options,
+    parse_settings,
+    report,
+)
+from nasviz.runs import rundir, safe_json
 from nasviz.table.cli import add_table_command
 from nasviz.viz.cli import COMMANDS as VIZ_COMMANDS
 
@@ -27,9 +34,9 @@ bad input; other system errors (disk full, no permission) exit with 1."""
 
 # --- commands -------------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from nasviz.data import dataset_info
-    from nasviz.network import describe
+    from nasviz.data.loading import dataset_info
     from nasviz.settings import MAX_CHANNELS, MAX_LAYERS
+    from nasviz.space.network import describe
 
     if not (1 <= args.layers <= MAX_LAYERS and 2 <= args.channels <= MAX_CHANNELS and args.channels % 2 == 0):
         raise ConfigError(f"--layers {args.layers} / --channels {args.channels}: allowed: layers in 1..{MAX_LAYERS}, "
@@ -43,7 +50,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from nasviz.data import load_dataset
+    from nasviz.data.loading import load_dataset
 
     data = load_dataset(args.name, args.root, download=not args.offline)
     out = {"name": data.name, "train": len(data.train_labels), "test": len(data.test_labels),
@@ -55,16 +62,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _print(out: dict, as_json: bool, text: str) -> int:
     """Print `out` as one JSON object, or `text`; exit code 0."""
-    print(json.dumps(out) if as_json else text)
+    print(safe_json.dumps(safe_json.finite_or_none(out)) if as_json else text)
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    """A search here, or on every process that torchrun started (rank 0 writes and prints; see `nasviz.distributed`)."""
-    from nasviz import distributed
+    """A search here, or on every process that torchrun started (rank 0 writes and prints: `train.distributed`).
+    A new search's settings are checked before torch is imported, so a mistake is refused at once."""
+    config = _new_search_config(args)
+    from nasviz.train import distributed
 
     try:
-        return _search(args)
+        return _search(args, config)
     except BaseException as exc:
         if not distributed.silenced(exc):
             raise
@@ -75,26 +84,36 @@ def cmd_search(args: argparse.Namespace) -> int:
         distributed.shutdown()
 
 
-def _search(args: argparse.Namespace) -> int:
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
+def _overrides(args: argparse.Namespace) -> dict:
+    options = {name: getattr(args, name) for name in ("dataset", "seed", "method", "device", "data_root")
+               if getattr(args, name) is not None}
+    return merge_options(options, parse_settings(args.set))
 
-    overrides = parse_settings(args.set)
-    for name in ("dataset", "seed", "method", "device"):
-        if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
-    if args.data_root is not None:
-        overrides["data_root"] = args.data_root
+
+def _new_search_config(args: argparse.Namespace):
+    """The options' `SearchConfig` of a new search, validated (torch-free); None for a resume (its settings are
+    checked against its checkpoint). One-line errors for every mistake in the options."""
+    from nasviz.search.config import SearchConfig
+
+    overrides = _overrides(args)
     if args.override and not args.resume:
         raise ConfigError("--override applies only with --resume DIR (it accepts settings that differ from the run's)")
     if args.resume:
         if args.preset is not None or args.out is not None:
             raise ConfigError("--resume DIR continues a run: give --set/--override for changes, not --preset/--out")
-        search = Search.resume(args.resume, overrides, force=args.override, progress=not args.quiet)
+        return None
+    if args.out is None:
+        raise ConfigError("--out DIR is required (where the run's files go), or --resume DIR")
+    rundir.check_path(args.out)
+    return SearchConfig.from_preset(args.preset or "quick", **overrides)
+
+
+def _search(args: argparse.Namespace, config) -> int:
+    from nasviz.search.loop import Search
+
+    if config is None:
+        search = Search.resume(args.resume, _overrides(args), force=args.override, progress=not args.quiet)
     else:
-        if args.out is None:
-            raise ConfigError("--out DIR is required (where the run's files go), or --resume DIR")
-        config = SearchConfig.from_preset(args.preset or "quick", **overrides)
         search = Search(config, args.out, progress=not args.quiet)
 
     def on_sigint(*_) -> None:
@@ -131,16 +150,16 @@ def _render_best(run_dir: Path, genotype_text: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nasviz.data import check_dataset_name, load_dataset
-    from nasviz.model_file import MODEL_FILE, save_model, scratch_info
-    from nasviz.scratch import ScratchConfig, train_from_scratch
-    from nasviz.train import pick_device
+    from nasviz.data.loading import check_dataset_name, load_dataset
+    from nasviz.deploy.model_file import MODEL_FILE, save_model, scratch_info
+    from nasviz.train.scratch import ScratchConfig, train_from_scratch
+    from nasviz.train.steps import pick_device
 
     genotype = rundir.genotype_from(args.genotype)
     check_dataset_name(args.dataset)
     fields = {k: getattr(args, k) for k in ("epochs", "channels", "layers", "batch_size", "train_size",
                                              "test_size", "seed", "device") if getattr(args, k) is not None}
-    config = ScratchConfig.from_settings({**fields, **parse_settings(args.set)})
+    config = ScratchConfig.from_settings(merge_options(fields, parse_settings(args.set)))
     pick_device(config.device)  # a CUDA device this machine lacks is refused before the data is loaded
     out = rundir.check_output_folder(args.out, (rundir.SCRATCH, MODEL_FILE))
     data = load_dataset(args.dataset, args.data_root)
@@ -169,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nasviz.export import CHECK_BATCH, export_model
+    from nasviz.deploy.export import CHECK_BATCH, export_model
 
     report = export_model(args.model, args.format, args.out)
     print(f"wrote {report.path} ({report.format}, {report.bytes:,} bytes); largest logit difference from the "
@@ -178,15 +197,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from nasviz.model_file import load_model
-    from nasviz.predict import image_files, predict
+    from nasviz.deploy.model_file import load_model
+    from nasviz.deploy.predict import image_files, predict
 
     if args.top < 1:
         raise ConfigError(f"--top {args.top} is out of range; allowed: an integer >= 1")
     files = image_files(args.images)  # bad paths are reported before the model is loaded
     rows = predict(load_model(args.model), files, top=args.top)
     if args.json:
-        print(json.dumps(rows))
+        print(safe_json.dumps(safe_json.finite_or_none(rows)))
         return 0
     for row in rows:
         print(f"{row['file']}: " + ", ".join(f"{p['class']} {p['probability']:.3f}" for p in row["predictions"]))
@@ -276,11 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except NasvizError as exc:
-        print(error_line(exc, args.command), file=sys.stderr)
+        report(error_line(exc, args.command))
         return getattr(exc, "exit_code", EXIT_USAGE)
     except OSError as exc:  # the system refused (disk full, permissions): one line, not a traceback
-        print(f"nasviz: error: {one_line(exc, None)}", file=sys.stderr)
+        report(f"nasviz: error: {one_line(exc, None)}")
         return EXIT_USAGE if exc.errno in BAD_PATH_ERRNOS else 1
     except KeyboardInterrupt:
-        print("nasviz: interrupted", file=sys.stderr)
+        report("nasviz: interrupted")
         return EXIT_INTERRUPTED

@@ -5,11 +5,22 @@ command's own option for the setting an engine error is about."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import sys
+import time
 
 from nasviz.errors import ConfigError, NasvizError, one_line
+from nasviz.userpath import expand
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+PATH_ARGUMENTS = frozenset({"out", "resume", "data_root", "root", "model", "run_dir", "folder", "images", "notebook",
+                            "genotype"})
+"""Arguments that name files or folders: a leading `~` is expanded as a shell would (which it does not after
+`--out=`), never taken as a folder named `~`."""
 
 OPTION_HINTS: dict[tuple[str, str], str] = {
     ("search", "out"): "command line: --out DIR; continue a run with --resume DIR",
@@ -28,7 +39,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"nasviz: error: {message} (see: {self.prog} --help)\n")
+        report(f"nasviz: error: {message} (see: {self.prog} --help)")
+        self.exit(EXIT_USAGE)
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         """argparse's, then: a blank or whitespace-only value is refused for every argument (a blank path would
@@ -41,6 +53,12 @@ class Parser(argparse.ArgumentParser):
                 name = "/".join(action.option_strings) or action.metavar or action.dest
                 self.error(f"argument {name}: a blank value {next(v for v in values if isinstance(v, str))!r} is "
                            "not allowed")
+            if action.dest in PATH_ARGUMENTS and any(isinstance(v, str) and v.startswith("~") for v in values):
+                try:
+                    expanded = [str(expand(v, action.dest)) if isinstance(v, str) else v for v in values]
+                except ConfigError as exc:
+                    self.error(f"argument {'/'.join(action.option_strings) or action.dest}: {exc}")
+                setattr(namespace, action.dest, expanded if isinstance(value, list) else expanded[0])
         return namespace, extras
 
 
@@ -51,8 +69,45 @@ def parse_settings(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r} is not key=value")
-        settings[key.strip()] = value
+        key = key.strip()
+        if key in settings and settings[key] != value:
+            raise ConfigError(f"--set {key}={settings[key]} and --set {pair} conflict; allowed: each setting once")
+        settings[key] = value
     return settings
+
+
+def merge_options(options: dict[str, object], settings: dict[str, str]) -> dict[str, object]:
+    """`settings` (from --set) with the command's own `options` (e.g. --epochs) added; a setting given both ways
+    is refused (one line), never silently taken from the last."""
+    for name, value in options.items():
+        if name in settings:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} {value} and --set {name}={settings[name]} conflict; allowed: give {name} once")
+    return {**settings, **options}
+
+
+def report(line: str) -> None:
+    """Print a command's one error line on stderr: once for a command that a launcher such as torchrun started
+    on several processes (rank 0 prints; every process failed alike, before they could agree); there every
+    process also writes it into torchrun's error file, so that torchrun's summary names it as the root cause."""
+    if launched_rank() in (None, 0):
+        print(line, file=sys.stderr)
+    error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")  # each process's own: torchrun shows the first failure's
+    if error_file and launched_rank() is not None and not os.path.exists(error_file):
+        with contextlib.suppress(OSError):
+            with open(error_file, "w") as f:
+                json.dump({"message": {"message": line, "extraInfo": {"py_callstack": line,
+                                                                      "timestamp": str(int(time.time()))}}}, f)
+
+
+def launched_rank() -> int | None:
+    """This process's rank where a launcher (torchrun) started the command on several processes, else None (read
+    from the environment: no torch import)."""
+    try:
+        size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return None
+    return rank if size > 1 and "MASTER_ADDR" in os.environ else None
 
 
 def error_line(exc: NasvizError, command: str | None) -> str:

@@ -19,11 +19,10 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-from nasviz.errors import ConfigError
-from nasviz.space import suggest
+from nasviz.errors import ConfigError, suggest
+from nasviz.userpath import expand
 
 C = TypeVar("C")
 MAX_SEED = 2**63 - 1
@@ -56,6 +55,9 @@ class Rule:
         if self.positive and not value > 0:
             raise ConfigError(f"{name}={value} must be a positive number")
         low = getattr(config, self.low) if isinstance(self.low, str) else self.low
+        if isinstance(self.low, str) and low is not None and value < low:  # bounded by another setting: name both
+            raise ConfigError(f"{name}={value} is smaller than {self.low}={low}; allowed: {name} >= {self.low} "
+                              f"(or a smaller {self.low}){self.note}")
         if ((low is not None and value < low) or (self.high is not None and value > self.high)
                 or (self.below is not None and value >= self.below) or (self.even and value % 2)):
             raise ConfigError(f"{name}={value} is out of range; allowed: {self.describe(tp, low)}{self.note}")
@@ -174,7 +176,7 @@ def check_folder_or_none(name: str, path: str) -> None:
     """Raise `ConfigError` if `path` exists and is not a folder."""
     if not str(path).strip():
         raise ConfigError(f"{name}={path!r} is blank; allowed: a folder or none")
-    folder = Path(path).expanduser()
+    folder = expand(path, name)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{name}={path!r} is not a folder; allowed: a folder or none")
 

@@ -141,6 +141,13 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
             reopened = bs.wait_for_state(page, "s.staticFigs >= 9 && s.cellSvgs >= 2", 120,
                                          "the static figures of the reopened notebook")
             timings["reopened"] = time.monotonic() - t0
+            # where the live dashboard was, a line pointing at the static figures, not "model not found"
+            gone = page.wait_for_function(
+                """() => { const els = Array.from(document.querySelectorAll(
+                             '.jp-OutputArea-output.jupyter-widgets'));
+                           const after = els.map((el) => getComputedStyle(el, '::after').content);
+                           return els.length && after.every((c) => c.includes('the live view ran here')) ? after
+                             : false; }""", polling=250, timeout=60_000).json_value()
         except BaseException:
             try:
                 page.screenshot(path=str(tmp_path / "failure.png"))
@@ -185,6 +192,7 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
     # figures (plotly, outside widgets; shown as the PNG snapshot JupyterLab saved with each), and the best cells
     # drawn twice (section 6 and the static figures)
     assert reopened["staticFigs"] >= 9 and reopened["cellSvgs"] >= 2, bs.summary(reopened)
+    assert gone, "the reopened notebook's widget placeholder"
     assert st["staticFigs"] >= 9, f"live run: the static figures are drawn too{context}"
     earlier, later, k = change
     updates = sum(1 for a, b in zip(trace, trace[1:]) if _running(b) and len(a["figs"]) == len(b["figs"])
@@ -194,3 +202,60 @@ def test_main_notebook_live_dashboard_in_jupyterlab(lab, lab_root, tmp_path):
           f"(at {later['t'] / 1000:.1f} s, kernel {later['kernel']}, {later['executed']}/{later['codeCells']} cells "
           f"done); stopped after generation {result['generation']} of {GENERATIONS}, best fitness "
           f"{result.get('best_fitness')}")
+
+
+# Stop at the two early moments of Run All (the test above presses it during a later generation, inside the cell
+# `result = await dash.call(search.run)`): during the warm-up (the cell `row = await dash.call(search.warmup)`) and
+# during generation 1 (the cell `row = await dash.call(search.step)`). Each moment is made long enough that the
+# browser, which draws the dashboard well behind the kernel, sees it: a warm-up of 4,000 steps (a Stop that waits
+# for its end fails the test's time limit); for generation 1, a warm-up of 300 steps (the dashboard is drawn by
+# then) and generations of 300 fine-tuning steps (seconds on an idle machine, minutes on a loaded one: Stop waits
+# for the generation to end, hence the long wait after the click).
+EARLY_STOPS = {
+    "warm-up": ({"generations": GENERATIONS, "warmup_steps": 4000},
+                "/^warm-up [1-9][0-9]*\\/4000/.test(l)"),
+    "generation 1": ({"generations": GENERATIONS, "warmup_steps": 300, "finetune_steps": 300},
+                     "/^fine-tune [1-9][0-9]*\\/300/.test(l)) && s.labels.some((l) => /^generations 0\\//.test(l)"),
+}
+
+
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize("moment", list(EARLY_STOPS))
+def test_stop_early_under_run_all_leaves_every_later_cell_working(lab, lab_root, tmp_path, moment):
+    overrides, label_js = EARLY_STOPS[moment]
+    name = f"03_stop_{moment.replace(' ', '_').replace('-', '')}.ipynb"
+    run_dir = tmp_path / "run"
+    bs.smoke_copy(NOTEBOOKS / MAIN, lab_root / name,
+                  {**PARAMETERS, "overrides": json.dumps(overrides), "out": json.dumps(str(run_dir))})
+    with bs.chromium_page(VIEWPORT) as page:
+        try:
+            bs.open_notebook(page, lab, name, timeout_s=120)
+            bs.run_all(page)
+            st = bs.wait_for_state(page, f"s.stop === 'enabled' && s.labels.some((l) => {label_js})", 300,
+                                   f"the {moment} on the dashboard with Stop enabled")
+            queued = st["codeCells"] - st["executed"]
+            bs.click_stop(page)
+            # wait_for_state fails at once on an error output (before the fix: `result` was None, the next cell
+            # raised TypeError and Run All halted)
+            st = bs.wait_for_state(page, "s.kernel === 'idle' && s.codeCells > 0 && s.executed === s.codeCells",
+                                   600, "every cell to finish after Stop")
+            stderr = bs.stderr_text(page)
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            print(f"\nfailure screenshot: {tmp_path / 'failure.png'}\njupyter log:\n{lab.log_tail(3000)}")
+            raise
+    result = _result(run_dir)
+    context = f"\nfinal state: {bs.summary(st)}" + (f"\nstderr outputs:\n{stderr}" if stderr else "")
+    print(f"\nStop during the {moment} with {queued} code cells queued; result: {result}")
+    assert queued > 0, f"Stop was clicked with no cell queued: not the Run All case{context}"
+    assert result is not None and result["finished"] is False, f"{result}{context}"
+    assert "Stop pressed" not in st["status"] and st["stop"] == "disabled", f"stale status: {st['status']!r}"
+    if moment == "warm-up":
+        assert result["generation"] == -1 and 0 < result["supernet_steps"]["warmup"] < 4000, result
+        assert "stopped during the warm-up" in st["status"], st["status"]
+        # the warm-up's training so far is drawn (section 3 and the static figures): points, not "no data yet"
+        assert st["staticFigs"] >= 3, f"expected the warm-up's training curves drawn statically{context}"
+    else:
+        assert result["generation"] == 1, f"Stop during generation 1 must end after it: {result}{context}"
+        assert "stopped after generation 1" in st["status"], st["status"]
+        assert st["staticFigs"] >= 9 and st["cellSvgs"] >= 2, f"the static figures and best cells{context}"

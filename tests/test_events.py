@@ -1,4 +1,4 @@
-"""nasviz.events: each kind of event, its events.jsonl line, reading lines back, the publisher and the train log."""
+"""runs.events: each kind of event, its events.jsonl line, reading lines back, the publisher and the train log."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from nasviz import events
-from nasviz.events import (
+from nasviz.runs import events
+from nasviz.runs.events import (
     Checkpoint,
     Done,
     Evaluation,
@@ -16,6 +16,7 @@ from nasviz.events import (
     Phase,
     Publisher,
     Resumed,
+    Retrained,
     TrainLog,
     TrainStep,
     from_json,
@@ -37,6 +38,7 @@ EXAMPLES = [
     NewBest(1, "g", 0.75),
     Checkpoint(-1, 10),
     Resumed(1, 20),
+    Retrained("g", 0.7, [0.81, 0.8], 1, 3),
     Done({"finished": True, "best_genotype": "g", "best_fitness": 0.75}),
 ]
 
@@ -60,6 +62,8 @@ def test_the_lines_are_those_events_jsonl_has_always_held():
     line = Generation.from_row(ROW).to_json()
     assert list(line) == ["type"] + [k for k in ROW if k != "trained_paths"]
     assert Generation.from_row(ROW).row() == {k: v for k, v in ROW.items() if k != "trained_paths"}
+    with_ids = {**ROW, "population_ids": ["g0-3"]}  # since lineage (issue 24): the survivors' ids, last
+    assert Generation.from_row(with_ids).row() == {k: v for k, v in with_ids.items() if k != "trained_paths"}
 
 
 def test_from_json_ignores_unknown_fields_and_refuses_unknown_kinds():

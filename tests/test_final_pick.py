@@ -4,14 +4,17 @@ recorded in result.json and events.jsonl."""
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
 import torch
 
-from nasviz import Search, SearchConfig, final_pick, rundir
-from nasviz.batches import split_indices
+from nasviz import Search, SearchConfig
+from nasviz.data.batches import split_indices
 from nasviz.errors import ConfigError
+from nasviz.runs import rundir
+from nasviz.search import final_pick
 
 
 def retraining(**overrides) -> SearchConfig:
@@ -93,3 +96,18 @@ def test_retraining_is_deterministic_per_seed():
 def test_bad_final_pick_settings_are_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
         retraining(**overrides)
+
+
+def test_the_dashboard_draws_the_candidates_and_the_pick():
+    from nasviz.viz.dashboard import Dashboard
+
+    search = Search(retraining(seed=4))
+    dash = Dashboard(min_interval=0).attach(search)
+    seen = []
+    search.subscribe(lambda e: seen.append(dash.final_pick.value) if e.kind == "retrained" else None)
+    result = search.run()
+    assert "1 more to retrain" in seen[1] and seen[1].count("<tr title=") == 2
+    table = dash.final_pick.value
+    assert table.count("<tr") == 1 + 3 + 0 and table.count("picked</td>") == 1
+    marked = next(row for row in table.split("<tr") if "picked</td>" in row)
+    assert html.escape(result["final_pick"]["picked"], quote=True) in marked

@@ -18,7 +18,7 @@ import pytest
 from nasviz import notebooks as nv
 from nasviz.headless.demo import move_aside
 from nasviz.headless.execute import notebook_parameters
-from nasviz.rundir import load_history
+from nasviz.runs.rundir import load_history
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -168,6 +168,9 @@ def test_03_search_main_notebook(tmp_path, one_thread):
     assert result["best_genotype"] in text  # the best genotype is printed
     assert "result.json" in text and "report.html" in text
     assert "image/svg+xml" in mimetypes(nb)
+    # section 9, exploring the search: the lineage read back, the largest rises and the best network's ancestry
+    assert "largest rises across one fine-tuning" in text and "fewest mutations from generation 0: " in text
+    assert f"{4 * len(history)} individuals evaluated" in text  # 4 initial, then 4 offspring per generation
     html_figures = sum("Plotly.newPlot" in (o.get("data", {}).get("text/html", ""))
                        for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert html_figures >= 7, "headless, the static figures are drawn (as HTML, for the export)"
@@ -198,8 +201,8 @@ def test_04_train_from_scratch(tmp_path, one_thread, tiny_runs):
     # it ends by saving the best network and exporting it
     import torch
 
-    from nasviz.export import onnx_missing, run_exported
-    from nasviz.model_file import load_model
+    from nasviz.deploy.export import onnx_missing, run_exported
+    from nasviz.deploy.model_file import load_model
 
     winner = max(results, key=lambda name: sum(r["test_accuracy"] for r in results[name]))  # best mean
     net = load_model(tmp_path / "scratch" / "model.pt")
@@ -274,6 +277,11 @@ def test_07_ground_truth(tmp_path, one_thread):
     assert "genotypes: 768, different networks: 648" in text
     assert "supernet vs table, Kendall τ-b:" in text
     assert "5 searches per method, 70 evaluations each" in text
+    assert "The search returned a network at the" in text and "percentile of the space" in text  # in words
+    assert "the supernet's noise as a yardstick:" in text  # 5b: the same comparison with the supernet's noise
+    assert "5 searches per method, fitness = table + noise of sd" in text
+    assert "6 random architectures scored four ways" in text and "snip" in text and "synflow" in text
+    assert "3 candidates, 20 training steps each" in text and "after retraining: percentile" in text
 
 
 def test_compare_helpers_without_runs(tmp_path, capsys):
@@ -281,6 +289,23 @@ def test_compare_helpers_without_runs(tmp_path, capsys):
     assert "is not a folder (yet)" in capsys.readouterr().out
     assert nv.select_runs([], preset="smoke") == []
     assert len(nv.compare_figure([]).data) == 0
+
+
+def test_compare_figure_colours_runs_by_method_and_dashes_them_by_seed():
+    runs = [{"name": f"seed={seed},method={method}", "config": {"method": method, "seed": seed, "preset": "smoke"},
+             "rows": [{"generation": 0, "best": {"fitness": 0.5}, "mean_fitness": 0.4}]}
+            for method in ("sft-ga", "random") for seed in (0, 1, 2)]
+    best = nv.compare_figure(runs).data[::2]  # the left panel: one trace per run
+    by_method = {m: {t.line.color for t in best if f"method={m}" in t.name} for m in ("sft-ga", "random")}
+    assert all(len(colours) == 1 for colours in by_method.values()) and by_method["sft-ga"] != by_method["random"]
+    by_seed = {s: {t.line.dash for t in best if t.name.startswith(f"seed={s},")} for s in (0, 1, 2)}
+    assert all(len(dashes) == 1 for dashes in by_seed.values()) and len(set.union(*by_seed.values())) == 3
+
+
+def test_fitness_images_axis_labels_the_measured_sizes():
+    fig = nv.fitness_images_figure({"fitness_images": {"250": [0.1, 0.2], "500": [0.2], "1000": [0.3], "2000": [0.3]}})
+    assert list(fig.layout.xaxis.tickvals) == [250, 500, 1000, 2000]
+    assert list(fig.layout.xaxis.ticktext) == ["250", "500", "1,000", "2,000"]
 
 
 # --- python -m nasviz demo --------------------------------------------------------------------------------------

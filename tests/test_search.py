@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import ga
-from nasviz.config import SearchConfig
 from nasviz.errors import CheckpointError, ConfigError
-from nasviz.events import Checkpoint, Evaluation, Generation, from_json
-from nasviz.rundir import load_history
-from nasviz.search import Search
-from nasviz.space import Genotype
+from nasviz.runs.events import Checkpoint, Evaluation, Generation, TrainStep, from_json
+from nasviz.runs.rundir import load_history
+from nasviz.search import ga
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import Genotype
 
 TINY = dict(warmup_steps=4, population=3, generations=2, finetune_steps=6, fitness_images=64, weight_images=256,
             batch_size=16, eval_batch_size=64, bn_batches=1, checkpoint_every=2, top_k=2)
@@ -63,11 +63,17 @@ def test_same_seed_same_result_and_other_seed_differs(tmp_path):
     assert [r["population"] for r in rows_a] != [r["population"] for r in load_history(tmp_path / "c")]
 
 
-@pytest.mark.parametrize("stop_after", ["warmup-chunk", "initial", "generation-1"])
+@pytest.mark.parametrize("stop_after", ["warmup-step", "warmup-chunk", "initial", "generation-1"])
 def test_resume_ends_where_the_uninterrupted_run_ends(tmp_path, stop_after):
     full, full_rows = run(tmp_path, "full")
     search = Search(tiny(), tmp_path / "cut")
-    if stop_after == "warmup-chunk":
+    if stop_after == "warmup-step":  # Stop pressed inside a chunk (checkpoint_every=2): the warm-up stops at once
+        stop = search.request_stop
+        search.subscribe(lambda e: stop() if isinstance(e, TrainStep) and e.step == 2 else None)
+        search.warmup()
+        assert search.generation == -1 and search.warmup_done == search.steps == 3
+        assert len(search.warmup_log.loss) == 3
+    elif stop_after == "warmup-chunk":
         stop = search.request_stop
         search.subscribe(lambda e: stop() if isinstance(e, Checkpoint) else None)
         search.warmup()

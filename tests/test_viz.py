@@ -19,10 +19,10 @@ import pytest
 
 from nasviz import cli
 from nasviz.analysis import kendall
-from nasviz.config import SearchConfig
-from nasviz.rundir import load_history, read_jsonl
-from nasviz.search import Search
-from nasviz.space import CANDIDATE_OPS, FIXTURES, Genotype
+from nasviz.runs.rundir import load_history, read_jsonl
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import CANDIDATE_OPS, FIXTURES, Genotype
 from nasviz.viz import cells, figures, layout, widgets
 from nasviz.viz.cli import add_render_command
 from nasviz.viz.common import (
@@ -207,11 +207,15 @@ def test_fitness_vs_params_figure_and_pareto_front(smoke):
         (5, 0.4), (10, 0.5), (30, 0.9)]
 
 
-def test_fitness_vs_flops_of_everything_evaluated_in_the_figures_and_the_dashboards_final_view(smoke):
-    individuals = [i for r in smoke.rows for i in r["individuals"]]
-    assert all(isinstance(i["flops"], int) and i["flops"] > 0 for i in individuals)  # the history counts FLOPs
+def test_fitness_vs_flops_of_the_last_generation_in_the_figures_and_the_dashboards_final_view(smoke):
+    everyone = [i for r in smoke.rows for i in r["individuals"]]
+    assert all(isinstance(i["flops"], int) and i["flops"] > 0 for i in everyone)  # the history counts FLOPs
+    individuals = smoke.rows[-1]["individuals"]  # one front, of values measured under the same weights
     fig = figures.all_figures(smoke.rows)["fitness_vs_flops"]
     assert sorted(trace(fig, "evaluated").x) == sorted(i["flops"] for i in individuals)
+    earlier = [i["flops"] for r in smoke.rows[:-1] for i in r["individuals"]]
+    assert sorted(trace(fig, "earlier generations").x) == sorted(earlier)  # faded, never on the front
+    assert f"generation {smoke.rows[-1]['generation']}, earlier ones faded" in fig.layout.title.text
     front = list(zip(trace(fig, "non-dominated").x, trace(fig, "non-dominated").y))
     assert front and all(not any(i["flops"] <= x and i["fitness"] > y or i["flops"] < x and i["fitness"] >= y
                                  for i in individuals) for x, y in front)
@@ -459,6 +463,98 @@ def test_call_runs_a_step_in_a_thread_and_after_stop_starts_nothing_unless_resum
     assert asyncio.run(dash.call(fake.step, resume=True)) == {"generation": 2} and not dash.stopped
 
 
+def test_the_dashboard_says_why_the_best_fitness_fell(smoke):
+    import copy
+
+    from nasviz.runs.events import Generation
+
+    first, second = copy.deepcopy(smoke.rows[0]), copy.deepcopy(smoke.rows[1])
+    second["best"]["fitness"] = first["best"]["fitness"] - 0.01  # the re-evaluated best scores lower
+    dash = Dashboard(min_interval=0.0)
+    dash.handle(Generation.from_row(first))
+    assert "fell" not in dash.status.value
+    dash.handle(Generation.from_row(second))
+    assert f"the best fell from {first['best']['fitness']:.4f}" in dash.status.value
+    assert "re-evaluated under this generation" in dash.status.value and not dash.errors
+
+
+def test_warmup_view_shows_what_runs_and_only_the_warmups_figures(tmp_path):
+    from nasviz.viz.warmup_view import WarmupView
+
+    search = Search(SearchConfig.from_preset("smoke", **{**TINY_SEARCH, "generations": 0}))
+    view = WarmupView(min_interval=0.0).attach(search)
+    assert "ready: 4 warm-up steps" in view.status.value
+    seen: list[str] = []
+    search.subscribe(lambda e: seen.append(view.status.value))
+    row = search.warmup()
+    assert any("warming up the supernet: step 2/4" in s for s in seen)
+    assert any("evaluating the initial population" in s for s in seen)
+    assert "done: 4 warm-up steps, initial population best fitness" in view.status.value
+    assert [b.description for b in view.progress.values()] == ["warm-up 4/4", "initial population 3/3"]
+    curves, ops = view.figures["training_curves"], view.figures["op_frequency"]
+    assert len(trace(curves, "warm-up loss").y) == 4 and not trace(curves, "fine-tuning loss").y
+    assert [t.name for t in ops.data] == ["warm-up"]  # no empty fine-tuning or difference panels
+    assert view.row["best"] == row["best"]
+
+
+TINY_SEARCH = dict(warmup_steps=4, population=3, generations=3, finetune_steps=4, fitness_images=64,
+                   weight_images=256, batch_size=16, eval_batch_size=64, bn_batches=1, checkpoint_every=4, top_k=2)
+
+
+def _press_stop_at(dash: Dashboard, search: Search, phase: str, step: int, generation: int = 0) -> list[str]:
+    """Press Stop (as the button does, from the search's thread) at one training step; returns the status then."""
+    from nasviz.runs.events import TrainStep
+
+    seen: list[str] = []
+
+    def press(event):
+        if isinstance(event, TrainStep) and (event.phase, event.step, event.generation) == (phase, step, generation) \
+                and not seen:
+            dash.stop()
+            seen.append(dash.status.value)
+
+    search.subscribe(press)
+    return seen
+
+
+def test_stop_during_the_warmup_stops_after_that_step_and_every_later_call_shows_the_run_as_it_stopped(tmp_path):
+    import asyncio
+
+    from nasviz.viz.partial import is_partial, rows_so_far
+
+    search = Search(SearchConfig.from_preset("smoke", **TINY_SEARCH), tmp_path / "run")
+    dash = Dashboard(min_interval=0.0).attach(search)
+    status = _press_stop_at(dash, search, "warmup", 1)
+    assert asyncio.run(dash.call(search.warmup)) is None
+    assert "stopping after this warm-up step" in status[0]
+    assert search.warmup_done == 2 and search.generation == -1  # inside the chunk of 4: at once, not at its end
+    assert asyncio.run(dash.call(search.step)) is None  # Run All's next cells start nothing
+    result = asyncio.run(dash.call(search.run))  # the run as it stopped, not None
+    assert result["finished"] is False and result["best_genotype"] is None
+    assert result["supernet_steps"]["warmup"] == 2
+    assert "stopped during the warm-up, after 2/4" in dash.status.value and "Stop pressed" not in dash.status.value
+    for source in (search, tmp_path / "run"):  # in memory, and from the checkpoint (a reopened notebook)
+        rows = rows_so_far(source)
+        assert is_partial(rows) and len(rows[0]["train_loss"]) == 2 and rows[0]["supernet_steps"] == 2
+    figs = {f.layout.title.text: f for f in show_static(tmp_path / "run")}  # only the figures with data
+    assert len(figs) == 2 and len(trace(figs["Supernet training"], "warm-up loss").x) == 2
+
+
+def test_stop_during_a_generation_ends_it_and_run_returns_the_run_as_it_stopped(tmp_path):
+    import asyncio
+
+    search = Search(SearchConfig.from_preset("smoke", **TINY_SEARCH), tmp_path / "run")
+    dash = Dashboard(min_interval=0.0).attach(search)
+    status = _press_stop_at(dash, search, "finetune", 0, generation=1)
+    assert asyncio.run(dash.call(search.warmup))["generation"] == 0
+    assert asyncio.run(dash.call(search.step))["generation"] == 1  # the generation ends: a checkpoint holds whole ones
+    assert "stopping after generation 1" in status[0]
+    result = asyncio.run(dash.call(search.run))
+    assert result["finished"] is False and result["generation"] == 1 and result["best_genotype"] is not None
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["generation"] == 1
+    assert "stopped after generation 1" in dash.status.value
+
+
 def test_a_failing_search_is_reported_and_reraised_by_wait(smoke):
     fake = RecordedSearch(smoke.run_dir, fail=True)
     dash = Dashboard().run(fake)
@@ -551,7 +647,7 @@ def test_render_command_writes_an_svg(smoke, tmp_path, monkeypatch, capsys):
 
 
 def test_engine_and_cell_rendering_never_import_widgets():
-    code = ("import sys, nasviz.search, nasviz.cli, nasviz.viz.cells; "
+    code = ("import sys, nasviz.search.loop, nasviz.cli, nasviz.viz.cells; "
             "bad = [m for m in ('ipywidgets', 'anywidget', 'plotly') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -580,6 +676,10 @@ def test_front_figure_marks_the_non_dominated_points_of_everything_evaluated():
     # by params the answer differs: e (400) has fewer params than d (500) at the same fitness; c is still beaten
     assert [p["genotype"] for p in front_points(rows, "params") if p["front"]] == ["a", "b", "e"]
     assert [p["genotype"] for p in front_points(rows, "params", generation=1) if p["front"]] == ["e"]
+    # the last generation's front, the earlier generation faded and left out of it
+    last = front_figure(rows, "flops", 1, earlier=True)
+    assert sorted(trace(last, "earlier generations").x) == [9_000, 20_000, 30_000]
+    assert list(trace(last, "non-dominated").x) == [25_000] and "1 non-dominated of 2" in last.layout.title.text
 
 
 def test_front_figure_without_sizes_or_rows_is_empty_but_complete():
@@ -589,7 +689,7 @@ def test_front_figure_without_sizes_or_rows_is_empty_but_complete():
                                                    "params": 10}]}]
     for rows in ([], no_flops):
         fig = front_figure(rows)
-        assert [t.name for t in fig.data] == ["evaluated", "non-dominated", "Pareto front"]
+        assert [t.name for t in fig.data] == ["earlier generations", "evaluated", "non-dominated", "Pareto front"]
         assert len(trace(fig, "evaluated").x) == 0
     assert len(trace(front_figure(no_flops, "params"), "non-dominated").x) == 1
     with pytest.raises(ValueError, match="size 'macs' is not allowed; allowed: flops, params"):

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import hashlib
 import itertools
 import json
 import os
 import re
+import signal
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasviz import rundir
-from nasviz.errors import ConfigError, one_line
+from nasviz.errors import ConfigError, one_line, suggest
 from nasviz.headless.execute import check_notebook, execute, notebook_parameters
-from nasviz.space import suggest
+from nasviz.options import EXIT_INTERRUPTED
+from nasviz.runs import rundir, safe_json
 
 
 def parse_value(text: str) -> Any:
     """A command-line value: JSON where it parses (ints, floats, true/false, null, lists, dicts), else the text."""
     try:
-        return json.loads(text)
+        return safe_json.loads(text)
     except ValueError:
         return text
 
@@ -87,12 +92,57 @@ def _digest(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
+INTERRUPTED = "interrupted"
+"""The status of a point that Ctrl-C stopped (the batch can be run again: see `_check_free`)."""
+
+
+_worker = {"running": False, "stopped": False}
+"""A worker process's state: whether a notebook runs, whether Ctrl-C came (then it starts no more)."""
+
+
+def _detach() -> None:
+    """A worker process (and the notebook kernels it starts) leaves the terminal's process group, so Ctrl-C
+    reaches the batch process only, which passes it on to the workers (`_run_local`)."""
+    os.setsid()
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _on_sigint(signum, frame) -> None:
+    """In a worker: stop the notebook running (KeyboardInterrupt in `_run_point`) and start no more."""
+    _worker["stopped"] = True
+    if _worker["running"]:
+        raise KeyboardInterrupt
+
+
 def _run_point(notebook: str, folder: str, parameters: dict, threads: int | None) -> dict:
-    """One grid point (runs in a worker process): papermill into `folder`."""
+    """One grid point (runs in a worker process): papermill into `folder`; Ctrl-C during it is the outcome
+    'interrupted', not a worker's traceback."""
     if threads is not None:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, str(threads))
-    return execute(Path(notebook), Path(folder) / Path(notebook).name, parameters)
+    start = time.perf_counter()
+    if _worker["stopped"]:
+        return {"status": INTERRUPTED, "error": "not started (Ctrl-C)", "seconds": None}
+    _worker["running"] = True
+    with tempfile.TemporaryFile() as log:  # what the notebook's kernel and client say on stderr, passed on below
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        interrupted = False
+        try:
+            return execute(Path(notebook), Path(folder) / Path(notebook).name, parameters)
+        except KeyboardInterrupt:
+            interrupted = True
+            return {"status": INTERRUPTED, "error": "stopped by Ctrl-C",
+                    "seconds": round(time.perf_counter() - start, 1)}
+        finally:
+            _worker["running"] = False
+            if interrupted:
+                gc.collect()  # the interrupted client's tasks complain when collected: into the log, too
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not interrupted:  # an interrupted kernel's complaints are no news: the outcome says it
+                log.seek(0)
+                os.write(2, log.read())
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -105,6 +155,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs {args.jobs} is out of range; allowed: an integer >= 1")
     if args.backend == "local" and (args.address is not None or args.cpus_per_run is not None):
         raise ConfigError(f"--{'address' if args.address is not None else 'cpus-per-run'} is for --backend ray only")
+    if args.backend == "ray":
+        from nasviz.headless.ray_backend import check_options
+
+        check_options(args)  # before the notebook is read (papermill) and long before Ray starts
     fixed: dict[str, Any] = {}
     for key, value in args.parameter:
         if not key.isidentifier():
@@ -135,7 +189,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
             parameters["live"] = False
         points.append({"name": name, "folder": folder, "parameters": parameters})
     _check_run_dirs(points, "out" in fixed)
-    _check_free(out, points)
+    summary_of = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
+                  "fixed": fixed}
+    _check_free(out, points, summary_of)
     if args.backend == "ray":  # before anything is written: Ray installed, the cluster reachable, CPUs possible
         from nasviz.headless.ray_backend import RayBackend
 
@@ -145,13 +201,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot create --out {str(out)!r}: {exc.strerror or exc}") from None
     rundir.lock(out, "batch folder")  # one batch writes a folder at a time (this process holds it until it ends)
-    _check_free(out, points)  # again, under the lock
+    done_before = _check_free(out, points, summary_of)  # again, under the lock
+    if done_before is not None:
+        print(f"batch: continuing the interrupted batch in {out}: {len(done_before)} point(s) done, kept", flush=True)
     for point in points:
+        if done_before is not None and point["name"] in done_before:
+            continue
+        _set_aside(point["folder"])
         point["folder"].mkdir(parents=True, exist_ok=True)
         rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
 
     start = time.perf_counter()
-    outcomes: dict[str, dict] = {}
+    outcomes: dict[str, dict] = dict(done_before or {})
+    todo = [p for p in points if p["name"] not in outcomes]
 
     def finished(name: str, outcome: dict) -> None:
         outcomes[name] = outcome
@@ -159,24 +221,29 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"[{len(outcomes)}/{len(points)}] {name}: {outcome['status']} ({outcome['seconds']} s){tail}",
               flush=True)
 
+    interrupted = False
     if args.backend == "ray":
         jobs = args.jobs
-        ray_backend.run(notebook, points, out, finished)
+        ray_backend.run(notebook, todo, out, finished)
     else:
-        jobs = min(args.jobs or 1, len(points))
-        print(f"batch: {len(points)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
-        _run_local(notebook, points, jobs, finished)
+        jobs = max(1, min(args.jobs or 1, len(todo)))
+        print(f"batch: {len(todo)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
+        interrupted = _run_local(notebook, todo, jobs, finished)
     records = []
     for p in points:
-        o = outcomes.get(p["name"], {"status": "not run", "error": None, "seconds": None})
+        o = outcomes.get(p["name"], {"status": INTERRUPTED if interrupted else "not run", "error": None,
+                                     "seconds": None})
         records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
                         "notebook": str(p["folder"] / notebook.name), **o})
     failed = [r for r in records if r["status"] != "ok"]
-    summary = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
-               "fixed": fixed, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
-               "seconds": round(time.perf_counter() - start, 1)}
+    summary = {**summary_of, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
+               "interrupted": interrupted, "seconds": round(time.perf_counter() - start, 1)}
     rundir.write_json(out / rundir.BATCH, summary)
     print(summary_table(records))
+    if interrupted:
+        print(f"batch interrupted: {len(records) - len(failed)} ok; summary in {out / rundir.BATCH}; run the same "
+              "command again to run the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
     return 1 if failed else 0
 
@@ -202,26 +269,42 @@ def run_batch(grid: dict[str, Sequence[Any]], out: str | Path, parameters: dict[
     return cmd_batch(args)
 
 
-def _run_local(notebook: Path, points: list[dict], jobs: int, finished: Callable[[str, dict], None]) -> None:
-    """The default backend: the points in a pool of `jobs` spawned processes on this machine."""
+def _run_local(notebook: Path, points: list[dict], jobs: int, finished: Callable[[str, dict], None]) -> bool:
+    """The default backend: the points in a pool of `jobs` spawned processes on this machine. Ctrl-C stops the
+    running notebooks (each reports 'interrupted') and starts no more; returns whether that happened."""
     import concurrent.futures as cf
     import multiprocessing
 
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    interrupted = False
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_detach) as pool:
         futures = {pool.submit(_run_point, str(notebook.resolve()), str(p["folder"]), p["parameters"], threads):
                    p["name"] for p in points}
-        try:
-            for future in cf.as_completed(futures):
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # the worker process died
-                    outcome = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}",
-                               "seconds": None}
-                finished(futures[future], outcome)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        pending = set(futures)
+        while pending:
+            try:
+                for future in cf.as_completed(pending):
+                    pending.discard(future)
+                    if future.cancelled():
+                        continue
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # the worker process died
+                        outcome = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}",
+                                   "seconds": None}
+                    if outcome.get("status") == INTERRUPTED:
+                        interrupted = True
+                    finished(futures[future], outcome)
+            except KeyboardInterrupt:  # stop the running notebooks (each reports 'interrupted'), start no more
+                interrupted = True
+                for future in pending:
+                    future.cancel()
+                pending = {f for f in pending if not f.cancelled()}
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(OSError):
+                        os.kill(process.pid, signal.SIGINT)
+    return interrupted
 
 
 def _check_run_dirs(points: list[dict], fixed_out: bool) -> None:
@@ -241,14 +324,29 @@ def _check_run_dirs(points: list[dict], fixed_out: bool) -> None:
         seen[key] = point["name"]
 
 
-def _check_free(out: Path, points: list[dict]) -> None:
-    """Refuse an `out` that holds a batch or a point's results (results are never overwritten)."""
+def _check_free(out: Path, points: list[dict], summary_of: dict) -> dict[str, dict] | None:
+    """Refuse an `out` that holds a batch or a point's results (results are never overwritten), unless it holds
+    this very batch, interrupted: then returns the outcomes of its points that finished (they are kept; the others
+    run again, their partial folders set aside). None: a new batch."""
+    previous = rundir.read_json_or_none(out / rundir.BATCH) if (out / rundir.BATCH).exists() else None
+    if isinstance(previous, dict) and previous.get("interrupted") is True and all(
+            previous.get(k) == v for k, v in summary_of.items()):
+        records = previous.get("points") if isinstance(previous.get("points"), list) else []
+        return {r["name"]: {k: r.get(k) for k in ("status", "error", "seconds")} for r in records
+                if isinstance(r, dict) and r.get("status") == "ok" and isinstance(r.get("name"), str)}
     taken = [p["name"] for p in points if p["folder"].exists() and any(p["folder"].iterdir())]
     if taken:
         raise ConfigError(f"{out} already holds results for {taken[0]!r}; choose another --out (results are never "
                           "overwritten)")
     if (out / rundir.BATCH).exists():
         raise ConfigError(f"{out} already holds a batch ({rundir.BATCH}); choose another --out")
+    return None
+
+
+def _set_aside(folder: Path) -> None:
+    """Rename what an interrupted point left in `folder` to `folder-interrupted-<time>` (nothing is deleted)."""
+    if folder.exists() and {p.name for p in folder.iterdir()} - {rundir.PARAMETERS}:
+        folder.rename(rundir.fresh_sibling(folder, "interrupted-" + time.strftime("%Y%m%d-%H%M%S")))
 
 
 def summary_table(records: Iterable[dict]) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from nasviz.errors import ConfigError, one_line
-from nasviz.notebooks.session import HEADLESS_ENV
 
 MAIN_NOTEBOOK = "03_search.ipynb"
 KERNEL_NAME = "python3"
@@ -55,6 +54,8 @@ def execute(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: st
     error inside the notebook. Returns {status: 'ok'|'failed', error, seconds}."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+
+    from nasviz.notebooks.session import HEADLESS_ENV  # imported here: the command line starts without numpy
 
     saved = os.environ.get(HEADLESS_ENV)
     os.environ[HEADLESS_ENV] = "1"  # the kernel inherits it: use_live() says no

@@ -31,18 +31,37 @@ CONNECT_TIMEOUT_S = 10.0  # for the first look at --address
 LOCAL_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_register_timeout_seconds": "300"}
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """The Ray options that can be checked without Ray (before it is imported or started): --cpus-per-run >= 1, and
+    for a local instance at most this machine's CPUs."""
+    if args.cpus_per_run is not None and args.cpus_per_run < 1:
+        raise ConfigError(f"--cpus-per-run {args.cpus_per_run} is out of range; allowed: an integer >= 1")
+    local = local_cpus()
+    if args.address is None and (args.cpus_per_run or 1) > local:
+        raise ConfigError(f"--cpus-per-run {args.cpus_per_run} is more than this machine's {local} CPU(s), which a "
+                          f"local Ray instance has; allowed: --cpus-per-run 1..{local}, or --address of a Ray "
+                          "cluster with larger nodes")
+
+
+def local_cpus() -> int:
+    """CPUs a local Ray instance offers: those this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class RayBackend:
     """A connection to Ray for one batch: made before any folder is written (so a missing Ray, an unreachable
     cluster or a --cpus-per-run no node can give is a one-line error that leaves nothing behind)."""
 
     def __init__(self, args: argparse.Namespace):
+        check_options(args)
         try:
             import ray
         except ImportError:
             raise ConfigError("--backend ray needs Ray, which is not installed; install the extra: "
                               "pip install 'nasviz[ray]'") from None
-        if args.cpus_per_run is not None and args.cpus_per_run < 1:
-            raise ConfigError(f"--cpus-per-run {args.cpus_per_run} is out of range; allowed: an integer >= 1")
         self.address: str | None = args.address
         self.cpus: int = args.cpus_per_run or 1
         self.jobs: int | None = args.jobs
@@ -122,7 +141,7 @@ def _connect(address: str | None) -> str | None:
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)  # read by the Ray processes started now
     temp = tempfile.mkdtemp(prefix="nasviz-ray-")  # short: Ray's socket paths live under it
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = local_cpus()
     try:
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=False, _temp_dir=temp)

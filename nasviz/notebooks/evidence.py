@@ -100,5 +100,8 @@ def fitness_images_figure(evidence: dict) -> go.Figure:
     fig.add_trace(go.Scatter(x=[int(n) for n in sizes], y=[e.value for e in stats], mode="lines+markers",
                              error_y={"type": "data", "array": [e.high - e.value for e in stats],
                                       "arrayminus": [e.value - e.low for e in stats]}, showlegend=False))
-    fig.update_layout(xaxis={"type": "log", "title": {"text": "fitness images"}}, yaxis={"rangemode": "normal"})
+    ticks = sorted(int(n) for n in sizes)  # label the measured sizes only (a log axis's own ticks read "3 4 5 …")
+    fig.update_layout(xaxis={"type": "log", "title": {"text": "fitness images"}, "tickmode": "array",
+                             "tickvals": ticks, "ticktext": [f"{n:,}" for n in ticks]},
+                      yaxis={"rangemode": "normal"})
     return fig

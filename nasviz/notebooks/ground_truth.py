@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from nasviz.analysis import Estimate, kendall_tau_b, mean_with_interval, tau_with_interval
-from nasviz.space import Genotype
-from nasviz.train import fitness
+from nasviz.space.genotypes import Genotype
+from nasviz.train.steps import fitness
 
 HEIGHT = 400
 
@@ -65,3 +65,35 @@ def curves_figure(curves: dict[str, list[list[float]]], best: float) -> go.Figur
         mean = [100 * (best - statistics.fmean(r[i] for r in runs)) for i in range(length)]
         fig.add_trace(go.Scatter(x=list(range(1, length + 1)), y=mean, mode="lines", name=method))
     return fig
+
+
+def yardstick_noise(scores: Sequence[float], truth: Sequence[float]) -> float:
+    """How noisy the supernet is as a yardstick, in accuracy units: the standard deviation of the table accuracies
+    around their least-squares line on the supernet scores (what the scores leave unexplained); with too few or
+    constant scores, the accuracies' own standard deviation."""
+    xs, ys = list(scores), list(truth)
+    if len(xs) < 3 or statistics.pvariance(xs) == 0:
+        return statistics.pstdev(ys) if len(ys) > 1 else 0.0
+    slope, intercept = statistics.linear_regression(xs, ys)
+    return statistics.fmean((y - (slope * x + intercept)) ** 2 for x, y in zip(xs, ys)) ** 0.5
+
+
+def pick_vs_found(rows: Sequence[dict]) -> str:
+    """In words: the true percentile of what the search returned against the best it evaluated, and when."""
+    best_seen, seen_at = None, None
+    for r in rows:
+        for i in r.get("individuals", ()):
+            p = (i.get("truth") or {}).get("percentile")
+            if p is not None and (best_seen is None or p > best_seen):
+                best_seen, seen_at = p, r["generation"]
+    pick = ((rows[-1].get("best") or {}).get("truth") or {}).get("percentile") if rows else None
+    if pick is None or best_seen is None:
+        return "no ground truth recorded for this run"
+    where = ("about what a random draw gives on average (the 50th)" if 40 <= pick <= 60 else
+             "above a random draw's average (the 50th)" if pick > 60 else "below a random draw's average (the 50th)")
+    text = (f"The search returned a network at the {pick:.0f}th percentile of the space, {where}. The best network "
+            f"it evaluated was at the {best_seen:.0f}th percentile, first seen in generation {seen_at}.")
+    if best_seen - pick >= 5:
+        return text + (" It found a better network than it picked: the supernet's fitness did not recognise it"
+                       " as the best.")
+    return text + " It picked about the best it had seen."

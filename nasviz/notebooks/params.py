@@ -7,10 +7,10 @@ and list parameters also accept their JSON text; numbers are checked against a r
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nasviz.errors import ConfigError
+from nasviz.runs import safe_json
 from nasviz.settings import Rule, check_type
 
 
@@ -18,7 +18,7 @@ def _parsed(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        return safe_json.loads(value)
     except ValueError:
         return value
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasviz import rundir
 from nasviz.errors import NasvizError
 from nasviz.notebooks.tables import display_html, html_table
+from nasviz.runs import rundir
 
 
 def run_files(run_dir: str | Path):
@@ -39,7 +39,7 @@ def show_json(path: str | Path):
 
 
 def find_runs(runs_dir: str | Path) -> list[dict]:
-    """Every run directory under `runs_dir` (itself included; see `nasviz.rundir.is_run_dir`).
+    """Every run directory under `runs_dir` (itself included; see `nasviz.runs.rundir.is_run_dir`).
 
     Each run is a dict: name (path relative to `runs_dir`), path, config, result, rows (history), parameters
     (the notebook parameters a batch recorded beside or above it, if any). A missing `runs_dir` gives no runs
@@ -129,9 +129,21 @@ def runs_table(runs: Sequence[dict]):
     return html_table(rows, caption=f"{len(rows)} run(s)")
 
 
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def _style_keys(runs: Sequence[dict]) -> tuple[list[str], list[str]]:
+    """Each run's colour key (the settings that differ between the runs, the seed left out: in a sweep, the
+    method) and dash key (its seed)."""
+    configs = [run.get("config") or {} for run in runs]
+    varying = sorted({k for c in configs for k in c if k != "seed" and len({repr(o.get(k)) for o in configs}) > 1})
+    return ([repr([c.get(k) for k in varying]) for c in configs], [str(c.get("seed", "?")) for c in configs])
+
+
 def compare_figure(runs: Sequence[dict], title: str = "Runs side by side"):
-    """Best and mean population fitness per generation, one colour per run (left: best, right: mean). A long
-    `title` may break lines with <br>."""
+    """Best and mean population fitness per generation (left: best, right: mean): one colour per kind of run (the
+    settings that differ, seed aside: in a sweep, the method), one dash per seed. A long `title` may break lines
+    with <br>."""
     import plotly.express as px
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -139,14 +151,17 @@ def compare_figure(runs: Sequence[dict], title: str = "Runs side by side"):
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("best fitness", "mean fitness of the population"))
     colors = px.colors.qualitative.Plotly
-    for k, run in enumerate(runs):
+    kinds, seeds = _style_keys(runs)
+    kind_order, seed_order = list(dict.fromkeys(kinds)), sorted(set(seeds), key=lambda s: (len(s), s))
+    for run, kind, seed in zip(runs, kinds, seeds, strict=True):
         gens = [r["generation"] for r in run["rows"]]
-        color = colors[k % len(colors)]
+        line = {"color": colors[kind_order.index(kind) % len(colors)],
+                "dash": DASHES[seed_order.index(seed) % len(DASHES)]}
         fig.add_trace(go.Scatter(x=gens, y=[r["best"]["fitness"] for r in run["rows"]], mode="lines+markers",
-                                 name=run["name"], legendgroup=run["name"], line={"color": color}), row=1, col=1)
+                                 name=run["name"], legendgroup=run["name"], line=line), row=1, col=1)
         fig.add_trace(go.Scatter(x=gens, y=[r["mean_fitness"] for r in run["rows"]], mode="lines+markers",
-                                 name=run["name"], legendgroup=run["name"], showlegend=False,
-                                 line={"color": color, "dash": "dash"}), row=1, col=2)
+                                 name=run["name"], legendgroup=run["name"], showlegend=False, line=line),
+                      row=1, col=2)
     # a short axis title (a long one ran into the figure title) and room above the subplot titles
     fig.update_layout(title={"text": title, "x": 0.01, "y": 0.97, "yanchor": "top"}, template="plotly_white",
                       height=460, legend={"orientation": "h", "y": -0.22},
@@ -157,8 +172,8 @@ def compare_figure(runs: Sequence[dict], title: str = "Runs side by side"):
 
 
 VALUES = {
-    "fitness": ("best fitness (each run's own supernet)", "Final best fitness"),
-    "truth": ("true test accuracy of the returned network (table)", "What the runs returned, by the ground truth"),
+    "fitness": ("best fitness (own supernet)", "Final best fitness"),
+    "truth": ("true accuracy (table)", "What the runs returned, by the ground truth"),
 }
 """What `final_values` can read from each run: its final best fitness, or (runs judged by a ground-truth table:
 the `mini` space with `table=`) the table's test accuracy of the network it returned."""

@@ -53,7 +53,7 @@ def spread_figure(groups: Mapping[str, Values], title: str, y_title: str, *, y_r
     fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=height,
                       yaxis={"title": {"text": y_title}, "range": [low, high]},
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
-                      margin={"t": 80})
+                      margin={"t": 100 if "<br>" in title else 80})  # a two-line title clears the legend
     return fig
 
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nasviz import rundir
-from nasviz.events import Checkpoint, Event, Generation
 from nasviz.notebooks.tables import display_html, html_table
+from nasviz.runs import rundir
+from nasviz.runs.events import Checkpoint, Event, Generation
 
 HEADLESS_ENV = "NASVIZ_HEADLESS"
 """Set (to 1) in the environment of notebooks run by `demo`, `batch` and the tests: `use_live` then says no."""
@@ -50,6 +50,25 @@ def use_live(live: bool) -> bool:
         print("live=True, but ipywidgets is not installed: showing static figures instead")
         return False
     return True
+
+
+WIDGET_GONE = ("(the live view ran here; it needs its running kernel — the static figures further down show the "
+               "same run)")
+"""What a reopened notebook shows where a live widget was (instead of JupyterLab's "model not found")."""
+
+
+def widget_fallback():
+    """Display, under a live widget, a style that replaces JupyterLab's "Error displaying widget: model not found"
+    (what a saved notebook reopened without its kernel shows where the widget was) with `WIDGET_GONE`. JupyterLab
+    marks only a widget output that failed to render with the class `jupyter-widgets` and gives it no child
+    elements, so a live widget is never matched. Styles apply in trusted notebooks (the ones you saved yourself);
+    in others the original line stays, and the notebook's text explains it."""
+    from IPython.display import HTML, display
+
+    selector = ".jp-OutputArea-output.jupyter-widgets:not(:has(*))"
+    text = WIDGET_GONE.replace('"', "'")
+    display(HTML(f'<style>{selector}{{font-size:0}}{selector}::after{{content:"{text}";font-size:13px;'
+                 "font-style:italic;color:#555}</style>"))
 
 
 def holds_run(path: str | Path) -> bool:
@@ -99,7 +118,7 @@ def print_progress(search) -> Callable[[], None]:
 
 def config_table(config):
     """Every setting of a SearchConfig; settings that differ from the preset are marked."""
-    from nasviz.config import PRESETS, SearchConfig
+    from nasviz.search.config import PRESETS, SearchConfig
 
     preset = SearchConfig.from_preset(config.preset).to_dict() if config.preset in PRESETS else {}
     rows = []
@@ -116,7 +135,7 @@ def config_table(config):
 
 def describe_search(search) -> str:
     """A few lines on what `Search` set up: data split, supernet size, device."""
-    from nasviz.network import count_params
+    from nasviz.space.network import count_params
 
     c = search.config
     fitness_images = sum(len(y) for _x, y in search.fitness_batches)

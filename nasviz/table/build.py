@@ -14,17 +14,17 @@ that measure the table's own noise.
 from __future__ import annotations
 
 import fcntl
-import json
+import math
 import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasviz import rundir
-from nasviz.errors import ConfigError
-from nasviz.space import Genotype, SearchSpace
-from nasviz.table.recipe import Recipe, prepare_data, train_and_test
+from nasviz.errors import ConfigError, NasvizError, one_line
+from nasviz.runs import rundir
+from nasviz.space.genotypes import Genotype, SearchSpace, get_space
+from nasviz.table.recipe_config import Recipe
 
 RECIPE_FILE = "recipe.json"
 ROWS_PATTERN = re.compile(r"rows-(\d+)-of-(\d+)\.jsonl")
@@ -61,11 +61,43 @@ def networks(space: SearchSpace) -> list[str]:
     return list(keys)
 
 
-def read_rows(folder: Path) -> list[dict]:
-    """Every finished row of every shard file in `folder`."""
+ROW_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "genotype": str, "seed": int, "test_accuracy": (int, float), "train_loss": (int, float), "params": int,
+    "flops": int, "seconds": (int, float)}
+"""Every build row's fields and their JSON types (numbers finite; `cpu_seconds` is optional)."""
+
+
+def row_problem(row: object) -> str | None:
+    """What is wrong with a build row (None: nothing): not an object, a field missing, of the wrong type or not
+    finite."""
+    if not isinstance(row, dict):
+        return f"a {type(row).__name__}, not an object"
+    for name, kind in ROW_FIELDS.items():
+        value = row.get(name)
+        if name not in row:
+            return f"a row without {name!r}"
+        if not isinstance(value, kind) or isinstance(value, bool) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            return f"a row with {name}={str(value)[:40]!r}"
+    extra = row.get("cpu_seconds", 0)
+    if not isinstance(extra, (int, float)) or isinstance(extra, bool) or not math.isfinite(extra):
+        return f"a row with cpu_seconds={str(extra)[:40]!r}"
+    if not 0 <= row["test_accuracy"] <= 1 or row["seconds"] < 0:
+        return f"a row with test_accuracy={row['test_accuracy']!r}, seconds={row['seconds']!r}"
+    return None
+
+
+def read_rows(folder: Path, skipped: list[str] | None = None) -> list[dict]:
+    """Every finished, well-formed row of every shard file in `folder`; what is wrong with each damaged one
+    (`row_problem`) is appended to `skipped`."""
     rows = []
     for path in sorted(Path(folder).glob("rows-*-of-*.jsonl")):
-        rows += [r for r in rundir.read_jsonl(path) if isinstance(r, dict) and "genotype" in r and "seed" in r]
+        for r in rundir.read_jsonl(path):
+            problem = row_problem(r)
+            if problem is None:
+                rows.append(r)
+            elif skipped is not None:
+                skipped.append(f"{path.name}: {problem}")
     return rows
 
 
@@ -104,14 +136,14 @@ def pilot_jobs(keys: list[str], architectures: int, seeds: tuple[int, ...], samp
 
 def _same_header(a: dict, b: dict) -> bool:
     """Equal space, pilot and recipe (a recipe setting missing from an older header has its default)."""
-    return {**a, "recipe": Recipe(**a["recipe"])} == {**b, "recipe": Recipe(**b["recipe"])}
+    return {**a, "recipe": Recipe.from_settings(a["recipe"])} == {**b, "recipe": Recipe.from_settings(b["recipe"])}
 
 
 def _check_recipe(folder: Path, header: dict) -> None:
     path = folder / RECIPE_FILE
     if path.exists():
-        existing = rundir.read_json(path)
-        if not (isinstance(existing, dict) and _same_header(existing, header)):
+        existing = load_header(folder)
+        if not _same_header(existing, header):
             raise ConfigError(
                 f"{folder} was built with another recipe or space ({path}); use a new folder for this one",
                 setting="out")
@@ -145,7 +177,8 @@ def build(
 
     `pilot` = (architectures, seeds) builds a pilot instead of the plan. `limit` stops after that many
     trainings (for tests and time-boxed runs); run again to continue."""
-    from nasviz.data import load_dataset
+    from nasviz.data.loading import load_dataset
+    from nasviz.table.recipe import prepare_data, train_and_test
 
     k, n = shard
     folder = Path(out)
@@ -201,4 +234,12 @@ def load_header(folder: str | Path) -> dict:
     path = Path(folder) / RECIPE_FILE
     if not path.exists():
         raise ConfigError(f"{folder} is not a table build folder (no {RECIPE_FILE})")
-    return json.loads(path.read_text())
+    header = rundir.read_json(path)
+    try:
+        if not isinstance(header, dict) or not isinstance(header.get("space"), str):
+            raise ConfigError("it holds no object with the space's name")
+        get_space(header["space"])
+        recipe = Recipe.from_settings(header.get("recipe"), "recipe")
+    except NasvizError as exc:
+        raise ConfigError(f"{path} is damaged: {one_line(exc)}") from None
+    return {**header, "recipe": recipe.to_dict()}

@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from nasviz.errors import NasvizError
-from nasviz.space import get_space
-from nasviz.table.build import Plan, build, load_header, parse_shard, read_rows
+from nasviz.errors import ConfigError, NasvizError
+from nasviz.options import parse_settings
+from nasviz.runs import safe_json
+from nasviz.space.genotypes import get_space
+from nasviz.table.build import RECIPE_FILE, Plan, build, load_header, parse_shard, read_rows
 from nasviz.table.quality import quality
-from nasviz.table.recipe import Recipe
+from nasviz.table.recipe_config import Recipe
 from nasviz.table.table import from_rows, load
 
 STARTS_FILE = "starts.jsonl"
 
 
 def _recipe(pairs: list[str]) -> Recipe:
-    from dataclasses import fields, replace
-
-    from nasviz.settings import coerce
-
-    kinds = {f.name: f.type for f in fields(Recipe)}
-    types = {"int": int, "float": float, "str": str, "int | None": int | None}
-    values = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in kinds:
-            raise NasvizError(f"recipe setting {pair!r} is not allowed; allowed: KEY=VALUE with KEY one of "
-                              f"{', '.join(kinds)}")
-        values[key] = coerce(key, value, types[kinds[key]])
-    return replace(Recipe(), **values)
+    """The recipe that `--set KEY=VALUE` pairs make, validated like search's and train's settings."""
+    return Recipe.from_settings(parse_settings(pairs))
 
 
 def machine() -> dict:
@@ -78,13 +67,18 @@ def _check_build(args: argparse.Namespace) -> tuple[int, ...]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from nasviz.runs import rundir
+
+    seeds = _check_build(args)  # the whole recipe is checked before anything is written or torch imported
+    out = rundir.check_path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; allowed: a build folder (new, or one to resume)")
+    if (out / RECIPE_FILE).exists():
+        load_header(out)  # a damaged build folder is refused before anything is added to it
     import torch
 
-    from nasviz import rundir
-
-    seeds = _check_build(args)
     torch.set_num_threads(args.threads)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     argv = sys.argv[1:] if sys.argv[1:2] == ["table"] else ["table", *sys.argv[1:]]
     rundir.append_jsonl(Path(args.out) / STARTS_FILE, {"argv": ["python", "-m", "nasviz", *argv]
                                                        if args.argv is None else args.argv,
@@ -99,30 +93,33 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     summary = build(get_space(args.space), _recipe(args.set), args.out, shard=parse_shard(args.shard), plan=Plan(),
                     pilot=pilot, limit=args.limit, on_row=report)
-    print(json.dumps(summary))
+    print(safe_json.dumps(safe_json.finite_or_none(summary)))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     if Path(args.folder).is_dir():
         header = load_header(args.folder)
-        info = {"space": header["space"], "recipe": header["recipe"], **quality(read_rows(args.folder))}
+        info = {"space": header["space"], "recipe": header["recipe"], **quality(_rows(args.folder))}
     else:
         t = load(args.folder)
         best = t.best()
         info = {"name": t.name, "space": t.space.name, "architectures": len(t), "recipe": t.recipe,
                 "provenance": t.provenance, "noise": t.noise,
                 "best": {"genotype": best.genotype, "accuracy": best.accuracy}}
-    print(json.dumps(info, indent=2))
+    print(safe_json.dumps(safe_json.finite_or_none(info), indent=2))
     return 0
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
-    from nasviz import rundir
+    from nasviz.runs import rundir
 
     header = load_header(args.folder)
-    rows = read_rows(args.folder)
-    starts = rundir.read_jsonl(Path(args.folder) / STARTS_FILE)
+    rows = _rows(args.folder)
+    if not rows:
+        raise ConfigError(f"{args.folder} holds no finished training yet; a table needs at least one (run "
+                          "`table build` first)")
+    starts = [s for s in rundir.read_jsonl(Path(args.folder) / STARTS_FILE) if isinstance(s, dict)]
     provenance = {
         "built_by": starts,
         "trainings": len(rows),
@@ -136,6 +133,16 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(table)} architectures, {len(rows)} trainings, "
           f"seed tau-b {table.noise['seed_tau_b']['tau_b']}")
     return 0
+
+
+def _rows(folder: str | Path) -> list[dict]:
+    """The build folder's valid rows; one note on stderr says how many damaged ones were skipped and why."""
+    skipped: list[str] = []
+    rows = read_rows(Path(folder), skipped)
+    if skipped:
+        print(f"nasviz: note: skipped {len(skipped)} damaged row(s) of {folder} (the first: {skipped[0]})",
+              file=sys.stderr)
+    return rows
 
 
 def add_subcommands(parser: argparse.ArgumentParser) -> None:

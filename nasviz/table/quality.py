@@ -6,8 +6,6 @@ import itertools
 import statistics
 from collections import defaultdict
 
-from nasviz.analysis import kendall_tau_b
-
 
 def by_architecture(rows: list[dict]) -> dict[str, dict[int, float]]:
     """{genotype: {seed: test accuracy}} from build rows."""
@@ -20,6 +18,8 @@ def by_architecture(rows: list[dict]) -> dict[str, dict[int, float]]:
 def seed_agreement(accuracy: dict[str, dict[int, float]], keys: list[str] | None = None) -> dict:
     """Kendall tau-b between every pair of seeds over the architectures that have both (restricted to `keys`
     if given): the mean over seed pairs, each pair's value and how many architectures it covers."""
+    from nasviz.analysis import kendall_tau_b  # numpy: imported when a table is measured, not at start-up
+
     keys = list(accuracy) if keys is None else keys
     seeds = sorted({s for k in keys for s in accuracy.get(k, {})})
     pairs = {}

@@ -11,45 +11,21 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz.data import BatchStream, ImageData, crop_padding_for, eval_batches, resized
-from nasviz.network import SearchNetwork, count_flops, count_params
-from nasviz.space import Genotype
-from nasviz.train import accuracy, check_finite, prepare_model
+from nasviz.data.loading import BatchStream, ImageData, crop_padding_for, eval_batches, resized
+from nasviz.space.genotypes import Genotype
+from nasviz.space.network import SearchNetwork, count_flops, count_params
+from nasviz.table.recipe_config import Recipe
+from nasviz.train.steps import accuracy, check_finite, prepare_model
+
+__all__ = ["DATA_SEED", "Recipe", "prepare_data", "train_and_test", "train_subset"]
 
 DATA_SEED = 0
 """Seed of the shuffle that picks the training subset: the same images for every genotype and seed."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How every genotype of the table is trained and tested."""
-
-    dataset: str = "fashion-mnist"
-    image_size: int = 14
-    channels: int = 8
-    layers: int = 3
-    train_images: int = 10_000
-    epochs: int = 3
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    test_images: int | None = None
-    """Test on the first `test_images` test images (None, the table's setting: the whole test set)."""
-
-    @property
-    def steps(self) -> int:
-        return self.epochs * (self.train_images // self.batch_size)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def prepare_data(data: ImageData, recipe: Recipe) -> ImageData:

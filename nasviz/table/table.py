@@ -15,14 +15,14 @@ from __future__ import annotations
 import bisect
 import functools
 import gzip
-import json
 import statistics
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from nasviz.errors import NasvizError
-from nasviz.space import Genotype, GenotypeError, SearchSpace, get_space, suggest
+from nasviz.errors import NasvizError, suggest
+from nasviz.runs import safe_json
+from nasviz.space.genotypes import Genotype, GenotypeError, SearchSpace, get_space
 from nasviz.table.quality import quality
 
 SHIPPED = {"mini-fashion-mnist": "mini-fashion-mnist.json.gz"}
@@ -137,7 +137,7 @@ class Table:
 
     def save(self, path: str | Path) -> None:
         """Write the table as gzip-compressed JSON (reproducible bytes: no timestamp in the gzip header)."""
-        data = json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
+        data = safe_json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
         Path(path).write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
 
 
@@ -159,7 +159,7 @@ def read(path: str | Path) -> Table:
     """Read a table file; a damaged one is refused with one line naming it."""
     path = Path(path)
     try:
-        obj = json.loads(gzip.decompress(path.read_bytes()))
+        obj = safe_json.loads(gzip.decompress(path.read_bytes()))
         space = get_space(obj["space"])
         entries = [
             Entry(genotype=a["genotype"], params=int(a["params"]), flops=int(a["flops"]),
@@ -171,7 +171,7 @@ def read(path: str | Path) -> Table:
                      dict(obj["noise"]))
     except FileNotFoundError:
         raise TableError(f"no table file at {path}") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise TableError(f"{path} is not a valid table file ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
@@ -180,6 +180,12 @@ def load(name: str) -> Table:
     if name in SHIPPED:
         with resources.as_file(resources.files("nasviz.table") / "data" / SHIPPED[name]) as path:
             return read(path)
+    if not str(name).strip():
+        raise TableError(f"table {name!r} is blank; allowed: {', '.join(SHIPPED)}, the path of a table file, or none "
+                         "(the table shipped for the space and dataset)")
+    if Path(name).is_dir():
+        raise TableError(f"table {name!r} is a folder, not a table file; allowed: {', '.join(SHIPPED)} or the path of "
+                         "a table file (.json.gz, written by `table assemble`)")
     if Path(name).exists():
         return read(name)
     raise TableError(f"unknown table {name!r}{suggest(name, list(SHIPPED))}; allowed: {', '.join(SHIPPED)} "
@@ -194,7 +200,7 @@ def _cached(name: str, mtime: float) -> Table:
 def ground_truth(space: str, dataset: str, table: str | None = None) -> Table | None:
     """The table a search in `space` on `dataset` is judged by: `table` (a name or file) if given, else the
     shipped table of that space and dataset, else None. A given table of another space or dataset is an error."""
-    from nasviz.datasets import check_dataset_name
+    from nasviz.data.datasets import check_dataset_name
 
     dataset = check_dataset_name(dataset)
     if table is None:

@@ -32,8 +32,10 @@ _EXPORTS = {
     "GraphvizMissing": "cells",
     "Dashboard": "dashboard",
     "Replay": "replay",
+    "WarmupView": "warmup_view",
     "write_report": "report",
     "show_static": "report",
+    "rows_so_far": "partial",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasviz import rundir
-from nasviz.errors import ConfigError
+from nasviz.errors import ConfigError, NasvizError, one_line
+from nasviz.runs import rundir
 
 RENDER_FORMATS = ("svg", "png", "pdf", "dot")
 
@@ -61,12 +61,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not rundir.load_history(run_dir, check=True):
         raise ConfigError(f"{run_dir} is not a run directory with a recorded generation ({rundir.HISTORY}): nothing "
                           "to report yet")
-    if rundir.load_result(run_dir) is None and (run_dir / rundir.RESULT).exists():  # an object that is not: error
-        print(f"nasviz: note: {run_dir / rundir.RESULT} is not JSON (damaged); the report leaves out its facts",
-              file=sys.stderr)
+    rundir.load_result(run_dir)  # JSON that is not an object: an error naming the file
+    for note in result_notes(run_dir):
+        print(f"nasviz: note: {note}", file=sys.stderr)
     for path in write_report(run_dir):
         print(path)
     return 0
+
+
+def result_notes(run_dir: Path) -> list[str]:
+    """What the report cannot use of result.json, one note each: not JSON, JSON but not an object, or fields of
+    the wrong type (which the report leaves out)."""
+    from nasviz.viz.report import RESULT_FACTS, typed_result
+
+    path = run_dir / rundir.RESULT
+    if not path.exists():
+        return []
+    try:
+        value = rundir.read_json(path)
+    except NasvizError:
+        return [f"{path} is not JSON (damaged); the report leaves out its facts"]
+    if not isinstance(value, dict):
+        return []  # refused by `rundir.load_result`
+    wrong = [k for k in RESULT_FACTS if k in value and k not in typed_result(value)]
+    return [f"{path} has {k}={one_line(repr(value[k]), 40)}, not {RESULT_FACTS[k][1]} (damaged); the report leaves "
+            "it out" for k in wrong]
 
 
 COMMANDS = (add_render_command, add_report_command)

@@ -9,10 +9,10 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from nasviz.space import CELL_TYPES, DARTS, NODES, Genotype, SearchSpace, space_of
+from nasviz.space.genotypes import CELL_TYPES, DARTS, NODES, Genotype, SearchSpace, space_of
 
 Row = dict[str, Any]
-"""One history row (a history.jsonl line): see `nasviz.recorder.history_row`."""
+"""One history row (a history.jsonl line): see `nasviz.search.search_records.history_row`."""
 
 GenotypeLike = Genotype | str
 """A Genotype, its DARTS text, or a fixture name such as 'DARTS_V2'."""
@@ -140,6 +140,7 @@ def population_table_html(row: Row | None, ids: dict[str, int] | None = None) ->
     head = ("rank", "id", "fitness", "before", "params", "origin", "normal cell", "reduction cell")
     cells = "".join(f"<th style='text-align:left;padding:2px 6px'>{h}</th>" for h in head)
     lines = [f"<b>Population after generation {row['generation']}</b>",
+             "<div style='max-width:100%;overflow-x:auto'>",
              "<table style='border-collapse:collapse;font-size:12px;font-family:monospace'>", f"<tr>{cells}</tr>"]
     for rank, (text, fit, params) in enumerate(zip(row["population"], row["fitness"], row["params"]), start=1):
         ind = by_text.get(text, {})
@@ -150,5 +151,5 @@ def population_table_html(row: Row | None, ids: dict[str, int] | None = None) ->
         )
         tds = "".join(f"<td style='padding:2px 6px;white-space:nowrap'>{html.escape(v)}</td>" for v in values)
         lines.append(f"<tr title='{html.escape(text, quote=True)}'>{tds}</tr>")
-    lines.append("</table>")
+    lines.append("</table></div>")
     return "\n".join(lines)

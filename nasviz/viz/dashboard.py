@@ -9,7 +9,12 @@
 handles the Stop button's click even when later cells are queued (Run All). A blocking wait (`wait()`,
 `thread.join()`, `time.sleep`) cannot: the click would wait in the kernel's queue behind those cells. (This needs
 ipykernel >= 7.4, which dispatches widget messages while a cell awaits.) After Stop, `call` and `run` start
-nothing more unless asked with `resume=True`, so the rest of a Run All shows the run as it stopped.
+nothing more unless asked with `resume=True`, so the rest of a Run All shows the run as it stopped: `await
+dash.call(search.run)` then returns the run's result as it stopped (`finished: False`), never None.
+
+How long Stop takes: a warm-up stops after its current training step (then writes a checkpoint); a generation
+stops when it ends (its fine-tuning, fair re-evaluation and selection complete), since a checkpoint holds whole
+generations only. The status line says which, meanwhile.
 
 Redraws are throttled (train_step/evaluation events at most every `min_interval` seconds; generation,
 new_best and done always redraw) so a fast search never floods the browser.
@@ -28,17 +33,33 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nasviz import rundir
-from nasviz.events import Done, Evaluation, Event, Generation, NewBest, Phase, Resumed, TrainLog, TrainStep, from_json
+from nasviz.runs import rundir
+from nasviz.runs.events import (
+    Done,
+    Evaluation,
+    Event,
+    Generation,
+    NewBest,
+    Phase,
+    Resumed,
+    Retrained,
+    TrainLog,
+    TrainStep,
+    from_json,
+)
 from nasviz.viz import figures
 from nasviz.viz.common import Row
+from nasviz.viz.controls import RunControls
+from nasviz.viz.explorer import Explorer
+from nasviz.viz.final_pick import candidates_table
 from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget, full_width
 from nasviz.viz.widgets import row as side_by_side
 
 _LABELS = {"warmup": "warm-up", "finetune": "fine-tune", "generations": "generations"}
 _PHASE_NOTES = {"warmup": "warming up the supernet (uniform path sampling)",
                 "initial": "evaluating the initial population",
-                "generation": "generation {generation}: offspring, fine-tuning, fair re-evaluation"}
+                "generation": "generation {generation}: offspring, fine-tuning, fair re-evaluation",
+                "final": "final pick: retraining the top candidates from scratch"}
 
 
 class Dashboard(RunView):
@@ -72,7 +93,14 @@ class Dashboard(RunView):
         super().__init__(self._controls(figure_width), figure_width)
         self.final = widgets.Box([])
         """What the search's end adds: fitness vs FLOPs of everything evaluated, with its Pareto front."""
-        self.widget.children = (*self.widget.children, self.final)
+        self.retrained: list[dict] = []
+        """The final pick's candidates retrained so far (final_pick=retrain), as `Retrained` events give them."""
+        self._retrain_of: int | None = None
+        self.final_pick = widgets.HTML("")
+        """Their table: fitness and retrain scores, the picked one marked at the end."""
+        self.explorer = Explorer(figure_width)
+        """The genealogy and the inspector (click an individual in any figure)."""
+        self.widget.children = (*self.widget.children, self.final_pick, self.final, self.explorer.widget)
 
     # --- widgets ------------------------------------------------------------------------------------------
     def _controls(self, w: int | None) -> list[widgets.Widget]:
@@ -86,15 +114,19 @@ class Dashboard(RunView):
 
         self.title = widgets.HTML("<b style='font-size:15px'>nasviz · SFT-GA search</b>")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
-                                          tooltip="stop at the next checkpoint (resume later with Search.resume)")
+                                          tooltip="stop: a warm-up after its current step, a generation when it ends "
+                                                  "(continue later with resume=True or Search.resume)")
         self.stop_button.on_click(lambda _b: self.stop())
+        self.controls = RunControls()
+        """Pause / Step / Continue (`nasviz.viz.controls`), beside Stop."""
         self.progress = {name: bar(label) for name, label in _LABELS.items()}
         """The three IntProgress bars: 'warmup', 'finetune' (this generation's steps), 'generations'."""
         self.status = widgets.HTML("<i>waiting for a search</i>")
         self.status.add_class("nasviz-status")
         return [
-            widgets.HBox([self.title, self.stop_button], layout=widgets.Layout(justify_content="space-between",
-                                                                               max_width=full_width(w))),
+            widgets.HBox([self.title, widgets.HBox([*self.controls.buttons, self.stop_button])],
+                         layout=widgets.Layout(justify_content="space-between", max_width=full_width(w))),
+            self.controls.label,
             side_by_side(*self.progress.values()),
             self.status,
         ]
@@ -116,6 +148,7 @@ class Dashboard(RunView):
                 self._dirty |= {"generation", "best"}
         self._pending_end = search.steps
         self._unsubscribe = search.subscribe(self.handle)
+        self.controls.attach(search)
         self._note(f"attached to a {c.method} search ({c.preset} preset, seed {c.seed})")
         self._dirty.add("progress")
         self.draw()
@@ -140,8 +173,9 @@ class Dashboard(RunView):
         """`await dash.call(search.step)`: run `fn(*args)` (`search.warmup`, `search.step`, `search.run`) in a
         thread with the Stop button enabled and return its value (re-raising its exception). The kernel keeps
         handling widget messages while the cell awaits, so Stop works under Run All. After Stop was pressed it
-        returns None without calling `fn`; `resume=True` calls it anyway (`await dash.call(search.run,
-        resume=True)` continues a stopped search)."""
+        does not call `fn`: for `search.run` it returns the search's result as it stopped (what `run` returns,
+        `finished: False`), for the others None (what they return when stopped); `resume=True` calls it anyway
+        (`await dash.call(search.run, resume=True)` continues a stopped search)."""
         owner = getattr(fn, "__self__", None)
         if owner is not None and hasattr(owner, "request_stop") and owner is not self.search:
             self.attach(owner)
@@ -156,6 +190,11 @@ class Dashboard(RunView):
         if self.stopped and not resume:
             self._note(self._stopped_text() + " (Stop was pressed: not continuing; resume=True continues)")
             self.draw()
+            if self._is_run(fn):  # the run as it stopped, so the cells after `result = ...` work
+                self.result = self.search.result()
+                future = Future()
+                future.set_result(self.result)
+                return future
             return None
         self.stopped = False
         self.error = None
@@ -164,6 +203,7 @@ class Dashboard(RunView):
         future: Future = Future()
         self._busy = True
         self.stop_button.disabled = self.search is None
+        self.controls.running(self.search is not None)
         if background:
             self._thread = threading.Thread(target=self._work, args=(fn, args, future), name="nasviz-search",
                                             daemon=True)
@@ -171,6 +211,11 @@ class Dashboard(RunView):
         else:
             self._work(fn, args, future)
         return future
+
+    def _is_run(self, fn: Callable) -> bool:
+        """Whether `fn` is the attached search's `run`."""
+        return self.search is not None and getattr(fn, "__self__", None) is self.search and \
+            getattr(fn, "__name__", "") == "run"
 
     def _work(self, fn: Callable, args: tuple, future: Future) -> None:
         value, error = None, None
@@ -184,6 +229,7 @@ class Dashboard(RunView):
         finally:
             self._busy = False
             self.stop_button.disabled = True
+            self.controls.running(False)
             unfinished = isinstance(value, dict) and value.get("finished") is False
             if error is None and (self.stopped or unfinished) and not getattr(self.search, "done", False):
                 self._note(self._stopped_text() + "; the cells below show the run so far. Continue with "
@@ -203,10 +249,22 @@ class Dashboard(RunView):
                     "supernet steps")
         return f"stopped after generation {search.generation}"
 
+    def _stopping_text(self) -> str:
+        """What the status line says between a click on Stop and the stop: when it will take effect."""
+        search = self.search
+        if search is None or not self._busy:
+            return ""
+        if search.generation < 0 and search.warmup_done < search.config.warmup_total:
+            return "<b>Stop pressed</b>: stopping after this warm-up step · "
+        if search.generation < 0:
+            return "<b>Stop pressed</b>: stopping after the initial population is evaluated · "
+        return (f"<b>Stop pressed</b>: stopping after generation {search.generation + 1} (when its fine-tuning "
+                "and re-evaluation end) · ")
+
     def stop(self) -> None:
-        """Ask the search to stop at its next checkpoint (what the Stop button does): a running warm-up stops
-        after its current chunk of `checkpoint_every` steps, a generation when it ends. Later `call`s and `run`s
-        start nothing, so the rest of a Run All shows the run as it stopped."""
+        """Ask the search to stop (what the Stop button does): a running warm-up stops after its current training
+        step, a generation when it ends. Later `call`s and `run`s start nothing, so the rest of a Run All shows
+        the run as it stopped."""
         if self.search is None:
             return
         self.stop_button.disabled = True
@@ -217,6 +275,7 @@ class Dashboard(RunView):
             self.search.request_stop()
         else:
             self._note(self._stopped_text())
+        self.controls.resume()  # a paused search goes on to see the stop, and a later run does not pause
         self.draw()
 
     def wait(self, timeout: float | None = None) -> dict | None:
@@ -287,6 +346,14 @@ class Dashboard(RunView):
                 self.stop_button.disabled = True
                 self._dirty |= {"progress", "final"}
                 force = True
+            case Retrained():
+                self.retrained = [r for r in self.retrained if r["genotype"] != event.genotype] + [
+                    {"genotype": event.genotype, "fitness": event.fitness, "retrain_scores": event.scores}]
+                self._retrain_of = event.of
+                self._note(f"final pick: retrained candidate {event.index}/{event.of}, score "
+                           f"{sum(event.scores) / len(event.scores):.4f}")
+                self._dirty.add("final_pick")
+                force = True
             case Resumed():
                 self._note("resumed from checkpoint")
                 self._dirty.add("progress")
@@ -297,13 +364,18 @@ class Dashboard(RunView):
         if len(paths) != len(row.get("train_loss", ())):
             paths = self._paths_from_history(row["generation"]) or paths
         row["trained_paths"] = list(paths)
+        before = [r for r in self.rows if r["generation"] == row["generation"] - 1]
         self.rows = [r for r in self.rows if r["generation"] < row["generation"]] + [row]
         self._pending = TrainLog()
         self._pending_generation = row["generation"] + 1
         self._pending_end = row["supernet_steps"]
         self._counts["generations"][0] = row["generation"]
+        fell = bool(before) and row["best"]["fitness"] < before[0]["best"]["fitness"]
         self._note(f"generation {row['generation']} done: best {row['best']['fitness']:.4f}, "
-                   f"mean {row['mean_fitness']:.4f}, {row['evaluations']} evaluations")
+                   f"mean {row['mean_fitness']:.4f}, {row['evaluations']} evaluations"
+                   + (f" · the best fell from {before[0]['best']['fitness']:.4f}: every individual, the old best "
+                      "too, is re-evaluated under this generation's fine-tuned weights, and those can score it "
+                      "lower" if fell else ""))
         self._dirty |= {"generation", "training", "progress"}
 
     def _paths_from_history(self, generation: int) -> list[str]:
@@ -349,8 +421,7 @@ class Dashboard(RunView):
                     bar.description = f"{_LABELS[name]} {value}/{total}"
             if "status" in dirty or self.stopped:
                 pending = self.stopped and self._busy
-                self.status.value = ("<b>Stop pressed</b>: stopping at the next checkpoint · " if pending else
-                                     "") + self._status_html
+                self.status.value = (self._stopping_text() if pending else "") + self._status_html
             if "training" in dirty or "generation" in dirty:
                 rows = self._partial_rows()
                 self.draw_figure("training_curves", figures.training_curves_figure(rows))
@@ -359,9 +430,17 @@ class Dashboard(RunView):
                 self.draw_figure("fitness", figures.fitness_figure(self.rows))
                 self.draw_figure("before_after", figures.before_after_figure(self.rows))
                 self.show_population(self.rows, self.rows[-1] if self.rows else None)
+                self.explorer.update(self.rows)
+                self.explorer.connect(self.figures.values())
+            if "final_pick" in dirty or ("final" in dirty and self.result and "final_pick" in self.result):
+                block = (self.result or {}).get("final_pick")
+                self.final_pick.value = candidates_table(block["candidates"], block["picked"]) if block else \
+                    candidates_table(self.retrained, of=self._retrain_of)
             if "final" in dirty:
                 fig = figures.fitness_vs_flops_figure(self.rows)
-                self.final.children = [boxed(figure_widget(fig, self.figure_width), self.figure_width)]
+                final = figure_widget(fig, self.figure_width)
+                self.final.children = [boxed(final, self.figure_width)]
+                self.explorer.connect([final])
             if "best" in dirty:
                 fitness = next((r["best"]["fitness"] for r in reversed(self.rows)
                                 if r["best"]["genotype"] == self._best), None)

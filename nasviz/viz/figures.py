@@ -78,7 +78,9 @@ def fitness_figure(rows: Sequence[Row], highlight: int | None = None) -> go.Figu
         ))
     gens = [r["generation"] for r in rows]
     traces.append(go.Scatter(x=gens, y=[r["best"]["fitness"] for r in rows], mode="lines+markers", name="best",
-                             line={"color": "#00a65a", "width": 3}))
+                             line={"color": "#00a65a", "width": 3},
+                             hovertemplate="generation %{x}: best %{y:.4f}<br>everyone is re-evaluated under this "
+                                           "generation's weights,<br>so the best can fall<extra></extra>"))
     traces.append(go.Scatter(x=gens, y=[r["mean_fitness"] for r in rows], mode="lines", name="mean of population",
                              line={"color": "#444", "dash": "dash"}))
     grid = Grid()
@@ -88,7 +90,9 @@ def fitness_figure(rows: Sequence[Row], highlight: int | None = None) -> go.Figu
     if highlight is not None:
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": highlight - 0.45, "x1": highlight + 0.45,
                        "y0": 0, "y1": 1, "fillcolor": "gold", "opacity": 0.25, "line": {"width": 0}, "layer": "below"})
-    return make_figure(traces, grid, "Fitness per generation", shapes=shapes)
+    fig = make_figure(traces, grid, "Fitness per generation", shapes=shapes)
+    fig.update_layout(legend_title_text="filled = kept, open = discarded:")
+    return fig
 
 
 def parents_offspring_figure(rows: Sequence[Row]) -> go.Figure:
@@ -190,17 +194,21 @@ def trained_paths(rows: Sequence[Row], phase: str, generation: int | None = None
             for p in r.get("trained_paths", ())]
 
 
-def op_frequency_figure(rows: Sequence[Row], generation: int | None = None) -> go.Figure:
+def op_frequency_figure(rows: Sequence[Row], generation: int | None = None, *, warmup_only: bool = False
+                        ) -> go.Figure:
     """Operation frequency of the trained paths per cell/node/op: warm-up vs fine-tuning, and their difference.
 
     Heatmap traces 'warm-up', 'fine-tuning', 'difference' (z: fraction of a node's edges using the op; rows
     sum to 1; uniform sampling gives 1/7). `generation` limits fine-tuning to that generation's paths.
+    `warmup_only`: the warm-up panel alone (trace 'warm-up'), for a supernet that is not fine-tuned (02).
     """
     warm = trained_paths(rows, "warmup")
     tune = trained_paths(rows, "finetune", generation)
     space = paths_space(warm or tune)
     labels = node_labels(space.nodes)
     ops = list(space.ops)
+    if warmup_only:
+        return _warmup_frequency_figure(warm, space, labels, ops)
     fine_title = "fine-tuning" + (f", gen. {generation}" if generation is not None else "")
     grid = Grid(1, 3, (f"warm-up<br>{len(warm)} paths", f"{fine_title}<br>{len(tune)} paths",
                        "difference<br>fine-tuning − warm-up"), hspace=0.035, shared_y=True)
@@ -235,6 +243,24 @@ def op_frequency_figure(rows: Sequence[Row], generation: int | None = None) -> g
             "tickvals": [-2 * uniform, 0, 2 * uniform], "ticktext": [f"≤ −2/{k}", "0", f"≥ +2/{k}"]}},
         margin={"l": 120, "r": 20, "t": 95, "b": 45},
     )
+
+
+def _warmup_frequency_figure(paths: list[str], space, labels: list[str], ops: list[str]) -> go.Figure:
+    """The warm-up panel of `op_frequency_figure` alone."""
+    counts = op_counts(paths, space)
+    z = [[n / (2 * len(paths)) for n in row] for row in counts] if paths else [[None] * len(ops) for _ in labels]
+    k = len(ops)
+    uniform = 1 / k
+    trace_ = go.Heatmap(z=z, x=ops, y=labels, name="warm-up", customdata=counts, xgap=1, ygap=1,
+                        colorscale="RdBu", zmin=0, zmax=2 * uniform,
+                        colorbar={"title": {"text": "freq."}, "thickness": 10, "tickvals": [0, uniform, 2 * uniform],
+                                  "ticktext": ["0", f"1/{k}", f"≥ 2/{k}"]},
+                        hovertemplate="%{y}<br>%{x}: %{z:.2f} (%{customdata} edges)<extra>warm-up</extra>")
+    grid = Grid()
+    grid.x(tickangle=60, tickfont={"size": 10}, tickmode="array", tickvals=ops, ticktext=[OP_SHORT[op] for op in ops])
+    grid.y(autorange="reversed")
+    return make_figure([trace_], grid, f"Operations on the {len(paths)} warm-up paths (uniform = 1/{k} ≈ "
+                       f"{uniform:.2f}: white)", height=430, margin={"l": 120, "r": 20, "t": 70, "b": 45})
 
 
 # --- training ---------------------------------------------------------------------------------------------
@@ -366,9 +392,10 @@ def fitness_vs_params_figure(rows: Sequence[Row]) -> go.Figure:
 
 
 def fitness_vs_flops_figure(rows: Sequence[Row]) -> go.Figure:
-    """Fitness vs FLOPs per image of everything evaluated, the non-dominated (Pareto) front marked
-    (`nasviz.viz.front.front_figure`); empty for histories that did not record FLOPs."""
-    return front_figure(rows, "flops")
+    """Fitness vs FLOPs per image of the last generation, its non-dominated (Pareto) front marked, earlier
+    generations faded (`nasviz.viz.front.front_figure`): fitness values measured under different supernet weights
+    are never put on one front (fair re-evaluation's principle). Empty for histories that did not record FLOPs."""
+    return front_figure(rows, "flops", rows[-1]["generation"] if rows else None, earlier=True)
 
 
 FIGURES = {

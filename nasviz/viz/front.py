@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from nasviz.errors import ConfigError
-from nasviz.ga import pareto_front
+from nasviz.search.ga import pareto_front
 from nasviz.viz.common import Row, genotype_ids
 from nasviz.viz.layout import FITNESS, GENERATION, Grid, axis_title, make_figure
 
@@ -35,25 +35,39 @@ def front_points(rows: Sequence[Row], size: str = "flops", generation: int | Non
     return points
 
 
-def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | None = None) -> go.Figure:
-    """Fitness vs `size` ("flops" or "params") of everything evaluated, coloured by generation.
+def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | None = None, *,
+                 earlier: bool = False) -> go.Figure:
+    """Fitness vs `size` ("flops" or "params") of everything evaluated (of `generation` only, if given), coloured
+    by generation, with its non-dominated front.
 
-    Traces: 'evaluated' (every point), 'non-dominated' (the front's points, ringed) and 'Pareto front' (the
-    staircase through them). Individuals without a `size` value (histories that did not record it) are left
-    out. With SFT-GA the supernet changes between generations, so `generation=k` compares like with like."""
+    Traces: 'earlier generations' (with `earlier` and a `generation`: the generations before it, faded, never on
+    the front), 'evaluated' (every point the front is drawn from), 'non-dominated' (the front's points, ringed)
+    and 'Pareto front' (the staircase through them). Individuals without a `size` value (histories that did not
+    record it) are left out. With SFT-GA the supernet changes between generations, so only `generation=k`
+    compares like with like (`nasviz.viz.figures.fitness_vs_flops_figure` draws the last generation's front)."""
     points = front_points(rows, size, generation)
+    old = front_points([r for r in rows if r["generation"] < generation], size) if earlier and generation is not None \
+        else []
     ids = genotype_ids(rows)
     front = sorted((p for p in points if p["front"]), key=lambda p: (p["size"], p["fitness"]))
-    custom = [[ids.get(p["genotype"], -1), p["role"], p["generation"]] for p in points]
     label = "FLOPs" if size == "flops" else "params"
     hover = ("#%{customdata[0]} %{customdata[1]}, generation %{customdata[2]}<br>"
              f"%{{x:,}} {label}, fitness %{{y:.4f}}<extra></extra>")
+
+    def custom(ps: list[dict]) -> list[list]:
+        return [[ids.get(p["genotype"], -1), p["role"], p["generation"]] for p in ps]
+
     gens = [p["generation"] for p in points]
+    many = len(set(gens)) > 1
     traces = [
-        go.Scatter(x=[p["size"] for p in points], y=[p["fitness"] for p in points], mode="markers", name="evaluated",
-                   customdata=custom, hovertemplate=hover,
-                   marker={"color": gens, "colorscale": "Viridis", "size": 7, "opacity": 0.7, "showscale": bool(gens),
-                           "colorbar": {"title": {"text": GENERATION}, "thickness": 10, "dtick": 1}}),
+        go.Scatter(x=[p["size"] for p in old], y=[p["fitness"] for p in old], mode="markers",
+                   name="earlier generations", customdata=custom(old), hovertemplate=hover,
+                   marker={"color": "#bbbbbb", "size": 6, "opacity": 0.35}),
+        go.Scatter(x=[p["size"] for p in points], y=[p["fitness"] for p in points], mode="markers",
+                   name="evaluated", customdata=custom(points), hovertemplate=hover,
+                   marker={"color": gens, "colorscale": "Viridis", "size": 7, "opacity": 0.7, "showscale": many,
+                           "colorbar": {"title": {"text": GENERATION}, "thickness": 10, "dtick": 1}}
+                   if many else {"color": "#1f77b4", "size": 8, "opacity": 0.85}),
         go.Scatter(x=[p["size"] for p in front], y=[p["fitness"] for p in front], mode="markers",
                    name="non-dominated", hoverinfo="skip",
                    marker={"symbol": "circle-open", "size": 14, "color": "#d62728", "line": {"width": 2}}),
@@ -63,5 +77,6 @@ def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | Non
     grid = Grid()
     grid.x(title=axis_title(SIZES[size]))
     grid.y(title=axis_title(FITNESS))
-    scope = "every generation" if generation is None else f"generation {generation}"
+    scope = "every generation" if generation is None else f"generation {generation}" + (
+        ", earlier ones faded" if old else "")
     return make_figure(traces, grid, f"Fitness vs {label} ({scope}): {len(front)} non-dominated of {len(points)}")

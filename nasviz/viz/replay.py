@@ -11,9 +11,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nasviz import rundir
+from nasviz.runs import rundir
 from nasviz.viz import figures
 from nasviz.viz.common import Row
+from nasviz.viz.explorer import Explorer
 from nasviz.viz.widgets import FIGURE_WIDTH, RunView
 
 
@@ -33,6 +34,9 @@ class Replay(RunView):
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.info = widgets.HTML()
         super().__init__([widgets.HBox([self.slider, self.refresh_button]), self.info], figure_width)
+        self.explorer = Explorer(figure_width)
+        """The genealogy of the generation shown and the inspector (click an individual in any figure)."""
+        self.widget.children = (*self.widget.children, self.explorer.widget)
         self.slider.observe(self._on_slider, names="value")
         self.refresh()
         if generation is not None:
@@ -102,6 +106,8 @@ class Replay(RunView):
         self.draw_figure("op_frequency", figures.op_frequency_figure(rows_so_far, g if g >= 1 else None))
         self.draw_figure("training_curves", figures.training_curves_figure(rows_so_far))
         self.show_population(self.rows, row)
+        self.explorer.update(rows_so_far, g)
+        self.explorer.connect(self.figures.values())
         self.show_best(row["best"]["genotype"], f"Best cells of generation {g} (fitness {row['best']['fitness']:.4f})")
         phase = "warm-up" if g == 0 else "fine-tuning"
         self.info.value = (f"generation <b>{g}</b> of {self.generations[-1]}: {row['supernet_steps']} supernet steps "

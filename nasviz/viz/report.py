@@ -10,16 +10,18 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from nasviz import rundir
+from nasviz.errors import NasvizError
+from nasviz.runs import rundir
 from nasviz.viz.cells import GraphvizMissing, svg_markup, write_cells
 from nasviz.viz.common import Row
 from nasviz.viz.figures import FIGURES, all_figures
+from nasviz.viz.genealogy import genealogy_figure
+from nasviz.viz.partial import is_partial, rows_so_far
+
+WARMUP_FIGURES = ("training_curves", "op_frequency")
+"""The figures a stopped warm-up has data for."""
 
 PLOTLY_JS = "plotly.min.js"
-
-
-def _rows(source: str | Path | Sequence[Row]) -> list[Row]:
-    return rundir.load_history(source, check=True) if isinstance(source, (str, Path)) else list(source)
 
 
 def _plotly_js() -> bytes:
@@ -42,7 +44,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
     js = folder / PLOTLY_JS
     rundir.atomic_write_bytes(js, _plotly_js())
     written.append(js)
-    figs = all_figures(rows)
+    figs = {**all_figures(rows), "genealogy": genealogy_figure(rows)}  # hover: genotype and parents, no kernel
     for name, fig in figs.items():
         path = folder / f"{name}.html"
         page = fig.to_html(include_plotlyjs=False, full_html=True)
@@ -59,8 +61,30 @@ def write_report(run_dir: str | Path) -> list[Path]:
     return written
 
 
+RESULT_FACTS: dict[str, tuple[tuple[type, ...], str]] = {
+    "method": ((str,), "text"), "dataset": ((str,), "text"), "preset": ((str,), "text"), "seed": ((int,), "an integer"),
+    "finished": ((bool,), "true/false"), "search_wall_time_s": ((int, float), "a number"),
+    "best_genotype": ((str,), "genotype text"), "best_fitness": ((int, float), "a number"),
+}
+"""result.json's fields that the report shows, their JSON types and how a note names them."""
+
+
+def typed_result(result: dict) -> dict:
+    """`result` without the fields of `RESULT_FACTS` that have the wrong type (`viz.cli` notes each)."""
+    def ok(key: str, value) -> bool:
+        if key not in RESULT_FACTS:
+            return True
+        kinds = RESULT_FACTS[key][0]
+        return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+
+    return {k: v for k, v in result.items() if ok(k, v)}
+
+
 def _report_page(run_dir: Path, rows: list[Row], figs: dict[str, go.Figure]) -> str:
-    result = rundir.load_result(run_dir) or {}
+    try:
+        result = typed_result(rundir.load_result(run_dir) or {})
+    except NasvizError:  # JSON, but not an object (the command line refuses it)
+        result = {}
     best = rows[-1]["best"]
     try:
         cells = svg_markup(best["genotype"])
@@ -94,18 +118,24 @@ th{{text-align:left;padding-right:12px}} code{{word-break:break-all}}
 
 def show_static(source: str | Path | Sequence[Row], names: Sequence[str] | None = None) -> list[go.Figure]:
     """Display static figures (plain `go.Figure`s, no widget state) of a run directory or of rows, and the best
-    cells; for headless runs (papermill, nbconvert). Returns the figures."""
-    from IPython.display import display
+    cells; for headless runs (papermill, nbconvert). A run stopped during its warm-up shows its training so far
+    (`nasviz.viz.partial`). Returns the figures."""
+    from IPython.display import HTML, display
 
     from nasviz.viz.cells import show_cells
 
-    rows = _rows(source)
+    rows = rows_so_far(source) if isinstance(source, (str, Path)) else list(source)
     unknown = [n for n in names or () if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; allowed: {', '.join(FIGURES)}")
+    if is_partial(rows):  # stopped during the warm-up: only the supernet's training so far has data
+        steps = rows[-1]["supernet_steps"]
+        display(HTML(f"<i>stopped during the warm-up after {steps} supernet steps: no population yet, so only the "
+                     "training figures have data</i>"))
+        names = [n for n in names or FIGURES if n in WARMUP_FIGURES]
     figs = [FIGURES[name](rows) for name in (names or FIGURES)]
     for fig in figs:
         display(fig)
-    if rows:
+    if rows and not is_partial(rows):
         display(show_cells(rows[-1]["best"]["genotype"]))
     return figs

@@ -149,7 +149,8 @@ class RunView:
         """The live plotly FigureWidgets by name."""
         self.cells = widgets.Box([widgets.HTML("<b>Best cells</b><br><i>no genotype yet</i>")],
                                  layout=widgets.Layout(max_width=full_width(w), overflow="auto"))
-        self.table = widgets.HTML(population_table_html(None), layout=widgets.Layout(overflow="auto"))
+        self.table = widgets.HTML(population_table_html(None),  # scrolls sideways where the page is narrower
+                                  layout=widgets.Layout(overflow="auto", max_width=full_width(w)))
         rows = [row(*(boxed(self.figures[name], w) for name in pair)) for pair in self.LAYOUT]
         self.widget = widgets.VBox([*header, *rows, self.cells, self.table])
         """The root widget."""

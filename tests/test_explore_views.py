@@ -1,0 +1,136 @@
+"""Exploring a search in the views: the genealogy figure, the inspector, click-to-inspect in the dashboard and the
+replay, and the genealogy in report.html. (A real click in JupyterLab: tests/test_browser.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from plotly.callbacks import Points
+
+from nasviz.runs import lineage, rundir
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.viz import Dashboard, Replay, write_report
+from nasviz.viz.common import genotype_ids
+from nasviz.viz.explorer import Explorer
+from nasviz.viz.figures import fitness_figure
+from nasviz.viz.genealogy import genealogy_figure
+from nasviz.viz.inspector import HIGHLIGHT, Inspector
+
+pytest.importorskip("ipywidgets")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("explore") / "run"
+    Search(SearchConfig.from_preset("quick", space="mini", fitness="table", generations=5), out).run()
+    return out
+
+
+def trace(fig, name):
+    return next(t for t in fig.data if t.name == name)
+
+
+def click(explorer: Explorer, widget, name: str, index: int) -> None:
+    """What plotly's widget does on a click on point `index` of trace `name`."""
+    t = trace(widget, name)
+    points = Points(point_inds=[index], xs=[t.x[index]], ys=[t.y[index]], trace_name=name,
+                    trace_index=list(widget.data).index(t))
+    t._dispatch_on_click(points, None)
+
+
+def test_genealogy_draws_the_population_and_all_its_ancestors(run_dir):
+    rows = rundir.load_history(run_dir)
+    records = rundir.lineage(run_dir)
+    fig = genealogy_figure(rows)
+    nodes = [c[0] for c in trace(fig, "individuals").customdata]
+    population = rows[-1]["population_ids"]
+    assert set(population) <= set(nodes)
+    assert set(nodes) == {a for key in population for a in lineage.ancestors(records, key)}
+    links = sum(len(records[k]["parents"]) for k in nodes)
+    edges = sum(len(trace(fig, f"{kind} edge").x) // 3 for kind in ("mutation", "crossover"))
+    assert edges == links  # one edge per parent link, each parent in the tree
+    crossing = sum(len(records[k]["parents"]) for k in nodes if records[k]["operator"].startswith("crossover"))
+    assert len(trace(fig, "crossover edge").x) // 3 == crossing
+    hover = trace(fig, "individuals").text[nodes.index(population[0])]
+    assert population[0] in hover and "parents:" in hover
+    early = genealogy_figure(rows, 1)
+    assert {c[0] for c in trace(early, "individuals").customdata} <= {k for k in records if records[k]["born"] <= 1}
+
+
+def test_a_click_on_a_figure_inspects_that_individual(run_dir):
+    rows = rundir.load_history(run_dir)
+    dash = Dashboard(min_interval=0)
+    for row in rows:
+        dash.handle({"type": "generation", **row})
+    widget = dash.figures["fitness"]
+    offspring = trace(widget, "offspring")
+    number = offspring.customdata[3][0]
+    genotype = next(text for text, n in genotype_ids(rows).items() if n == number)
+    click(dash.explorer, widget, "offspring", 3)
+    assert not dash.explorer.errors, dash.explorer.errors
+    shown = dash.explorer.inspector.shown
+    record = rundir.individual(run_dir, shown)
+    assert record["genotype"] == genotype
+    assert shown in dash.explorer.inspector.facts.value
+    assert json.dumps(genotype)[1:-1].replace("'", "&#x27;") in dash.explorer.inspector.facts.value
+    story = dash.explorer.inspector.story.value
+    assert story.count("<circle") == len(record["story"]) >= 1
+    assert all(f"fitness {e['fitness']:.4f}" in story for e in record["story"])
+    # the genealogy's nodes inspect too
+    genealogy = dash.explorer.genealogy
+    node = trace(genealogy, "individuals").customdata[0][0]
+    click(dash.explorer, genealogy, "individuals", 0)
+    assert dash.explorer.inspector.shown == node
+
+
+def test_the_inspector_highlights_the_mutated_gene_and_tells_each_selection(run_dir):
+    rows = rundir.load_history(run_dir)
+    records = lineage.individuals(rows)
+    inspector = Inspector()
+    inspector.update(rows)
+    mutant = next(r for r in records.values() if r["operator"] == "mutation")
+    inspector.show(mutant["id"])
+    change = mutant["changes"]["mutations"][0]
+    assert HIGHLIGHT in inspector.parents.value and mutant["parents"][0] in inspector.parents.value
+    assert f"←{change['old'][1]} → " in inspector.parents.value
+    dropped = next(r for r in records.values() if not r["generations"][-1]["selected"])
+    inspector.show(dropped["id"])
+    cut = dropped["generations"][-1]
+    assert "dropped" in inspector.selections.value and cut["cut_id"] in inspector.selections.value
+    with pytest.raises(ValueError, match="no individual 'nobody'"):
+        inspector.show("nobody")
+
+
+def test_replay_shows_the_genealogy_of_the_slider_generation(run_dir):
+    replay = Replay(run_dir)
+    replay.show(2)
+    assert replay.explorer.generation == 2
+    shown = {c[0] for c in trace(replay.explorer.genealogy, "individuals").customdata}
+    assert all(rundir.individual(run_dir, k)["born"] <= 2 for k in shown)
+    click(replay.explorer, replay.figures["fitness"], "initial population", 0)
+    assert replay.explorer.inspector.shown.startswith("g0-")
+
+
+def test_report_has_the_genealogy_with_hover(run_dir, tmp_path):
+    write_report(run_dir)
+    page = (run_dir / "report.html").read_text()
+    assert "Genealogy of generation 5" in page and "parents:" in page
+    assert (run_dir / "figures" / "genealogy.html").is_file()
+
+
+def test_views_of_a_run_recorded_before_lineage(run_dir, tmp_path):
+    rows = rundir.load_history(run_dir)
+    for row in rows:
+        row.pop("population_ids")
+        for entry in row["individuals"]:
+            for key in ("id", "born", "operator", "parents", "changes", "story"):
+                entry.pop(key)
+    fig = genealogy_figure(rows)
+    assert len(trace(fig, "individuals").x) == len(rows[-1]["population"])  # no known parents: the population
+    inspector = Inspector()
+    inspector.update(rows)
+    inspector.show(rows[-1]["population"][0])
+    assert "parents unknown" in inspector.parents.value or "no parents" in inspector.parents.value
+    assert fitness_figure(rows).data
