@@ -14,6 +14,7 @@ import torch
 from nasviz import dirlock, ga, rundir
 from nasviz.errors import CheckpointError, NasvizError, one_line
 from nasviz.events import Event, TrainLog
+from nasviz.latency.budget import result_fields as latency_result
 from nasviz.population import Individual, Population
 from nasviz.space import Genotype
 from nasviz.version import __version__
@@ -183,22 +184,28 @@ def search_result(search: Search) -> dict[str, Any]:
         **({"processes": search.ranks.size} if search.ranks.size > 1 else {}),
         "versions": {"nasviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
         **({"truth": _truth_summary(search)} if search.truth is not None and len(search.population) else {}),
-        **({"objective": c.objective, "front": pareto_front(search.population)} if c.objective == "pareto" else {}),
+        **({"objective": c.objective, "pareto_size": c.pareto_size, "front": pareto_front(search.population,
+                                                                                           c.pareto_size)}
+           if c.objective == "pareto" else {}),
+        **latency_result(search),
     }
 
 
 def _summary(individual: Individual) -> dict[str, Any]:
     """An individual as result.json lists it: genotype, fitness, params and (where counted) FLOPs."""
     flops = {} if individual.flops is None else {"flops": individual.flops}
+    latency = {} if individual.latency_ms is None else {"latency_ms": individual.latency_ms}
     return {"genotype": str(individual.genotype), "fitness": individual.fitness, "params": individual.params,
-            **flops}
+            **flops, **latency}
 
 
-def pareto_front(population: Population) -> list[dict[str, Any]]:
-    """The members of `population` no other member dominates on (fitness up, params down), fewest params first."""
-    front = ga.non_dominated_sort(ga.size_objectives(population.fitness, population.params))
-    members = [population[i] for i in (front[0] if front else [])]
-    return [_summary(i) for i in sorted(members, key=lambda i: (i.params, -i.fitness))]
+def pareto_front(population: Population, size: str = "params") -> list[dict[str, Any]]:
+    """The members of `population` no other member dominates on (fitness up, `size` down: "params" or "latency"),
+    smallest first."""
+    sizes = population.latency if size == "latency" else population.params
+    front = ga.non_dominated_sort(ga.size_objectives(population.fitness, sizes))
+    members = sorted((front[0] if front else []), key=lambda i: (sizes[i], -population[i].fitness))
+    return [_summary(population[i]) for i in members]
 
 
 def _truth_summary(search: Search) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_netw
 from nasviz.config import SearchConfig
 from nasviz.data import load_dataset, resized
 from nasviz.errors import ConfigError, DivergedError
+from nasviz.latency import budget as latency_budget
 from nasviz.population import Individual, Population
 from nasviz.recorder import Recorder, check_resumable, checkpoint_state, history_row, restore_state, search_result
 from nasviz.sampling import region_sampler, uniform_sampler
@@ -61,6 +62,7 @@ class Search(events.Publisher):
             asked on any of them stops all)."""
             self._stop_agreed = False  # with several processes: whether any asked to stop, as of the last checkpoint
             self._set_up()
+            self.latency = latency_budget.attach(self)  # predicted latency in every size (with latency_profile)
             # the search's state (all of it goes into the checkpoint)
             self.generation = -1  # -1: warm-up not finished; 0: initial population; g: after generation g
             self.warmup_done = 0
@@ -90,7 +92,7 @@ class Search(events.Publisher):
         self.rng_ga = random.Random(c.seed)
         self.rng_paths = random.Random(c.seed + 1_000_003)
         self.rng_noise = random.Random(c.seed + 2_000_003)  # table_noise
-        self.limits = Limits(c.max_params, c.max_flops)
+        self.limits = Limits(c.max_params, c.max_flops, c.max_latency_ms)
         if c.fitness == "table":  # every score is a lookup: no data, no supernet, no training
             self.device, self.data, self.supernet, self.optimizer, self.stream = torch.device("cpu"), None, None, \
                 None, None
@@ -164,7 +166,8 @@ class Search(events.Publisher):
         initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen, self.space,
                                                        **self.limits.ga_rule(self.sizes)), "initial")
         self._evaluate_all(list(initial), 0)
-        self.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
+        self.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng,
+                                         size=c.pareto_size)
         self.generation = 0
         self.wall_time_s += time.perf_counter() - start
         row = self._finish_generation(initial, self.warmup_log, previous_best=None)
@@ -199,7 +202,8 @@ class Search(events.Publisher):
             for child in offspring:
                 child.fitness_before = child.fitness  # the weights did not change
         region = parents + offspring
-        self.population = region.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
+        self.population = region.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng,
+                                        size=c.pareto_size)
         self.generation = g
         self.wall_time_s += time.perf_counter() - start
         return self._finish_generation(region, trained, previous_best)
@@ -250,8 +254,8 @@ class Search(events.Publisher):
     def _newcomers(self, genotypes: list[Genotype], role: str) -> Population:
         self.seen.update(self.space.key(g) for g in genotypes)
         truth = self.truth.summary if self.truth is not None else lambda g: None
-        return Population(Individual(g, self.params_of(g), role, truth=truth(g), flops=self.flops_of(g))
-                          for g in genotypes)
+        return Population(Individual(g, self.params_of(g), role, truth=truth(g), flops=self.flops_of(g),
+                                     latency_ms=self.sizes(g).latency_ms) for g in genotypes)
 
     def _train(self, sampler: PathSampler, steps: int, phase: str, generation: int, lr: float,
                log: events.TrainLog) -> None:
@@ -340,6 +344,7 @@ class Search(events.Publisher):
         for individual in self.population:
             individual.truth = self.truth.summary(individual.genotype) if self.truth is not None else None
             individual.flops = self.flops_of(individual.genotype)
+            individual.latency_ms = self.sizes(individual.genotype).latency_ms
 
     def _checkpoint(self) -> None:
         if self.run_dir is not None:

@@ -12,7 +12,8 @@ from nasviz import rundir
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nasviz"
 FRONT_ENDS = ("nasviz.viz", "nasviz.headless", "nasviz.notebooks")
-COMMAND_LINE = ("nasviz.cli", "nasviz.options", "nasviz.headless", "nasviz.viz.cli", "nasviz.table.cli")
+COMMAND_LINE = ("nasviz.cli", "nasviz.options", "nasviz.headless", "nasviz.viz.cli", "nasviz.table.cli",
+                "nasviz.latency.cli")
 
 
 def modules() -> dict[str, ast.Module]:

@@ -13,7 +13,9 @@ from nasviz.ga import pareto_front
 from nasviz.viz.common import Row, genotype_ids
 from nasviz.viz.layout import FITNESS, GENERATION, Grid, axis_title, make_figure
 
-SIZES = {"flops": "FLOPs per image (search network)", "params": "parameters (search network)"}
+SIZES = {"flops": "FLOPs per image (search network)", "params": "parameters (search network)",
+         "latency_ms": "predicted latency, ms (search network, latency profile)"}
+LABELS = {"flops": "FLOPs", "params": "params", "latency_ms": "ms"}
 
 
 def front_points(rows: Sequence[Row], size: str = "flops", generation: int | None = None) -> list[dict]:
@@ -36,7 +38,8 @@ def front_points(rows: Sequence[Row], size: str = "flops", generation: int | Non
 
 
 def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | None = None) -> go.Figure:
-    """Fitness vs `size` ("flops" or "params") of everything evaluated, coloured by generation.
+    """Fitness vs `size` ("flops", "params" or "latency_ms": runs with a latency profile) of everything evaluated,
+    coloured by generation.
 
     Traces: 'evaluated' (every point), 'non-dominated' (the front's points, ringed) and 'Pareto front' (the
     staircase through them). Individuals without a `size` value (histories that did not record it) are left
@@ -45,7 +48,7 @@ def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | Non
     ids = genotype_ids(rows)
     front = sorted((p for p in points if p["front"]), key=lambda p: (p["size"], p["fitness"]))
     custom = [[ids.get(p["genotype"], -1), p["role"], p["generation"]] for p in points]
-    label = "FLOPs" if size == "flops" else "params"
+    label = LABELS[size]
     hover = ("#%{customdata[0]} %{customdata[1]}, generation %{customdata[2]}<br>"
              f"%{{x:,}} {label}, fitness %{{y:.4f}}<extra></extra>")
     gens = [p["generation"] for p in points]
