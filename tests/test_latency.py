@@ -223,6 +223,6 @@ def test_the_command_line_profiles_into_the_cache_and_refuses_bad_values_in_one_
     bad = subprocess.run([*args[:-1], "--threads", "0"], capture_output=True, text=True, cwd=ROOT, timeout=600,
                          env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--threads 0 is out of range" in bad.stderr
-    bad = subprocess.run([*args[:6], "--runtime", "tensorrt"], capture_output=True, text=True, cwd=ROOT, timeout=600,
+    bad = subprocess.run([*args[:7], "--runtime", "tensorrt"], capture_output=True, text=True, cwd=ROOT, timeout=600,
                          env=env)
     assert bad.returncode == 2 and "unknown runtime 'tensorrt'" in bad.stderr and bad.stderr.count("\n") == 1
