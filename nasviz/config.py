@@ -10,6 +10,7 @@ from typing import Any
 from nasviz import settings
 from nasviz.datasets import BUILTIN, check_dataset_name
 from nasviz.errors import CheckpointError, ConfigError
+from nasviz.fitness_sources import SOURCES
 from nasviz.settings import (
     BATCH,
     CHANNELS,
@@ -27,7 +28,8 @@ from nasviz.settings import (
 from nasviz.space import SPACES, get_space, suggest
 
 METHODS = ("sft-ga", "ga", "random")
-FITNESS = ("supernet", "table")
+FITNESS = tuple(SOURCES)
+"""Fitness sources by name (`nasviz.fitness_sources`; `nasviz.evaluators` scores with them)."""
 SPACE_LAYOUT: dict[str, dict[str, Any]] = {"mini": {"image_size": 14, "layers": 3}}
 """What choosing a space also sets, unless given: mini searches at its ground-truth table's layout."""
 PATH_SAMPLING = ("population", "region", "uniform")
@@ -36,6 +38,7 @@ PARETO_SIZES = ("params", "latency")
 TIE_BREAKS = ("random", "params")
 EVAL_PRECISIONS = ("fp32", "bf16", "auto")
 LR_SCHEDULES = ("constant", "cosine-per-phase")
+FINAL_PICKS = ("fitness", "retrain")
 INTRODUCED: dict[str, Any] = {"tie_break": "params"}
 """Settings added after runs were first recorded, with the value a run that does not record them used (a saved
 config without them is read with these, so an old run resumes exactly as it began)."""
@@ -92,9 +95,11 @@ class SearchConfig:
     sets image_size=14 and layers=3 (the table's layout) unless they are given."""
     image_size: int | None = setting(None, low=4, high=1024)
     """Scale every image to image_size x image_size (area averaging) before searching; None: as they are."""
-    fitness: str = setting("supernet", choices=FITNESS)
-    """How a candidate is scored: supernet (accuracy with inherited weights: the method) or table (its accuracy in
-    the ground-truth table: no training at all, thousands of searches a minute; a space with a table only)."""
+    fitness: str = setting("supernet", choices=SOURCES.keys())  # live: a source added to the registry counts
+    """How a candidate is scored: supernet (accuracy with inherited weights: the method); table (its accuracy in
+    the ground-truth table: no training at all, thousands of searches a minute; a space with a table only); a
+    zero-cost proxy of its network at initialisation, no supernet and no training (synflow, naswot, snip,
+    grad_norm, jacob_cov: `nasviz.proxies`); or its size, more is better (params, flops): free yardsticks."""
     table_noise: float = setting(0.0, low=0, high=1)
     """With fitness=table: standard deviation of seeded Gaussian noise added to every lookup (accuracy units)."""
     table: str | None = None
@@ -191,6 +196,22 @@ class SearchConfig:
     """How equal fitness values are ordered, in the binary tournaments and in survival: random (a random order
     drawn from the run's seeded GA generator, so no genotype is favoured for its size or for being a parent) or
     params (fewer parameters first, then parents before offspring: the order before this setting existed)."""
+    # --- the final pick
+    final_pick: str = setting("fitness", choices=FINAL_PICKS)
+    """What the search returns: fitness (the best of the last population) or retrain (the `final_top_k` best
+    candidates of everything evaluated, each trained briefly from scratch; the best on held-out training images
+    wins: `nasviz.final_pick`)."""
+    final_top_k: int = setting(3, low=1, high=100)
+    """With final_pick=retrain: how many candidates are retrained."""
+    final_steps: int = setting(150, low=1, high=MAX_STEPS)
+    """With final_pick=retrain: SGD steps of each retraining (batch_size images each, cosine rate to 0)."""
+    final_seeds: int = setting(1, low=1, high=10)
+    """With final_pick=retrain: retrainings per candidate (their mean score decides)."""
+    final_images: int = setting(2000, low=1)
+    """With final_pick=retrain: held-out training images (neither weight nor fitness images) that score them."""
+    proxy_batch_size: int = setting(64, low=2, high=1024)
+    """With a zero-cost proxy as fitness (synflow, naswot, snip, grad_norm, jacob_cov): training images per
+    score (drawn by the seed)."""
     # --- reporting
     record_before: bool = True
     """Also measure the offspring's fitness before fine-tuning (the 'before' of the before/after figures). These
@@ -245,7 +266,7 @@ class SearchConfig:
     def uses_finetune(self) -> bool:
         """Fine-tuning is on for sft-ga unless switched off; the baselines never fine-tune; nor does a search whose
         fitness comes from a table (it has no supernet)."""
-        if self.fitness == "table":
+        if not SOURCES[self.fitness].trains:
             return False
         return self.method == "sft-ga" if self.finetune is None else self.finetune
 
@@ -274,6 +295,9 @@ class SearchConfig:
                 f"finetune=True contradicts method={self.method!r}, a baseline without fine-tuning; "
                 "use method='sft-ga' (the method) to fine-tune"
             )
+        if self.final_pick == "retrain" and self.final_top_k > self.evaluation_budget:
+            raise ConfigError(f"final_top_k={self.final_top_k} exceeds the {self.evaluation_budget} networks this "
+                              "search evaluates; allowed: final_top_k <= population x (generations + 1)")
         if self.top_k > self.population:
             raise ConfigError(f"top_k={self.top_k} exceeds population={self.population}; allowed: 1..population")
         networks = get_space(self.space).distinct()
@@ -282,10 +306,10 @@ class SearchConfig:
                               f"exceed the {networks:,} distinct networks of the {self.space} space; allowed: "
                               f"population x (generations + 1) <= {networks:,}")
         self.check_latency()
-        if self.table_noise and self.fitness != "table":
+        if self.table_noise and not SOURCES[self.fitness].needs_table:
             raise ConfigError(f"table_noise={self.table_noise} needs fitness='table'; "
                               "allowed: 0 with fitness='supernet'")
-        if self.fitness == "table" or self.table is not None:
+        if SOURCES[self.fitness].needs_table or self.table is not None:
             from nasviz.table import ground_truth
 
             if ground_truth(self.space, self.dataset, self.table) is None:
@@ -299,10 +323,12 @@ class SearchConfig:
     def check_latency(self) -> None:
         """A latency limit or a latency Pareto objective needs a profile; a profile must be readable and of this
         space (its whole layout is checked once the data's shape is known, see `nasviz.latency.budget`)."""
-        from nasviz.latency import MAKE, load_profile
-
         wants = [f"{k}={getattr(self, k)!r}" for k, on in (("max_latency_ms", self.max_latency_ms is not None),
                                                            ("pareto_size", self.pareto_size == "latency")) if on]
+        if not wants and self.latency_profile is None:
+            return
+        from nasviz.latency import MAKE, load_profile  # torch: only for a search that uses latency
+
         if wants and self.latency_profile is None:
             raise ConfigError(f"{wants[0]} needs latency_profile=FILE, a latency profile of this device; make one "
                               f"with: {MAKE}", setting="latency_profile")
@@ -358,6 +384,14 @@ class SearchConfig:
         """Raise `ConfigError` unless the weight and fitness parts fit into `n_train` training images (checked in
         `validate` for a built-in dataset, and once loaded, before any training, for an image folder)."""
         need = self.weight_images if self.weight_images is not None else self.batch_size
+        if self.final_pick == "retrain" and self.weight_images is None:
+            raise ConfigError("weight_images=None leaves no held-out images for final_pick='retrain'; allowed: "
+                              f"weight_images <= {max(n_train - self.fitness_images - self.final_images, 0)}")
+        if self.final_pick == "retrain" and self.weight_images + self.fitness_images + self.final_images > n_train:
+            raise ConfigError(f"final_images={self.final_images} + weight_images={self.weight_images} + "
+                              f"fitness_images={self.fitness_images} exceed {dataset}'s {n_train} training images "
+                              f"(final_pick=retrain scores on images neither part uses); allowed: final_images <= "
+                              f"{max(n_train - self.weight_images - self.fitness_images, 0)}")
         if self.fitness_images + need <= n_train:
             return
         if self.fitness_images >= n_train:

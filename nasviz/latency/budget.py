@@ -12,6 +12,7 @@ from nasviz.latency.layout import Layout
 from nasviz.latency.profile import Profile, breakdown, fastest, load_profile, predict
 
 if TYPE_CHECKING:
+    from nasviz.budget import Size
     from nasviz.search import Search
 
 
@@ -74,6 +75,13 @@ def attach(search: Search) -> LatencyBudget | None:
     measure = search.sizes.measure
     search.sizes.measure = lambda g: dataclasses.replace(measure(g), latency_ms=budget.predict(g))
     return budget
+
+
+def with_fastest(least: tuple[Size, str], budget: LatencyBudget | None) -> tuple[Size, str]:
+    """The smallest sizes of a search's networks (`Evaluator.smallest`) with, given a latency budget, the least
+    predicted latency of its space."""
+    size, where = least
+    return (size, where) if budget is None else (dataclasses.replace(size, latency_ms=budget.fastest_ms), where)
 
 
 def result_fields(search: Search) -> dict[str, Any]:
