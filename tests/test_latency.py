@@ -226,3 +226,17 @@ def test_the_command_line_profiles_into_the_cache_and_refuses_bad_values_in_one_
     bad = subprocess.run([*args[:7], "--runtime", "tensorrt"], capture_output=True, text=True, cwd=ROOT, timeout=600,
                          env=env)
     assert bad.returncode == 2 and "unknown runtime 'tensorrt'" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_one_fitted_factor_is_judged_two_fold_and_a_calibrated_copy_multiplies_the_sum():
+    from nasviz.latency.validate import calibrated, calibration
+
+    fit = calibration([1.0, 2.0, 3.0, 4.0], [1.25, 2.5, 3.75, 5.0])
+    assert fit == {"scale": 1.25, "two_fold_mape_percent": 0.0}
+    uneven = calibration([1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 1.0, 2.0])  # each half fitted alone misses the other
+    assert uneven["scale"] == 1.5 and uneven["two_fold_mape_percent"] == pytest.approx(75.0)  # (.5+.5+1+1)/4
+    prof = hand_built(MINI_TINY)
+    report = {"calibration": fit, "networks_measured": 4, "spearman_rho": 1.0, "created": "now"}
+    g = MINI.sample(random.Random(2))
+    assert predict(g, calibrated(prof, report)) == pytest.approx(1.25 * predict(g, prof))
+    assert fastest(calibrated(prof, report)) == pytest.approx(1.25 * fastest(prof))

@@ -61,6 +61,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from nasviz.rundir import atomic_write_bytes
 
     _check("--networks", args.networks, 3)
+    if args.calibrate and Path(args.calibrate).exists():
+        raise ConfigError(f"--calibrate {args.calibrate} exists; give a new file (no file is replaced)")
     _check("--repeats", args.repeats, 1)
     if args.profile:
         prof = load_profile(args.profile)
@@ -73,6 +75,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         prof = load_profile(default_path(probe), layout)
     report = validate(prof, args.networks, args.seed, warmup=args.warmup, repeats=args.repeats,
                       progress=not args.quiet)
+    if args.calibrate:
+        from nasviz.latency.profile import save_profile
+        from nasviz.latency.validate import calibrated
+
+        save_profile(calibrated(prof, report), args.calibrate)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +92,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"thread(s), batch {prof.batch}: measured {lo:.3f}..{hi:.3f} ms")
     print(f"predicted vs measured: Spearman rho {report['spearman_rho']:.3f}, MAPE {report['mape_percent']:.1f} %; "
           f"FLOPs vs measured: rho {report['flops_spearman_rho']:.3f}")
+    fit = report["calibration"]
+    print(f"one fitted factor x{fit['scale']:.3f} would leave MAPE {fit['two_fold_mape_percent']:.1f} % (two-fold)"
+          + (f"; calibrated profile: {args.calibrate}" if args.calibrate else ""))
     if args.out:
         print(f"report: {args.out}")
     return 0
@@ -126,6 +136,8 @@ def add_latency_command(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--warmup", type=int, default=10, help="untimed calls per network first (default 10)")
     q.add_argument("--repeats", type=int, default=30, help="timed rounds; medians are reported (default 30)")
     q.add_argument("--out", default=None, help="write the full report (every network) to this JSON file")
+    q.add_argument("--calibrate", default=None, metavar="FILE", help="write a copy of the profile whose predictions "
+                   "are multiplied by the factor fitted here (a new file)")
     q.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=cmd_validate)

@@ -10,7 +10,9 @@ What a sum of separately timed operations misses, and how it is handled:
 - a call's own cost (the runtime's dispatch, handing inputs in and outputs out) is in every timed piece: the
   time of an empty call with the same inputs is subtracted from each piece, and added once for the network;
 - what is left: a piece timed alone finds its input in cache where the network may not, and the runtime may
-  fuse across pieces in the whole network. `nasviz.latency.validate` measures how much that matters.
+  fuse across pieces in the whole network. `nasviz.latency.validate` measures how much that matters, and fits
+  one factor (`scale`, least squares through the origin) that a calibrated copy of the profile multiplies the
+  sum by; it changes no ranking.
 """
 
 from __future__ import annotations
@@ -54,12 +56,16 @@ class Profile:
     statistic: str = "median"
     timing: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    scale: float = 1.0
+    """What the sum is multiplied by: 1, or the factor a validation fitted (see `calibration`)."""
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "layout": self.layout.to_dict(), "runtime": self.runtime,
                 "threads": self.threads, "batch": self.batch, "overhead_ms": self.overhead_ms,
                 "cells": [vars(c) for c in self.cells], "fixed": self.fixed, "ops": self.ops,
-                "machine": self.machine, "statistic": self.statistic, "timing": self.timing, "created": self.created}
+                "machine": self.machine, "statistic": self.statistic, "timing": self.timing, "created": self.created,
+                "scale": self.scale, "calibration": self.calibration}
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "the profile") -> Profile:
@@ -80,7 +86,10 @@ class Profile:
                        {k: _entry(v) for k, v in data["fixed"].items()}, {k: _entry(v) for k, v in data["ops"].items()},
                        float(data["overhead_ms"]), dict(data.get("machine", {})),
                        rt.check_statistic(data.get("statistic", "median")), dict(data.get("timing", {})),
-                       str(data.get("created", "")))
+                       str(data.get("created", "")), float(data.get("scale", 1.0)),
+                       dict(data.get("calibration", {})))
+            if not (math.isfinite(prof.scale) and prof.scale > 0):
+                raise ValueError(f"scale {prof.scale}")
         except (KeyError, TypeError, ValueError, GenotypeError, ConfigError) as exc:
             raise bad(f"{type(exc).__name__}: {exc}") from None
         if len(cells) != layout.layers:
@@ -160,12 +169,12 @@ def make_profile(layout: Layout, runtime: str = "onnxruntime", threads: int = 1,
 
 def predict(genotype: Genotype, profile: Profile) -> float:
     """Predicted milliseconds per call of `genotype`'s network: the call's own cost, every fixed piece and the
-    operation of every edge, from `profile`'s table."""
-    return sum(breakdown(genotype, profile).values())
+    operation of every edge, from `profile`'s table (times its `scale`, 1 unless calibrated)."""
+    return profile.scale * sum(breakdown(genotype, profile).values())
 
 
 def breakdown(genotype: Genotype, profile: Profile) -> dict[str, float]:
-    """`predict`'s terms: "overhead", "fixed" (stem, preprocessing, combine, head) and "ops"."""
+    """`predict`'s terms before its `scale`: "overhead", "fixed" (stem, preprocessing, combine, head) and "ops"."""
     get_space(profile.layout.space).check(genotype)
     keys = genotype_ops(genotype, profile.cells)
     missing = [k for k in keys if k not in profile.ops]
@@ -190,7 +199,7 @@ def fastest(profile: Profile) -> float:
             costs = [min(sum(_op_ms(profile, op, cell, inp) for cell in cells) for op in space.ops)
                      for inp in range(j + 2)]
             total += min(costs[a] + costs[b] for a in range(j + 2) for b in range(a + 1, j + 2))
-    return total
+    return profile.scale * total
 
 
 def _op_ms(profile: Profile, op: str, cell: CellShape, inp: int) -> float:

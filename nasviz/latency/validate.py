@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from nasviz.errors import ConfigError
 from nasviz.latency import runtime as rt
-from nasviz.latency.profile import Profile, breakdown
+from nasviz.latency.profile import Profile, breakdown, predict
 from nasviz.network import SearchNetwork, count_flops, count_params
 from nasviz.space import Genotype, get_space
 
@@ -53,6 +53,33 @@ def measure(genotypes: list[Genotype], profile: Profile, *, warmup: int = 10, re
     return [timed[str(i)] for i in range(len(genotypes))]
 
 
+def scale_fit(pred: list[float], meas: list[float]) -> float:
+    """The factor s minimising sum (s * predicted - measured)^2: least squares through the origin."""
+    return sum(p * m for p, m in zip(pred, meas, strict=True)) / sum(p * p for p in pred)
+
+
+def calibration(pred: list[float], meas: list[float]) -> dict[str, float]:
+    """One factor fitted on all networks ("scale"), and the error it leaves judged fairly: two-fold, each half's
+    predictions scaled by the factor fitted on the other half."""
+    halves = (range(0, len(pred), 2), range(1, len(pred), 2))
+    errors = []
+    for fit_on, judge in (halves, halves[::-1]):
+        s = scale_fit([pred[i] for i in fit_on], [meas[i] for i in fit_on])
+        errors += [abs(s * pred[i] - meas[i]) / meas[i] for i in judge]
+    return {"scale": scale_fit(pred, meas), "two_fold_mape_percent": 100 * statistics.fmean(errors)}
+
+
+def calibrated(profile: Profile, report: dict[str, Any]) -> Profile:
+    """A copy of `profile` whose predictions are multiplied by the scale `report` (a `validate` report) fitted."""
+    import dataclasses
+
+    fit = report["calibration"]
+    return dataclasses.replace(profile, scale=profile.scale * fit["scale"], calibration={
+        "scale_fitted": fit["scale"], "two_fold_mape_percent": fit["two_fold_mape_percent"],
+        "networks": report["networks_measured"], "spearman_rho": report["spearman_rho"],
+        "validated": report["created"]})
+
+
 def validate(profile: Profile, n: int = 50, seed: int = 0, *, warmup: int = 10, repeats: int = 30,
              progress: bool = False) -> dict[str, Any]:
     """Predicted against measured latency of `n` random networks: Spearman's rho, mean absolute percentage error,
@@ -67,7 +94,7 @@ def validate(profile: Profile, n: int = 50, seed: int = 0, *, warmup: int = 10, 
     for g, m in zip(genotypes, measured, strict=True):
         net = network(g, profile)
         terms = breakdown(g, profile)
-        rows.append({"genotype": str(g), "predicted_ms": sum(terms.values()),
+        rows.append({"genotype": str(g), "predicted_ms": predict(g, profile),
                      "measured_ms": m[f"{profile.statistic}_ms"], "measured_median_ms": m["median_ms"],
                      "measured_min_ms": m["min_ms"], "measured_spread_ms": m["spread_ms"], "ops_ms": terms["ops"],
                      "flops": count_flops(net, (lay.in_channels, lay.height, lay.width)),
@@ -86,6 +113,7 @@ def validate(profile: Profile, n: int = 50, seed: int = 0, *, warmup: int = 10, 
         "params_spearman_rho": float(stats.spearmanr([r["params"] for r in rows], meas).statistic),
         "measured_ms_range": [min(meas), max(meas)],
         "linear_fit": {"slope": float(fit.slope), "intercept_ms": float(fit.intercept), "r": float(fit.rvalue)},
+        "calibration": calibration(pred, meas),
         "profile": {"layout": profile.layout.to_dict(), "runtime": profile.runtime, "threads": profile.threads,
                     "batch": profile.batch, "created": profile.created, "machine": profile.machine},
         "machine": rt.machine(profile.runtime, profile.threads),
