@@ -240,3 +240,16 @@ def test_one_fitted_factor_is_judged_two_fold_and_a_calibrated_copy_multiplies_t
     g = MINI.sample(random.Random(2))
     assert predict(g, calibrated(prof, report)) == pytest.approx(1.25 * predict(g, prof))
     assert fastest(calibrated(prof, report)) == pytest.approx(1.25 * fastest(prof))
+
+
+def test_the_fitness_vs_size_figure_can_use_predicted_latency():
+    from nasviz.viz.front import front_figure, front_points
+
+    rows = [{"generation": 0, "individuals": [
+        {"genotype": "a", "role": "initial", "fitness": 0.5, "params": 9, "latency_ms": 1.0},
+        {"genotype": "b", "role": "initial", "fitness": 0.6, "params": 1, "latency_ms": 2.0},
+        {"genotype": "c", "role": "initial", "fitness": 0.4, "params": 5, "latency_ms": 3.0}]}]
+    assert [p["genotype"] for p in front_points(rows, "latency_ms") if p["front"]] == ["a", "b"]
+    assert [p["genotype"] for p in front_points(rows, "params") if p["front"]] == ["b"]
+    fig = front_figure(rows, "latency_ms")
+    assert "Fitness vs ms" in fig.layout.title.text and "predicted latency" in fig.layout.xaxis.title.text
