@@ -19,7 +19,7 @@ from nasviz.errors import ConfigError
 from nasviz.latency import Layout, fastest, load_profile, make_profile, predict
 from nasviz.latency.layout import CellShape, build_supernet, cell_shapes
 from nasviz.latency.profile import needed_ops
-from nasviz.latency.validate import validate
+from nasviz.latency.validation import validate
 from nasviz.rundir import load_history, load_result
 from nasviz.search import Search
 from nasviz.space import DARTS, MINI, Genotype
@@ -229,7 +229,7 @@ def test_the_command_line_profiles_into_the_cache_and_refuses_bad_values_in_one_
 
 
 def test_one_fitted_factor_is_judged_two_fold_and_a_calibrated_copy_multiplies_the_sum():
-    from nasviz.latency.validate import calibrated, calibration
+    from nasviz.latency.validation import calibrated, calibration
 
     fit = calibration([1.0, 2.0, 3.0, 4.0], [1.25, 2.5, 3.75, 5.0])
     assert fit == {"scale": 1.25, "two_fold_mape_percent": 0.0}

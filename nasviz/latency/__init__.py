@@ -20,4 +20,11 @@ from nasviz.latency.profile import (
 )
 
 __all__ = ["MAKE", "Layout", "Profile", "breakdown", "config_layout", "default_path", "fastest", "load_profile",
-           "make_profile", "predict", "save_profile"]
+           "make_profile", "predict", "save_profile", "validate"]
+
+
+def validate(profile: Profile, n: int = 50, seed: int = 0, **timing):
+    """`nasviz.latency.validation.validate` (imported when called: it needs scipy)."""
+    from nasviz.latency.validation import validate as run
+
+    return run(profile, n, seed, **timing)

@@ -33,7 +33,7 @@ class LatencyBudget:
         """`genotype`'s network timed end to end with the profile's runtime, threads and batch (once per genotype);
         "device_matches" says whether this machine's CPU is the profile's."""
         from nasviz.latency.runtime import machine
-        from nasviz.latency.validate import measure
+        from nasviz.latency.validation import measure
 
         key = str(genotype)
         if key not in self.measured:

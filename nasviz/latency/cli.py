@@ -57,7 +57,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from nasviz.latency.profile import default_path, load_profile
-    from nasviz.latency.validate import validate
+    from nasviz.latency.validation import validate
     from nasviz.rundir import atomic_write_bytes
 
     _check("--networks", args.networks, 3)
@@ -77,7 +77,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                       progress=not args.quiet)
     if args.calibrate:
         from nasviz.latency.profile import save_profile
-        from nasviz.latency.validate import calibrated
+        from nasviz.latency.validation import calibrated
 
         save_profile(calibrated(prof, report), args.calibrate)
     if args.out:
