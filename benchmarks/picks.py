@@ -5,7 +5,7 @@ Per seed, in `mini` at the evidence's sizes (`benchmarks.evidence`, the quick pr
 - **sft-ga**, **ga** and **random** with equal search evaluations (GA and random run twice the generations);
 - **proxy-GA**: GA with a zero-cost proxy (`proxy`) as fitness, equal evaluations, no supernet;
 - **sft-ga + retrain**: SFT-GA's `top` best candidates by last fitness, of everything it evaluated, each trained
-  from scratch for each of `steps` SGD steps (`nasviz.final_pick`) and scored on held-out training images; the
+  from scratch for each of `steps` SGD steps (`nasviz.search.final_pick`) and scored on held-out training images; the
   pick with k candidates is the best of the first k (k in `ks`);
 - **largest**: no search; the most FLOPs, then the most parameters, then a seeded random choice among the tied.
 With `budget`, all of it again under max_flops = the space's median FLOPs, judged against the best network within
@@ -30,7 +30,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {"preset": "quick", "search": {}},
     "quick": {"preset": "class", "search": {}},
     "tiny": {"preset": "smoke", "search": {"warmup_steps": 4, "population": 3, "generations": 1,
-                                           "finetune_steps": 4, "fitness_images": 64, "final_images": 100}},
+                                           "finetune_steps": 4, "fitness_images": 64}},
 }
 CONSTRAINTS = ("none", "budget")
 SEARCHES = ("sft-ga", "ga", "random", "proxy-ga")
@@ -50,7 +50,7 @@ def largest(table, seed: int, max_flops: int | None = None) -> str:
 
 
 def search_configs(seed: int, size: str, proxy: str, max_flops: int | None) -> dict[str, Any]:
-    from nasviz.config import SearchConfig
+    from nasviz.search.config import SearchConfig
 
     sizes = SIZES[size]
     base = SearchConfig.from_preset(sizes["preset"], seed=seed, **{**evidence.BASE, **sizes["search"]},
@@ -60,15 +60,15 @@ def search_configs(seed: int, size: str, proxy: str, max_flops: int | None) -> d
             "proxy-ga": base.replace(method="ga", fitness=proxy, **g2)}
 
 
-def retrained(search, top: int, steps: list[int]) -> list[dict[str, Any]]:
+def retrained(search, top: int, steps: list[int], images: int) -> list[dict[str, Any]]:
     """SFT-GA's `top` candidates, each retrained for every budget in `steps` (scores and CPU seconds by budget)."""
-    from nasviz import final_pick
+    from nasviz.search import final_pick
 
     out = []
     for candidate in final_pick.candidates(search.state.latest, top):
         row = {"genotype": candidate.genotype, "fitness": candidate.fitness, "scores": {}, "cpu_s": {}}
         for n in steps:
-            config = search.config.replace(final_pick="retrain", final_steps=n)
+            config = search.config.replace(final_pick="retrain", final_steps=n, final_images=images)
             start = time.process_time()
             row["scores"][str(n)] = final_pick.retrain_score(search.space.parse(candidate.genotype), 0,
                                                              search.evaluator.dataset(), config)
@@ -77,7 +77,8 @@ def retrained(search, top: int, steps: list[int]) -> list[dict[str, Any]]:
     return out
 
 
-def seed_job(seed: int, size: str, proxy: str, top: int, steps: list[int], budget: bool) -> dict[str, Any]:
+def seed_job(seed: int, size: str, proxy: str, top: int, steps: list[int], budget: bool,
+             images: int) -> dict[str, Any]:
     """Every search and retraining of one seed (see the module docstring)."""
     from nasviz.table import load
 
@@ -92,9 +93,9 @@ def seed_job(seed: int, size: str, proxy: str, top: int, steps: list[int], budge
             search, result = evidence.run_variant(config, None)
             outcomes[constraint][name] = evidence.outcome(search, result)
             if name == "sft-ga":
-                candidates[constraint] = retrained(search, top, steps)
+                candidates[constraint] = retrained(search, top, steps, images)
         outcomes[constraint]["largest"] = {"best_genotype": largest(table, seed, max_flops), "cpu_s": 0.0}
-    return {"seed": seed, "size": size, "proxy": proxy, "top": top, "steps": steps, "limits": limits,
+    return {"seed": seed, "size": size, "proxy": proxy, "top": top, "steps": steps, "images": images, "limits": limits,
             "outcomes": outcomes, "candidates": candidates, "cpu_s": round(time.process_time() - started, 1)}
 
 
@@ -147,8 +148,9 @@ def summarize(records: list[dict], table, ks: list[int]) -> dict[str, Any]:
 
 
 def run(quick: bool = False, *, tiny: bool = False, seeds: list[int] | int | None = None,
-        runs_file: str | None = None, proxy: str = "synflow", top: int = 5, steps: list[int] | int = 150,
-        ks: list[int] | None = None, budget: bool = True, compute: bool = True) -> dict[str, Any]:
+        runs_file: str | None = None, proxy: str = "snip", top: int = 3, steps: list[int] | int = 300,
+        images: int | None = None, ks: list[int] | None = None, budget: bool = True,
+        compute: bool = True) -> dict[str, Any]:
     from nasviz.table import load
 
     started, load_before = common.now(), common.loadavg()
@@ -156,14 +158,15 @@ def run(quick: bool = False, *, tiny: bool = False, seeds: list[int] | int | Non
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds if seeds is not None else range(
         {"full": 20, "quick": 3, "tiny": 2}[size]))
     steps = [steps] if isinstance(steps, int) else list(steps)
-    ks = ks or sorted({min(3, top), top})
+    ks = ks or sorted({min(2, top), top})
+    images = images or {"full": 10_000, "quick": 5000, "tiny": 100}[size]
     runs_file = runs_file or f"benchmarks/results/picks/runs-{size}.jsonl"
     key = evidence.settings_key({"size": size, "proxy": proxy, "top": top, "steps": steps, "budget": budget,
-                                 "sizes": SIZES[size]})
+                                 "images": images, "sizes": SIZES[size]})
     done = evidence.read_records(runs_file, key)
     for seed in seeds:
         if seed not in done and compute:
-            record = {**seed_job(seed, size, proxy, top, steps, budget), "key": key}
+            record = {**seed_job(seed, size, proxy, top, steps, budget, images), "key": key}
             evidence.append_record(runs_file, record)
             done[seed] = record
     records = [done[s] for s in seeds if s in done]
@@ -184,7 +187,8 @@ def run(quick: bool = False, *, tiny: bool = False, seeds: list[int] | int | Non
                                    and stats["none"]["by_method"][best]["cpu_s"]
                                    <= 2 * stats["none"]["by_method"]["sft-ga"]["cpu_s"]),
         inputs={"size": size, "seeds": [r["seed"] for r in records], "runs_file": runs_file, "proxy": proxy,
-                "top": top, "steps": steps, "ks": ks, "budget": budget, "preset": SIZES[size]["preset"],
+                "top": top, "steps": steps, "images": images, "ks": ks, "budget": budget,
+                "preset": SIZES[size]["preset"],
                 "space": "mini", "table": evidence.TABLE},
         results=stats,
         load_before=load_before,

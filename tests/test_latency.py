@@ -14,15 +14,15 @@ import pytest
 from latency_support import damage, hand_built, write
 from table_support import synthetic_table
 
-from nasviz.config import SearchConfig
 from nasviz.errors import ConfigError
 from nasviz.latency import Layout, fastest, load_profile, make_profile, predict
 from nasviz.latency.layout import CellShape, build_supernet, cell_shapes
 from nasviz.latency.profile import needed_ops
 from nasviz.latency.validation import validate
-from nasviz.rundir import load_history, load_result
-from nasviz.search import Search
-from nasviz.space import DARTS, MINI, Genotype
+from nasviz.runs.rundir import load_history, load_result
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import DARTS, MINI, Genotype
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI_TINY = Layout("mini", 1, 8, 8, 10, 4, 3)

@@ -1,30 +1,20 @@
-"""Latency on the user's own device: profile the pieces of a search network once, predict any genotype's latency
-by a sum (`predict`), and check the prediction against whole exported networks (`validate`).
+"""Layer `latency`: latency on the user's own device. Profile the pieces of a search network once
+(`profile.make_profile`), predict any genotype's latency by a sum (`predict`), check the prediction against whole
+exported networks (`validate`), and what the search's size budget uses (`budget`). It imports `space`, `data` and
+`runs` (and the base modules), never the search: `search` imports it. Its command line (`latency.cli`) belongs to
+the top layer with `nasviz.cli`.
 
-Layer: beside `nasviz.export` (deployment), above the space (`nasviz.space`, `nasviz.cells`, `nasviz.supernet`,
-`nasviz.network`); it never imports the search, whose budget imports it.
+The names below load on first use (torch is imported then).
 """
 
-from nasviz.latency.budget import config_layout
-from nasviz.latency.layout import Layout
-from nasviz.latency.profile import (
-    MAKE,
-    Profile,
-    breakdown,
-    default_path,
-    fastest,
-    load_profile,
-    make_profile,
-    predict,
-    save_profile,
-)
+from nasviz.lazy import lazy_exports
 
-__all__ = ["MAKE", "Layout", "Profile", "breakdown", "config_layout", "default_path", "fastest", "load_profile",
-           "make_profile", "predict", "save_profile", "validate"]
-
-
-def validate(profile: Profile, n: int = 50, seed: int = 0, **timing):
-    """`nasviz.latency.validation.validate` (imported when called: it needs scipy)."""
-    from nasviz.latency.validation import validate as run
-
-    return run(profile, n, seed, **timing)
+_EXPORTS = {
+    "Layout": "layout",
+    **dict.fromkeys(["MAKE", "Profile", "breakdown", "default_path", "fastest", "load_profile", "make_profile",
+                     "predict", "save_profile"], "profile"),
+    "config_layout": "budget",
+    "validate": "validation",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

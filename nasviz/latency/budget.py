@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nasviz.latency.layout import Layout
 from nasviz.latency.profile import Profile, breakdown, fastest, load_profile, predict
-
-if TYPE_CHECKING:
-    from nasviz.budget import Size
-    from nasviz.search import Search
 
 
 class LatencyBudget:
@@ -52,7 +48,7 @@ def search_layout(config, shape: tuple[int, int, int], num_classes: int) -> Layo
 
 def config_layout(config) -> Layout:
     """The layout of the networks a search with `config` (a `SearchConfig`) runs (a built-in dataset is not loaded)."""
-    from nasviz.data import dataset_info
+    from nasviz.data.loading import dataset_info
 
     shape, classes = dataset_info(config.dataset)
     if config.image_size is not None:
@@ -60,7 +56,7 @@ def config_layout(config) -> Layout:
     return search_layout(config, shape, classes)
 
 
-def attach(search: Search) -> LatencyBudget | None:
+def attach(search: Any) -> LatencyBudget | None:
     """Give `search` a latency budget when its config names a profile (None otherwise): the profile must time this
     search's network layout (one-line error otherwise), and every size the search measures then carries the
     predicted latency."""
@@ -77,14 +73,14 @@ def attach(search: Search) -> LatencyBudget | None:
     return budget
 
 
-def with_fastest(least: tuple[Size, str], budget: LatencyBudget | None) -> tuple[Size, str]:
+def with_fastest(least: tuple[Any, str], budget: LatencyBudget | None) -> tuple[Any, str]:
     """The smallest sizes of a search's networks (`Evaluator.smallest`) with, given a latency budget, the least
     predicted latency of its space."""
     size, where = least
     return (size, where) if budget is None else (dataclasses.replace(size, latency_ms=budget.fastest_ms), where)
 
 
-def result_fields(search: Search) -> dict[str, Any]:
+def result_fields(search: Any) -> dict[str, Any]:
     """result.json's "latency": the profile, the limit, the best network's predicted latency (its terms) and, once
     the search is done, its measured one."""
     budget: LatencyBudget | None = getattr(search, "latency", None)

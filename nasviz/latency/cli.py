@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nasviz.errors import ConfigError
-from nasviz.latency.layout import Layout
-from nasviz.latency.runtime import RUNTIMES
+
+if TYPE_CHECKING:
+    from nasviz.latency.layout import Layout
 
 LAYOUT_HELP = "the search's settings (a profile is for one network layout: space, images, channels, layers)"
 
 
 def layout_from(args: argparse.Namespace) -> Layout:
     """The search-width network a search with these settings runs (defaults: the preset's, as `search` has them)."""
-    from nasviz.config import SearchConfig
-    from nasviz.data import dataset_info
+    from nasviz.data.loading import dataset_info
+    from nasviz.latency.layout import Layout
+    from nasviz.search.config import SearchConfig
 
     given = {k: getattr(args, k) for k in ("space", "dataset", "channels", "layers", "image_size")
              if getattr(args, k) is not None}
@@ -58,7 +61,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from nasviz.latency.profile import default_path, load_profile
     from nasviz.latency.validation import validate
-    from nasviz.rundir import atomic_write_bytes
+    from nasviz.runs.rundir import atomic_write_bytes
 
     _check("--networks", args.networks, 3)
     if args.calibrate and Path(args.calibrate).exists():
@@ -109,7 +112,7 @@ def _layout_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels", type=int, default=None, help="initial channels of the search network")
     g.add_argument("--layers", type=int, default=None, help="cells of the search network")
     g.add_argument("--image-size", type=int, default=None, help="images scaled to this size, as the search does")
-    g.add_argument("--runtime", default="onnxruntime", help=f"{' or '.join(RUNTIMES)} (default onnxruntime)")
+    g.add_argument("--runtime", default="onnxruntime", help="onnxruntime (default) or torch")
     g.add_argument("--threads", type=int, default=1, help="threads of the runtime (default 1)")
     g.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
 

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from nasviz.cells import edge_key
-from nasviz.space import Genotype, get_space
-from nasviz.supernet import Supernet
+from nasviz.space.cells import edge_key
+from nasviz.space.genotypes import Genotype, get_space
+from nasviz.space.supernet import Supernet
 
 
 @dataclass(frozen=True)

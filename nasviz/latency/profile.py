@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from nasviz.errors import ConfigError
 from nasviz.latency import runtime as rt
 from nasviz.latency.layout import CellShape, Layout, edge_input, edge_stride, genotype_ops, is_free, op_key, pieces
-from nasviz.space import Genotype, GenotypeError, get_space
+from nasviz.space.genotypes import Genotype, GenotypeError, get_space
 
 FORMAT = "nasviz-latency-profile"
 VERSION = 1
@@ -231,7 +231,7 @@ def default_path(prof: Profile) -> Path:
 
 def save_profile(prof: Profile, path: str | Path) -> Path:
     """Write `prof` to `path` (atomically; its folder is made)."""
-    from nasviz.rundir import atomic_write_bytes
+    from nasviz.runs.rundir import atomic_write_bytes
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

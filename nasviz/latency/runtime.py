@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nasviz.errors import ConfigError
-from nasviz.space import suggest
+from nasviz.space.genotypes import suggest
 
 RUNTIMES: tuple[str, ...] = ("onnxruntime", "torch")
 BLOCK_S = 0.0005
@@ -40,9 +40,12 @@ def check_runtime(runtime: str) -> str:
     if text not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}{suggest(text, RUNTIMES)}; allowed: {', '.join(RUNTIMES)}")
     if text == "onnxruntime":
-        from nasviz.export import check_onnx_available
+        import importlib.util
 
-        check_onnx_available()
+        missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(f"runtime 'onnxruntime' needs the optional package(s) {', '.join(missing)}: "
+                              "pip install 'nasviz[export]' (or onnx onnxscript onnxruntime)")
     return text
 
 

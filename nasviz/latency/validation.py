@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 from nasviz.errors import ConfigError
 from nasviz.latency import runtime as rt
 from nasviz.latency.profile import Profile, breakdown, predict
-from nasviz.network import SearchNetwork, count_flops, count_params
-from nasviz.space import Genotype, get_space
+from nasviz.space.genotypes import Genotype, get_space
+from nasviz.space.network import SearchNetwork, count_flops, count_params
 
 
 def random_genotypes(space_name: str, n: int, seed: int) -> list[Genotype]:

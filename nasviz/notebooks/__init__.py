@@ -10,12 +10,15 @@ short: the logic lives here, not in cells.
 - `seeds`: comparisons over several seeds (mean ± sd, error bars) and the precomputed methods comparison.
 - `sizes`: the size-budget lesson (a limit from a run's sizes, the fronts of runs with and without it).
 - `latency`: the latency lesson (operations slow for their FLOPs, FLOPs vs measured latency, a latency limit).
+- `searches`: many searches whose fitness is the ground-truth table (`repeat_searches`, loaded on first use:
+  it imports the search).
 
 Running the notebooks headless (`demo`, `batch`) is `nasviz.headless`. At module level only the standard library
 and nasviz's light modules are imported: plotly, torch and scipy are imported inside the functions that use them.
 """
 
 from nasviz.analysis import kendall
+from nasviz.lazy import lazy_exports
 from nasviz.notebooks.evidence import fitness_images_figure, load_evidence, regret_figure, regret_table, tau_figure
 from nasviz.notebooks.experiments import (
     ABLATIONS,
@@ -149,4 +152,8 @@ __all__ = [
     "latency_figure",
     "with_latency",
     "latency_limit",
+    "best_so_far",
+    "repeat_searches",
 ]
+
+__getattr__ = lazy_exports(__name__, {"best_so_far": "searches", "repeat_searches": "searches"})

@@ -64,7 +64,7 @@ def latency_figure(report: dict[str, Any]):
 def with_latency(rows: Sequence[dict], profile) -> list[dict]:
     """History rows with every individual's `latency_ms` predicted by `profile` (for runs made without one)."""
     from nasviz.latency import predict
-    from nasviz.space import Genotype
+    from nasviz.space.genotypes import Genotype
 
     return [{**row, "individuals": [{**i, "latency_ms": predict(Genotype.parse(i["genotype"]), profile)}
                                     for i in row["individuals"]]} for row in rows]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from nasviz.errors import NasvizError
-from nasviz.space import get_space
+from nasviz.space.genotypes import get_space
 from nasviz.table.build import Plan, build, load_header, parse_shard, read_rows
 from nasviz.table.quality import quality
 from nasviz.table.recipe import Recipe
@@ -80,7 +80,7 @@ def _check_build(args: argparse.Namespace) -> tuple[int, ...]:
 def cmd_build(args: argparse.Namespace) -> int:
     import torch
 
-    from nasviz import rundir
+    from nasviz.runs import rundir
 
     seeds = _check_build(args)
     torch.set_num_threads(args.threads)
@@ -118,7 +118,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
-    from nasviz import rundir
+    from nasviz.runs import rundir
 
     header = load_header(args.folder)
     rows = read_rows(args.folder)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from nasviz.errors import NasvizError
-from nasviz.space import Genotype, GenotypeError, SearchSpace, get_space, suggest
+from nasviz.errors import NasvizError, suggest
+from nasviz.space.genotypes import Genotype, GenotypeError, SearchSpace, get_space
 from nasviz.table.quality import quality
 
 SHIPPED = {"mini-fashion-mnist": "mini-fashion-mnist.json.gz"}
@@ -194,7 +194,7 @@ def _cached(name: str, mtime: float) -> Table:
 def ground_truth(space: str, dataset: str, table: str | None = None) -> Table | None:
     """The table a search in `space` on `dataset` is judged by: `table` (a name or file) if given, else the
     shipped table of that space and dataset, else None. A given table of another space or dataset is an error."""
-    from nasviz.datasets import check_dataset_name
+    from nasviz.data.datasets import check_dataset_name
 
     dataset = check_dataset_name(dataset)
     if table is None:

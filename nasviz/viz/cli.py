@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasviz import rundir
 from nasviz.errors import ConfigError
+from nasviz.runs import rundir
 
 RENDER_FORMATS = ("svg", "png", "pdf", "dot")
 
