@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
+from nasviz.latency.cli import add_latency_command
 from nasviz.options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -45,8 +46,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     shape, classes = dataset_info(args.dataset)
     out = {"genotype": str(genotype), "dataset": args.dataset, "layers": args.layers, "channels": args.channels,
            **describe(genotype, shape, classes, args.channels, args.layers)}
-    return _print(out, args.json, f"{out['genotype']}\n{args.dataset}, {args.layers} cells, {args.channels} channels: "
-                  f"{out['params'] / 1e6:.3f}M parameters (auxiliary head excluded), {out['flops'] / 1e6:.1f} MFLOPs")
+    text = (f"{out['genotype']}\n{args.dataset}, {args.layers} cells, {args.channels} channels: "
+            f"{out['params'] / 1e6:.3f}M parameters (auxiliary head excluded), {out['flops'] / 1e6:.1f} MFLOPs")
+    if args.latency is not None:
+        from nasviz.latency import load_profile, predict
+
+        prof = load_profile(args.latency)
+        out["latency"] = {"predicted_ms": predict(genotype, prof), "profile": args.latency,
+                          "layout": prof.layout.to_dict(), "runtime": prof.runtime, "threads": prof.threads,
+                          "batch": prof.batch, "cpu": prof.machine.get("cpu")}
+        text += (f"\npredicted latency {out['latency']['predicted_ms']:.3f} ms per call of its search network "
+                 f"({prof.layout.describe()}; {prof.runtime}, {prof.threads} thread(s), batch {prof.batch}, "
+                 f"{prof.machine.get('cpu')})")
+    return _print(out, args.json, text)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -226,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "a built-in one is not loaded")
     p.add_argument("--layers", type=int, default=20, help="cells of the network (default 20, DARTS on CIFAR)")
     p.add_argument("--channels", type=int, default=36, help="initial channels, even (default 36, DARTS on CIFAR)")
+    p.add_argument("--latency", default=None, metavar="PROFILE",
+                   help="also print the latency a profile (`nasviz latency profile`) predicts for its search network")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_info)
 
@@ -284,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(func=cmd_predict)
 
-    for add_commands in (*HEADLESS_COMMANDS, *VIZ_COMMANDS, add_table_command):  # demo, batch; render, report; table
+    for add_commands in (*HEADLESS_COMMANDS, *VIZ_COMMANDS, add_table_command, add_latency_command):
         add_commands(sub)
     return parser
 

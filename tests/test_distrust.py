@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -490,7 +491,9 @@ def test_under_torchrun_a_startup_error_is_one_line_from_rank_0_and_each_process
                           timeout=300)
     ours = [line for line in done.stderr.splitlines() if line.startswith("nasviz: ")]
     assert ours == ["nasviz: error: generations=-3 is out of range; allowed: an integer in 0..1000000"], done.stderr
-    assert done.stderr.count("exitcode  : 2 ") == 2, done.stderr  # both processes: a user error
+    codes = re.findall(r"exitcode\s*:\s*(-?\d+)", done.stderr)
+    # the first process to fail exits 2 (a user error); torchrun may stop the other with SIGTERM before it does
+    assert "2" in codes and set(codes) <= {"2", "-15"}, done.stderr
     assert "traceback : nasviz: error: generations=-3" in done.stderr  # torchrun's summary names it
     assert not (tmp_path / "run").exists()
 

@@ -14,7 +14,8 @@ from nasviz.runs import rundir
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nasviz"
 FRONT_ENDS = ("nasviz.viz", "nasviz.headless", "nasviz.notebooks")
-COMMAND_LINE = ("nasviz.cli", "nasviz.options", "nasviz.headless", "nasviz.viz.cli", "nasviz.table.cli")
+COMMAND_LINE = ("nasviz.cli", "nasviz.options", "nasviz.headless", "nasviz.viz.cli", "nasviz.table.cli",
+                "nasviz.latency.cli")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("nasviz.errors", "nasviz.version", "nasviz.lazy", "nasviz.userpath", "nasviz.settings", "nasviz.options",
@@ -24,12 +25,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("nasviz.train",),
     ("nasviz.runs",),
     ("nasviz.table",),
+    ("nasviz.latency",),
     ("nasviz.search",),
     ("nasviz.deploy",),
     ("nasviz.viz",),
     ("nasviz.notebooks",),
     ("nasviz.headless",),
-    ("nasviz.cli", "nasviz.__main__", "nasviz"),
+    ("nasviz.cli", "nasviz.__main__", "nasviz", "nasviz.latency.cli"),
 )
 """The layers, lowest first: a module may import its own layer and the ones before it, never one after it. The
 first row is the base (shared modules with no nasviz imports above it); the last is the public facade and the

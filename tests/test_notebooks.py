@@ -246,6 +246,13 @@ def test_05_ablation(tmp_path, one_thread):
     titles = [o["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"] for c in nb.cells
               if c.cell_type == "code" for o in c.outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert sum("mean ± sd over 3 seeds × 2 runs" in t for t in titles) == 2, titles
+    # section 6: a profile of the reference run's network, FLOPs vs measured latency, the search under max_latency_ms
+    lat_limit = json.loads((out / "sft-ga-max-latency" / "config.json").read_text())["max_latency_ms"]
+    fast = load_history(out / "sft-ga-max-latency")
+    assert (out / "latency-profile.json").is_file() and len(fast) == TINY["generations"] + 1
+    assert all(i["latency_ms"] <= lat_limit for row in fast for i in row["individuals"])
+    assert "predicted vs measured: Spearman rho" in text and "Operations by time per FLOP" in text
+    assert f"max_latency_ms={lat_limit}: best fitness" in text and "measured end to end" in text
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ short: the logic lives here, not in cells.
 - `experiments`: from-scratch results, ablation variants, Kendall tau of fitness vs accuracy.
 - `seeds`: comparisons over several seeds (mean ± sd, error bars) and the precomputed methods comparison.
 - `sizes`: the size-budget lesson (a limit from a run's sizes, the fronts of runs with and without it).
+- `latency`: the latency lesson (operations slow for their FLOPs, FLOPs vs measured latency, a latency limit).
 - `searches`: many searches whose fitness is the ground-truth table (`repeat_searches`, loaded on first use:
   it imports the search).
 
@@ -31,6 +32,7 @@ from nasviz.notebooks.experiments import (
     spread_sample,
     train_over_seeds,
 )
+from nasviz.notebooks.latency import latency_figure, latency_limit, op_costs, op_costs_table, with_latency
 from nasviz.notebooks.lessons import (
     genotype_table,
     inherited_fitness,
@@ -147,6 +149,11 @@ __all__ = [
     "size_limit",
     "fronts_figure",
     "fronts_table",
+    "op_costs",
+    "op_costs_table",
+    "latency_figure",
+    "with_latency",
+    "latency_limit",
     "best_so_far",
     "repeat_searches",
 ]

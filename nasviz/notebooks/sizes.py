@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from nasviz.errors import ConfigError
 from nasviz.notebooks.tables import html_table
 
-SIZE_LABELS = {"params": "parameters", "flops": "FLOPs per image"}
+SIZE_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "predicted latency (ms)"}
 
 
 def size_limit(rows: Sequence[dict], quantile: float = 0.5, size: str = "params") -> int:

@@ -30,6 +30,8 @@ class Size:
 
     params: int
     flops: int
+    latency_ms: float | None = None
+    """Predicted latency (ms) from the search's latency profile; None without one."""
 
 
 def measure_search_network(genotype: Genotype, input_shape: tuple[int, int, int], num_classes: int, channels: int,
@@ -60,24 +62,27 @@ class Sizes:
 
 @dataclass(frozen=True)
 class Limits:
-    """Largest parameters and FLOPs a search may evaluate (None: no limit)."""
+    """Largest parameters, FLOPs and predicted latency a search may evaluate (None: no limit)."""
 
     max_params: int | None = None
     max_flops: int | None = None
+    max_latency_ms: float | None = None
 
     def __bool__(self) -> bool:
-        return self.max_params is not None or self.max_flops is not None
+        return bool(self._set())
 
     def __str__(self) -> str:
         return " and ".join(f"{name}={value}" for name, value in self._set())
 
-    def _set(self) -> list[tuple[str, int]]:
-        return [(n, v) for n, v in (("max_params", self.max_params), ("max_flops", self.max_flops)) if v is not None]
+    def _set(self) -> list[tuple[str, float]]:
+        return [(n, v) for n, v in (("max_params", self.max_params), ("max_flops", self.max_flops),
+                                    ("max_latency_ms", self.max_latency_ms)) if v is not None]
 
     def admits(self, size: Size) -> bool:
         """Whether a network of `size` is within the limits."""
         return (self.max_params is None or size.params <= self.max_params) and \
-            (self.max_flops is None or size.flops <= self.max_flops)
+            (self.max_flops is None or size.flops <= self.max_flops) and \
+            (self.max_latency_ms is None or size.latency_ms is None or size.latency_ms <= self.max_latency_ms)
 
     def ga_rule(self, sizes: Callable[[Genotype], Size]) -> dict:
         """The GA's keyword arguments that keep its draws within the limits (none without limits)."""
@@ -87,9 +92,11 @@ class Limits:
         """ConfigError (one line) when a limit is below `smallest`, the least each size can be (`where` says of
         which networks, e.g. 'darts network at channels=8, layers=5')."""
         for name, value in self._set():
-            least = smallest.params if name == "max_params" else smallest.flops
-            if value < least:
-                unit = "parameters" if name == "max_params" else "FLOPs per image"
+            least = {"max_params": smallest.params, "max_flops": smallest.flops,
+                     "max_latency_ms": smallest.latency_ms}[name]
+            if least is not None and value < least:
+                unit = {"max_params": "parameters", "max_flops": "FLOPs per image",
+                        "max_latency_ms": "ms predicted latency"}[name]
                 raise ConfigError(f"{name}={value} leaves no architecture: the smallest {where} has {least:,} "
                                   f"{unit}; allowed: {name} >= {least} or none")
 

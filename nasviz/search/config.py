@@ -34,6 +34,7 @@ SPACE_LAYOUT: dict[str, dict[str, Any]] = {"mini": {"image_size": 14, "layers": 
 """What choosing a space also sets, unless given: mini searches at its ground-truth table's layout."""
 PATH_SAMPLING = ("population", "region", "uniform")
 OBJECTIVES = ("fitness", "pareto")
+PARETO_SIZES = ("params", "latency")
 TIE_BREAKS = ("random", "params")
 EVAL_PRECISIONS = ("fp32", "bf16", "auto")
 LR_SCHEDULES = ("constant", "cosine-per-phase")
@@ -177,10 +178,20 @@ class SearchConfig:
     max_flops: int | None = setting(None, low=1)
     """Largest FLOPs per image (torch's FLOP counter, search-width network; with fitness=table, the table's) of a
     network the search may evaluate; None: no limit."""
+    max_latency_ms: float | None = setting(None, positive=True, allowed="a positive number of milliseconds")
+    """Largest latency (ms per call, as `latency_profile` predicts it for the search-width network on the device it
+    was made on) of a network the search may evaluate; None: no limit. Needs `latency_profile`."""
+    latency_profile: str | None = None
+    """A latency profile of this search's network layout (`python -m nasviz latency profile` makes one for a device):
+    each individual's predicted latency goes into history.jsonl (`latency_ms`) and result.json; needed by
+    `max_latency_ms` and `pareto_size="latency"`."""
     objective: str = setting("fitness", choices=OBJECTIVES)
     """What survives each generation: fitness (the best N; ties: `tie_break`) or pareto (NSGA-II: whole
     non-dominated fronts on fitness up, parameters down, the last one cut by crowding distance; result.json then
     lists the final population's front)."""
+    pareto_size: str = setting("params", choices=PARETO_SIZES)
+    """With objective=pareto, the size that NSGA-II minimises beside maximising fitness: params, or latency (the
+    latency `latency_profile` predicts)."""
     tie_break: str = setting("random", choices=TIE_BREAKS)
     """How equal fitness values are ordered, in the binary tournaments and in survival: random (a random order
     drawn from the run's seeded GA generator, so no genotype is favoured for its size or for being a parent) or
@@ -294,6 +305,7 @@ class SearchConfig:
             raise ConfigError(f"population={self.population} x (generations={self.generations} + 1) new networks "
                               f"exceed the {networks:,} distinct networks of the {self.space} space; allowed: "
                               f"population x (generations + 1) <= {networks:,}")
+        self.check_latency()
         if self.table_noise and not SOURCES[self.fitness].needs_table:
             raise ConfigError(f"table_noise={self.table_noise} needs fitness='table'; "
                               "allowed: 0 with fitness='supernet'")
@@ -307,6 +319,25 @@ class SearchConfig:
         dataset = check_dataset_name(self.dataset)
         if dataset in BUILTIN:
             self.check_train_images(BUILTIN[dataset].train_images, dataset)
+
+    def check_latency(self) -> None:
+        """A latency limit or a latency Pareto objective needs a profile; a profile must be readable and of this
+        space (its whole layout is checked once the data's shape is known, see `nasviz.latency.budget`)."""
+        wants = [f"{k}={getattr(self, k)!r}" for k, on in (("max_latency_ms", self.max_latency_ms is not None),
+                                                           ("pareto_size", self.pareto_size == "latency")) if on]
+        if not wants and self.latency_profile is None:
+            return
+        from nasviz.latency import MAKE, load_profile  # torch: only for a search that uses latency
+
+        if wants and self.latency_profile is None:
+            raise ConfigError(f"{wants[0]} needs latency_profile=FILE, a latency profile of this device; make one "
+                              f"with: {MAKE}", setting="latency_profile")
+        if self.latency_profile is not None:
+            prof = load_profile(self.latency_profile)
+            if prof.layout.space != self.space:
+                raise ConfigError(f"latency_profile={self.latency_profile!r} was made for the {prof.layout.space} "
+                                  f"space, this search uses space={self.space!r}; make one for it with: {MAKE}",
+                                  setting="latency_profile")
 
     def fitted(self, n_train: int, dataset: str) -> SearchConfig:
         """This config for a training set of `n_train` images. The preset's own weight_images and fitness_images are

@@ -24,6 +24,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from nasviz.errors import CheckpointError, ConfigError, DivergedError, NasvizError, one_line
+from nasviz.latency import budget as latency_budget
 from nasviz.runs import events, rundir
 from nasviz.runs.recorder import Recorder
 from nasviz.search import final_pick, ga, lineage
@@ -67,14 +68,15 @@ class Search(events.Publisher):
             self.evaluator: Evaluator = make_evaluator(config, self.space, self.truth, self.ranks)
             """Where fitness comes from (`SearchConfig.fitness`); it holds the data and supernet where it has them."""
             self.config = c = self.evaluator.config  # e.g. fitted to an image folder's size
-            self.limits = Limits(c.max_params, c.max_flops)
+            self.limits = Limits(c.max_params, c.max_flops, c.max_latency_ms)
+            self.latency = latency_budget.attach(self)  # predicted latency in every size (with latency_profile)
             self.state = SearchState(c.seed)
             """Where the search stands (all of it goes into the checkpoint, with the evaluator's part)."""
             if checkpoint is not None:
                 self.load_state_dict(checkpoint)
             if self.limits and self.generation < 0:  # before any training
-                check_limits(self.limits, c.population, self.evaluator.smallest(), self.sizes, self.state.rng_ga,
-                             self.seen, self.space)
+                check_limits(self.limits, c.population, latency_budget.with_fastest(self.evaluator.smallest(),
+                             self.latency), self.sizes, self.state.rng_ga, self.seen, self.space)
             self.recorder.start(self.config.to_dict(), self.generation, *(() if checkpoint is None else
                                 (self.result(), checkpoint.get("events"))))
         if checkpoint is not None:
@@ -153,7 +155,8 @@ class Search(events.Publisher):
                                                        **self.limits.ga_rule(self.sizes)), "initial")
         lineage.name_newcomers(initial, 0, self.space)
         self._evaluate_all(list(initial), 0)
-        self.state.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
+        self.state.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng,
+                                               size=c.pareto_size)
         self.state.generation = 0
         self.state.wall_time_s += time.perf_counter() - start
         row = self._finish_generation(initial, self.warmup_log, previous_best=None)
@@ -192,7 +195,8 @@ class Search(events.Publisher):
             for child in offspring:
                 child.fitness_before = child.fitness  # the weights did not change
         region = parents + offspring
-        self.state.population = region.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
+        self.state.population = region.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng,
+                                              size=c.pareto_size)
         self.state.generation = g
         self.state.wall_time_s += time.perf_counter() - start
         return self._finish_generation(region, trained, previous_best)
@@ -244,8 +248,8 @@ class Search(events.Publisher):
     def _newcomers(self, genotypes: list[Genotype], role: str) -> Population:
         self.seen.update(self.space.key(g) for g in genotypes)
         truth = self.truth.summary if self.truth is not None else lambda g: None
-        return Population(Individual(g, self.params_of(g), role, truth=truth(g), flops=self.flops_of(g))
-                          for g in genotypes)
+        return Population(Individual(g, self.params_of(g), role, truth=truth(g), flops=self.flops_of(g),
+                                     latency_ms=self.sizes(g).latency_ms) for g in genotypes)
 
     def _train(self, sampler: PathSampler, steps: int, phase: str, generation: int, lr: float,
                log: events.TrainLog, stop=None) -> int:
@@ -334,9 +338,10 @@ class Search(events.Publisher):
 
     def result(self) -> dict:
         """result.json's content: best genotype and fitness, top-k, method, switches, budgets, versions."""
-        return search_result(self.config, self.state, run_id=self.recorder.run_id, device=self.device,
-                             precision=self.precision, processes=self.ranks.size, truth=self.truth,
-                             truth_used=self.evaluator.uses_truth, sizes=self.sizes, space=self.space)
+        return {**search_result(self.config, self.state, run_id=self.recorder.run_id, device=self.device,
+                                precision=self.precision, processes=self.ranks.size, truth=self.truth,
+                                truth_used=self.evaluator.uses_truth, sizes=self.sizes, space=self.space),
+                **latency_budget.result_fields(self)}
 
     # --- checkpoints and resume ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -364,6 +369,7 @@ class Search(events.Publisher):
         for individual in self.population:
             individual.truth = self.truth.summary(individual.genotype) if self.truth is not None else None
             individual.flops = self.flops_of(individual.genotype)
+            individual.latency_ms = self.sizes(individual.genotype).latency_ms
 
     def _checkpoint(self) -> None:
         if self.run_dir is not None:

@@ -30,6 +30,8 @@ class Individual:
     """Ground truth from a table (accuracy, percentile) where the space has one; never used for selection."""
     flops: int | None = None
     """FLOPs per image of its search-width network (None where not counted, e.g. read back from a checkpoint)."""
+    latency_ms: float | None = None
+    """Its search-width network's latency predicted by the search's latency profile (None without one)."""
     id: str | None = None
     """Its identity for the whole run, 'g<generation born>-<index among that generation's newcomers>' (None: not
     known, e.g. a member of a checkpoint written before lineage was recorded). See `nasviz.runs.lineage`."""
@@ -48,7 +50,8 @@ class Individual:
         """As a history.jsonl row lists it (with its lineage where known)."""
         row = {"genotype": str(self.genotype), "role": self.role, "fitness": self.fitness,
                "fitness_before": self.fitness_before, "params": self.params,
-               **({} if self.flops is None else {"flops": self.flops}), "selected": self.selected,
+               **({} if self.flops is None else {"flops": self.flops}),
+               **({} if self.latency_ms is None else {"latency_ms": self.latency_ms}), "selected": self.selected,
                "evaluated_at_step": self.evaluated_at}
         if self.id is not None:
             row |= {"id": self.id, **self.lineage, "story": [dict(e) for e in self.story]}
@@ -90,12 +93,19 @@ class Population:
     def params(self) -> list[int]:
         return [m.params for m in self.members]
 
-    def select(self, n: int, pareto: bool = False, rng: random.Random | None = None) -> Population:
+    @property
+    def latency(self) -> list[float]:
+        """Predicted latencies (ms); an individual without one counts as infinitely slow."""
+        return [float("inf") if m.latency_ms is None else m.latency_ms for m in self.members]
+
+    def select(self, n: int, pareto: bool = False, rng: random.Random | None = None,
+               size: str = "params") -> Population:
         """Environmental selection: mark the best `n` (ties: fewer parameters, then order; with `rng`, a random order
         drawn from it) as selected and return them, best first. With `pareto`, the `n` kept are NSGA-II's
-        (`ga.pareto_selection` on fitness up, parameters down), still returned best first (ties ordered as above)."""
+        (`ga.pareto_selection` on fitness up, `size` down: "params" or "latency"), still returned best first (ties
+        ordered as above)."""
         if pareto:
-            kept = set(ga.pareto_selection(self.fitness, self.params, n))
+            kept = set(ga.pareto_selection(self.fitness, self.latency if size == "latency" else self.params, n))
             order = [i for i in ga.environmental_selection(self.fitness, self.params, len(self), rng) if i in kept]
         else:
             order = ga.environmental_selection(self.fitness, self.params, n, rng)

@@ -87,7 +87,8 @@ def search_result(c: SearchConfig, state: SearchState, *, run_id: str, device: t
         **({"processes": processes} if processes > 1 else {}),
         "versions": {"nasviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
         **({"truth": truth_summary(truth, state, truth_used, best["genotype"])} if truth is not None and best else {}),
-        **({"objective": c.objective, "front": front(state.population)} if c.objective == "pareto" else {}),
+        **({"objective": c.objective, "pareto_size": c.pareto_size, "front": front(state.population, c.pareto_size)}
+           if c.objective == "pareto" else {}),
         **({"final_pick": final_block(c, state, done)} if c.final_pick == "retrain" else {}),
     }
 
@@ -106,14 +107,18 @@ def final_block(c: SearchConfig, state: SearchState, done: bool) -> dict[str, An
 def summary(individual: Individual) -> dict[str, Any]:
     """An individual as result.json lists it: genotype, fitness, params and (where counted) FLOPs."""
     flops = {} if individual.flops is None else {"flops": individual.flops}
+    latency = {} if individual.latency_ms is None else {"latency_ms": individual.latency_ms}
     return {"genotype": str(individual.genotype), "fitness": individual.fitness, "params": individual.params,
-            **flops}
+            **flops, **latency}
 
 
-def front(population: Population) -> list[dict[str, Any]]:
-    """The members of `population` no other member dominates on (fitness up, params down), fewest params first."""
-    members = [population[i] for i in ga.pareto_front(ga.size_objectives(population.fitness, population.params))]
-    return [summary(i) for i in sorted(members, key=lambda i: (i.params, -i.fitness))]
+def front(population: Population, size: str = "params") -> list[dict[str, Any]]:
+    """The members of `population` no other member dominates on (fitness up, `size` down: "params" or "latency"),
+    smallest first."""
+    sizes = population.latency if size == "latency" else population.params
+    members = sorted(ga.pareto_front(ga.size_objectives(population.fitness, sizes)),
+                     key=lambda i: (sizes[i], -population[i].fitness))
+    return [summary(population[i]) for i in members]
 
 
 def truth_summary(table: Table, state: SearchState, truth_used: bool, best: str) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from nasviz.search.ga import pareto_front
 from nasviz.viz.common import Row, genotype_ids
 from nasviz.viz.layout import FITNESS, GENERATION, Grid, axis_title, make_figure
 
-SIZES = {"flops": "FLOPs per image (search network)", "params": "parameters (search network)"}
+SIZES = {"flops": "FLOPs per image (search network)", "params": "parameters (search network)",
+         "latency_ms": "predicted latency, ms (search network, latency profile)"}
+LABELS = {"flops": "FLOPs", "params": "params", "latency_ms": "ms"}
 
 
 def front_points(rows: Sequence[Row], size: str = "flops", generation: int | None = None) -> list[dict]:
@@ -37,8 +39,8 @@ def front_points(rows: Sequence[Row], size: str = "flops", generation: int | Non
 
 def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | None = None, *,
                  earlier: bool = False) -> go.Figure:
-    """Fitness vs `size` ("flops" or "params") of everything evaluated (of `generation` only, if given), coloured
-    by generation, with its non-dominated front.
+    """Fitness vs `size` ("flops", "params" or "latency_ms": runs with a latency profile) of everything evaluated
+    (of `generation` only, if given), coloured by generation, with its non-dominated front.
 
     Traces: 'earlier generations' (with `earlier` and a `generation`: the generations before it, faded, never on
     the front), 'evaluated' (every point the front is drawn from), 'non-dominated' (the front's points, ringed)
@@ -50,7 +52,7 @@ def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | Non
         else []
     ids = genotype_ids(rows)
     front = sorted((p for p in points if p["front"]), key=lambda p: (p["size"], p["fitness"]))
-    label = "FLOPs" if size == "flops" else "params"
+    label = LABELS[size]
     hover = ("#%{customdata[0]} %{customdata[1]}, generation %{customdata[2]}<br>"
              f"%{{x:,}} {label}, fitness %{{y:.4f}}<extra></extra>")
 
