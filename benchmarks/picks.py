@@ -197,3 +197,24 @@ def run(quick: bool = False, *, tiny: bool = False, seeds: list[int] | int | Non
                "cpu_s: process time of the search, warm-up included; retrain picks add their k retrainings",
                "largest: most FLOPs, then most params, then a seeded random choice among the tied"],
     )
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """docs/benchmarks.md's tables of the picks benchmark: per constraint, each method's regret and percentile
+    with intervals, its CPU seconds, and its paired difference to the largest network and to sft-ga."""
+    lines = []
+    for constraint, block in result["results"].items():
+        title = "unconstrained" if constraint == "none" else "under max_flops = the median FLOPs"
+        lines += [f"**{title}** ({len(block['per_seed'])} seeds)", "",
+                  "| method | regret, points | percentile | CPU s | − largest, points | Wilcoxon p (Holm) | "
+                  "− sft-ga, points | Wilcoxon p (Holm) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, m in block["by_method"].items():
+            cells = []
+            for ref in ("largest", "sft-ga"):
+                d = block[f"minus_{ref}"].get(name)
+                test = block[f"wilcoxon_holm_vs_{ref}"].get(name)
+                cells += ["—", "—"] if d is None else [evidence._ci(d, 100), f"{test['p_holm']:.3f}"]
+            lines.append(f"| {name} | {evidence._ci(m['regret'], 100)} | {m['percentile']['value']:.0f} | "
+                         f"{m['cpu_s']:.0f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
