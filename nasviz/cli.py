@@ -171,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from nasviz.export import CHECK_BATCH, export_model
 
-    report = export_model(args.model, args.format, args.out)
+    report = export_model(args.model, args.format, args.out, force=args.force)
     print(f"wrote {report.path} ({report.format}, {report.bytes:,} bytes); largest logit difference from the "
           f"PyTorch model on {CHECK_BATCH} random inputs: {report.max_abs_error:.2e}")
     return 0
@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a trained model.pt to TorchScript or ONNX (checked against PyTorch)")
     p.add_argument("--model", required=True, help="a model.pt written by `nasviz train`")
     p.add_argument("--format", required=True, help="torchscript or onnx (onnx needs: pip install 'nasviz[export]')")
-    p.add_argument("--out", required=True, help="file to write, e.g. model.onnx")
+    p.add_argument("--out", required=True, help="file to write, e.g. model.onnx; an existing file is refused")
+    p.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="classify image files with a trained model.pt")

@@ -28,7 +28,7 @@ from torch import nn
 
 from nasviz.errors import ConfigError
 from nasviz.model_file import ModelInfo, load_model
-from nasviz.rundir import atomic_write_bytes, check_path
+from nasviz.out_file import check_out_file, write_out_file
 from nasviz.space import suggest
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
@@ -117,30 +117,33 @@ def onnx_bytes(net: nn.Module, info: ModelInfo) -> bytes:
     return data
 
 
-def export_model(model: str | Path, fmt: str, out: str | Path) -> ExportReport:
-    """Export the model file `model` to `out` (written atomically) and compare it with the PyTorch network."""
+def export_model(model: str | Path, fmt: str, out: str | Path, force: bool = False) -> ExportReport:
+    """Export the model file `model` to the new file `out` and compare it with the PyTorch network. An `out` that
+    exists is refused unless `force` (see `nasviz.out_file`); the export is checked before it takes its name, so a
+    failure leaves no file behind."""
     fmt = check_format(fmt)
-    out = check_path(out)
-    if out.is_dir():
-        raise ConfigError(f"{out} is a directory; give the file to write, e.g. {out / ('model.' + fmt)}",
-                          setting="out")
+    out = check_out_file(out, force)
     if fmt == "onnx":
         check_onnx_available()
     net = load_model(model)
     data = torchscript_bytes(net, net.model_info) if fmt == "torchscript" else onnx_bytes(net, net.model_info)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, data)
     x = example_inputs(net.model_info, CHECK_BATCH, seed=1)
     with torch.inference_mode():
         expected = net(x)
-    error = (run_exported(out, x) - expected).abs().max().item()
-    return ExportReport(path=out, format=fmt, bytes=out.stat().st_size, max_abs_error=error)
+    errors: list[float] = []
+
+    def compare(written: Path) -> None:
+        errors.append((run_exported(written, x, fmt) - expected).abs().max().item())
+
+    write_out_file(out, data, force, check=compare)
+    return ExportReport(path=out, format=fmt, bytes=len(data), max_abs_error=errors[0])
 
 
-def run_exported(path: str | Path, x: torch.Tensor) -> torch.Tensor:
-    """Logits of an exported file (``.onnx`` runs in onnxruntime, anything else as TorchScript) on `x`."""
+def run_exported(path: str | Path, x: torch.Tensor, fmt: str | None = None) -> torch.Tensor:
+    """Logits of an exported file on `x`: `fmt` "onnx" runs it in onnxruntime, "torchscript" as TorchScript; None:
+    a ``.onnx`` file or one that is not a zip archive in onnxruntime, anything else as TorchScript."""
     path = Path(path)
-    if path.suffix.lower() == ".onnx" or _is_onnx(path):
+    if fmt == "onnx" or (fmt is None and (path.suffix.lower() == ".onnx" or _is_onnx(path))):
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from nasviz.errors import NasvizError
+from nasviz.errors import NasvizError, one_line
 from nasviz.space import get_space
 from nasviz.table.build import Plan, build, load_header, parse_shard, read_rows
 from nasviz.table.quality import quality
@@ -119,7 +119,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_assemble(args: argparse.Namespace) -> int:
     from nasviz import rundir
+    from nasviz.out_file import check_out_file
 
+    check_out_file(args.out, args.force)  # before the rows are read: a refusal costs nothing
     header = load_header(args.folder)
     rows = read_rows(args.folder)
     starts = rundir.read_jsonl(Path(args.folder) / STARTS_FILE)
@@ -132,7 +134,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         "test_set": "the whole test set",
     }
     table = from_rows(args.name, get_space(header["space"]), rows, header["recipe"], provenance)
-    table.save(args.out)
+    table.save(args.out, force=args.force)
     print(f"wrote {args.out}: {len(table)} architectures, {len(rows)} trainings, "
           f"seed tau-b {table.noise['seed_tau_b']['tau_b']}")
     return 0
@@ -158,7 +160,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     a = sub.add_parser("assemble", help="turn a build folder into a table file (gzip JSON with provenance)")
     a.add_argument("folder", help="build folder")
     a.add_argument("--name", default="mini-fashion-mnist", help="table name (default: mini-fashion-mnist)")
-    a.add_argument("--out", required=True, help="table file to write (.json.gz)")
+    a.add_argument("--out", required=True, help="table file to write (.json.gz); an existing file is refused")
+    a.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     a.set_defaults(func=cmd_assemble)
 
 
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except NasvizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc, None)}", file=sys.stderr)
         return 2
 
 

@@ -135,10 +135,13 @@ class Table:
             ],
         }
 
-    def save(self, path: str | Path) -> None:
-        """Write the table as gzip-compressed JSON (reproducible bytes: no timestamp in the gzip header)."""
+    def save(self, path: str | Path, *, force: bool = False) -> None:
+        """Write the table as gzip-compressed JSON (reproducible bytes: no timestamp in the gzip header) to the new
+        file `path`; an existing one is refused unless `force` (written atomically, see `nasviz.out_file`)."""
+        from nasviz.out_file import write_out_file
+
         data = json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
-        Path(path).write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+        write_out_file(path, gzip.compress(data, compresslevel=9, mtime=0), force)
 
 
 def from_rows(name: str, space: SearchSpace, rows: list[dict], recipe: dict, provenance: dict) -> Table:
