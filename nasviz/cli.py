@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nasviz import rundir
 from nasviz.errors import ConfigError, NasvizError, one_line
+from nasviz.folder_claim import claim_folder
 from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
 from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, parse_settings
 from nasviz.table.cli import add_table_command
@@ -145,23 +146,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = rundir.check_output_folder(args.out, (rundir.SCRATCH, MODEL_FILE))
     data = load_dataset(args.dataset, args.data_root)
     config.check_data(len(data.train_labels), data.name)
-    created, locked_before = not out.exists(), (out / rundir.LOCK).exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    held = rundir.lock(out, "folder")  # one writer: two trainings into one folder would overwrite each other
-    try:
-        rundir.check_output_folder(out, (rundir.SCRATCH, MODEL_FILE))  # again, under the lock
+    files = (rundir.SCRATCH, MODEL_FILE)
+    # one writer (two trainings into one folder would overwrite each other); checked again under the lock
+    with claim_folder(out, "folder", check=lambda folder, _: rundir.check_output_folder(folder, files)):
         trained = []
         result = train_from_scratch(genotype, data, config, progress=not args.quiet, on_model=trained.append)
         rundir.write_json(out / rundir.SCRATCH, result)
         model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
-    except BaseException:
-        rundir.clean_up_after(out, created, locked_before)  # nothing left behind
-        raise
-    finally:
-        held.release()
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images; "
           f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; "
           f"{out / rundir.SCRATCH}, {model_path}")

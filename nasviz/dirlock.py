@@ -40,9 +40,14 @@ class FolderBusy(CheckpointError):
 class FolderLock:
     """The lock this process holds on `folder` (see `acquire`); `owner` is the object now writing there."""
 
-    def __init__(self, folder: Path, fd: int | None, key: tuple[int, int]) -> None:
+    def __init__(self, folder: Path, fd: int | None, key: tuple[int, int, str]) -> None:
         self.folder, self.fd, self.key = folder, fd, key
         self.owner: object | None = None
+
+    @property
+    def path(self) -> Path:
+        """The lock file."""
+        return self.folder / self.key[2]
 
     @property
     def held(self) -> bool:
@@ -76,22 +81,23 @@ class FolderLock:
             self.release()
 
 
-_HELD: dict[tuple[int, int], FolderLock] = {}
+_HELD: dict[tuple[int, int, str], FolderLock] = {}
 _GUARD = threading.RLock()
 
 
-def acquire(folder: str | Path, what: str = "folder") -> FolderLock:
+def acquire(folder: str | Path, what: str = "folder", name: str = LOCK_FILE) -> FolderLock:
     """The lock of the existing `folder`: the one this process holds already, or a new one; `FolderBusy`
     (a one-line CheckpointError naming the other process) when another process holds it; CheckpointError when
-    the lock file cannot be made (a read-only folder, a symbolic link in its place)."""
+    the lock file cannot be made (a read-only folder, a symbolic link in its place). `name`: the lock file (a part
+    of a folder that has several writers, such as a table build's shards, has its own)."""
     folder = Path(folder)
-    path = folder / LOCK_FILE
+    path = folder / name
     with _GUARD:
         try:
             st = os.stat(folder)
         except OSError as exc:
             raise CheckpointError(f"cannot lock {what} {folder}: {exc.strerror or exc}") from None
-        key = (st.st_dev, st.st_ino)
+        key = (st.st_dev, st.st_ino, name)
         if key in _HELD and _still_there(_HELD[key], path):
             return _HELD[key]
         if key in _HELD:  # the folder it locked was removed and its inode reused: that lock guards nothing now
@@ -194,11 +200,11 @@ def _holder(fd: int) -> dict:
     return {}
 
 
-def held(folder: str | Path) -> FolderLock | None:
-    """The lock this process holds on `folder`, if any."""
+def held(folder: str | Path, name: str = LOCK_FILE) -> FolderLock | None:
+    """The lock this process holds on `folder` (its lock file `name`), if any."""
     try:
         st = os.stat(folder)
     except OSError:
         return None
-    lock = _HELD.get((st.st_dev, st.st_ino))
-    return lock if lock is not None and _still_there(lock, Path(folder) / LOCK_FILE) else None
+    lock = _HELD.get((st.st_dev, st.st_ino, name))
+    return lock if lock is not None and _still_there(lock, Path(folder) / name) else None

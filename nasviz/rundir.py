@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import stat
 import tempfile
 import time
 import warnings
@@ -22,6 +23,7 @@ from typing import Any
 
 from nasviz import dirlock
 from nasviz.errors import CheckpointError, ConfigError, one_line
+from nasviz.folder_claim import claim_folder
 from nasviz.space import Genotype
 
 CONFIG = "config.json"
@@ -225,12 +227,37 @@ def check_path(path: str | Path, setting: str = "out") -> Path:
 def foreign_entries(folder: Path, locked_before: bool | None = None) -> list[str]:
     """The entries of `folder` that are not a nasviz run's own: everything but the lock file and, beside it, what
     a run that stopped before its first checkpoint leaves (`LEFTOVERS`, temporary files). Those count as a run's
-    only where the lock file was there before (`locked_before`; None: where it is there now): a lock file that
-    this process has just made does not make a user's config.json a run's."""
+    only where the lock file was there before (`locked_before`; None: where it is there now) *and* their content is
+    a run's (`is_leftover`): a lock file alone proves nothing (one left by another tool, or by a claim that was
+    refused, must not make a user's config.json a run's)."""
     names = sorted(entry.name for entry in Path(folder).iterdir())
     if not (LOCK in names if locked_before is None else locked_before):
         return [n for n in names if n != LOCK]
-    return [n for n in names if n != LOCK and n not in LEFTOVERS and not _is_temporary(n)]
+    return [n for n in names if n != LOCK and not _is_temporary(n)
+            and not (n in LEFTOVERS and is_leftover(Path(folder) / n))]
+
+
+RUN_CONFIG_KEYS = frozenset({"method", "population", "generations", "seed", "preset", "dataset", "space"})
+"""Settings that every search's config.json holds (a JSON object without them is not a run's)."""
+
+
+def is_leftover(path: Path) -> bool:
+    """Whether `path` is a regular file that a nasviz search wrote: config.json with a search's settings, or
+    events.jsonl whose first line is an event (an object with a "type")."""
+    try:
+        if not stat.S_ISREG(os.stat(path, follow_symlinks=False).st_mode):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(1 << 16) if path.name == CONFIG else f.readline(1 << 16)
+    except OSError:
+        return False
+    try:
+        value = json.loads(head)
+    except ValueError:
+        return False
+    if path.name == CONFIG:
+        return isinstance(value, dict) and RUN_CONFIG_KEYS <= value.keys()
+    return isinstance(value, dict) and isinstance(value.get("type"), str)
 
 
 def check_new(out: str | Path, locked_before: bool | None = None) -> Path:
@@ -310,20 +337,6 @@ def check_output_folder(out: str | Path, files: tuple[str, ...], setting: str = 
     return path
 
 
-def clean_up_after(folder: Path, created: bool, locked_before: bool) -> None:
-    """What a command that failed leaves in `folder` goes again: the folder itself if the command `created` it and
-    only the lock file is in it, else the lock file if the command made it (`locked_before` False)."""
-    folder = Path(folder)
-    try:
-        if created and {e.name for e in folder.iterdir()} <= {LOCK}:
-            (folder / LOCK).unlink(missing_ok=True)
-            folder.rmdir()
-        elif not locked_before:
-            (folder / LOCK).unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
 # --- one writer -----------------------------------------------------------------------------------------------
 def lock(folder: str | Path, what: str = "run directory") -> dirlock.FolderLock:
     """This process's lock on the existing `folder` (see `nasviz.dirlock`); `dirlock.FolderBusy`, naming the
@@ -334,18 +347,12 @@ def lock(folder: str | Path, what: str = "run directory") -> dirlock.FolderLock:
 def start_new(out: str | Path) -> dirlock.FolderLock:
     """Create the new run directory `out` and lock it; under the lock it is checked again (nothing started
     there meanwhile) and a stopped-before-its-first-checkpoint run's leftovers are removed."""
-    path = create(out)
-    locked_before = (path / LOCK).exists()
-    held = lock(path)
-    try:
-        check_new(path, locked_before)
-    except BaseException:
-        held.release_if_unowned()
-        raise
-    for name in LEFTOVERS:
-        (path / name).unlink(missing_ok=True)
-    remove_temporaries(path)
-    return held
+    path = check_new(out)
+    with claim_folder(path, "run directory", check=check_new) as claim:
+        for name in LEFTOVERS:  # proven a stopped run's by check_new (`is_leftover`), else it refused the folder
+            (path / name).unlink(missing_ok=True)
+        remove_temporaries(path)
+        return claim.keep()
 
 
 def claim_fresh(out: str | Path, *, folder_of_runs: bool = False) -> tuple[Path, str | None]:
@@ -371,30 +378,36 @@ def _candidates(path: Path, tries: int = 1000):
         yield path.with_name(f"{path.name}-{stamp}-{k}")
 
 
+class _NotFree(CheckpointError):
+    """A folder that `_claim` may not take (it holds a run, or something else)."""
+
+
 def _claim(folder: Path, folder_of_runs: bool) -> str | None:
-    """None if `folder` is now created and locked by this process for a new run, else why not."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    """None if `folder` is now created and locked by this process for a new run, else why not (and then the folder
+    is left as it was: no lock file, no folder made)."""
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
         return "is a file"
-    except OSError as exc:
-        raise CheckpointError(f"cannot create {folder}: {exc.strerror or exc}", setting="out") from None
-    locked_before = (folder / LOCK).exists()
+    mine = dirlock.held(folder)
+    if mine is not None and mine.owner is not None:
+        return "is in use by a search of this process"
+
+    def check(path: Path, locked_before: bool) -> None:
+        try:
+            if folder_of_runs:
+                if foreign_entries(path, False) or is_run_dir(path):
+                    raise CheckpointError("is not empty")
+            else:
+                check_new(path, locked_before)
+        except CheckpointError as exc:
+            raise _NotFree("already holds a run" if is_run_dir(path) else "is not empty") from exc
+
     try:
-        held = lock(folder)
+        with claim_folder(folder, "run directory", check=check) as claim:
+            claim.keep()
     except dirlock.FolderBusy as exc:
         return f"is in use by another process (pid {exc.pid})"
-    if held.owner is not None:
-        return "is in use by a search of this process"
-    try:
-        if folder_of_runs:
-            if foreign_entries(folder, False) or is_run_dir(folder):
-                raise CheckpointError("is not empty")
-        else:
-            check_new(folder, locked_before)
-    except CheckpointError:
-        held.release_if_unowned()
-        return "already holds a run" if is_run_dir(folder) else "is not empty"
+    except _NotFree as exc:
+        return str(exc)
     return None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from nasviz import rundir
 from nasviz.errors import ConfigError, one_line
+from nasviz.folder_claim import claim_folder
 from nasviz.headless.execute import check_notebook, execute, notebook_parameters
 from nasviz.space import suggest
 
@@ -140,45 +141,41 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from nasviz.headless.ray_backend import RayBackend
 
         ray_backend = RayBackend(args)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create --out {str(out)!r}: {exc.strerror or exc}") from None
-    rundir.lock(out, "batch folder")  # one batch writes a folder at a time (this process holds it until it ends)
-    _check_free(out, points)  # again, under the lock
-    for point in points:
-        point["folder"].mkdir(parents=True, exist_ok=True)
-        rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
+    # one batch writes a folder at a time; checked again under the lock
+    with claim_folder(out, "batch folder", check=lambda *_: _check_free(out, points)):
+        for point in points:
+            point["folder"].mkdir(parents=True, exist_ok=True)
+            rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
 
-    start = time.perf_counter()
-    outcomes: dict[str, dict] = {}
+        start = time.perf_counter()
+        outcomes: dict[str, dict] = {}
 
-    def finished(name: str, outcome: dict) -> None:
-        outcomes[name] = outcome
-        tail = "" if outcome["status"] == "ok" else f": {outcome['error']}"
-        print(f"[{len(outcomes)}/{len(points)}] {name}: {outcome['status']} ({outcome['seconds']} s){tail}",
-              flush=True)
+        def finished(name: str, outcome: dict) -> None:
+            outcomes[name] = outcome
+            tail = "" if outcome["status"] == "ok" else f": {outcome['error']}"
+            print(f"[{len(outcomes)}/{len(points)}] {name}: {outcome['status']} ({outcome['seconds']} s){tail}",
+                  flush=True)
 
-    if args.backend == "ray":
-        jobs = args.jobs
-        ray_backend.run(notebook, points, out, finished)
-    else:
-        jobs = min(args.jobs or 1, len(points))
-        print(f"batch: {len(points)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
-        _run_local(notebook, points, jobs, finished)
-    records = []
-    for p in points:
-        o = outcomes.get(p["name"], {"status": "not run", "error": None, "seconds": None})
-        records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
-                        "notebook": str(p["folder"] / notebook.name), **o})
-    failed = [r for r in records if r["status"] != "ok"]
-    summary = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
-               "fixed": fixed, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
-               "seconds": round(time.perf_counter() - start, 1)}
-    rundir.write_json(out / rundir.BATCH, summary)
-    print(summary_table(records))
-    print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
-    return 1 if failed else 0
+        if args.backend == "ray":
+            jobs = args.jobs
+            ray_backend.run(notebook, points, out, finished)
+        else:
+            jobs = min(args.jobs or 1, len(points))
+            print(f"batch: {len(points)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
+            _run_local(notebook, points, jobs, finished)
+        records = []
+        for p in points:
+            o = outcomes.get(p["name"], {"status": "not run", "error": None, "seconds": None})
+            records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
+                            "notebook": str(p["folder"] / notebook.name), **o})
+        failed = [r for r in records if r["status"] != "ok"]
+        summary = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
+                   "fixed": fixed, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
+                   "seconds": round(time.perf_counter() - start, 1)}
+        rundir.write_json(out / rundir.BATCH, summary)
+        print(summary_table(records))
+        print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
+        return 1 if failed else 0
 
 
 def run_batch(grid: dict[str, Sequence[Any]], out: str | Path, parameters: dict[str, Any] | None = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nasviz.errors import NasvizError, one_line
 from nasviz.space import get_space
-from nasviz.table.build import Plan, build, load_header, parse_shard, read_rows
+from nasviz.table.build import Plan, build, check_build_folder, load_header, parse_shard, read_rows
 from nasviz.table.quality import quality
 from nasviz.table.recipe import Recipe
 from nasviz.table.table import from_rows, load
@@ -83,6 +83,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from nasviz import rundir
 
     seeds = _check_build(args)
+    check_build_folder(Path(args.out))  # a file, or a folder of the user's, is refused before anything is written
     torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     argv = sys.argv[1:] if sys.argv[1:2] == ["table"] else ["table", *sys.argv[1:]]
