@@ -449,6 +449,22 @@ def check_no_links(run_dir: Path) -> None:
                                   "itself")
 
 
+def real_subfolder(run_dir: str | Path, name: str) -> Path:
+    """The folder `run_dir/name`, made if missing; CheckpointError (one line, nothing written) if it is a symbolic
+    link or not a folder: a run directory's writers never write through a link to somewhere else."""
+    path = Path(run_dir) / name
+    if path.is_symlink():
+        raise CheckpointError(f"{path} is a symbolic link; a run directory writes only inside itself: remove the link "
+                              "(nothing was written)")
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"{path} is not a folder; remove it or move it away (nothing was written)")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def keep_events(run_dir: Path, lines: int | None) -> int:
     """Keep the first `lines` events of events.jsonl (None: all) and drop torn lines; returns how many are kept."""
     path = Path(run_dir) / EVENTS

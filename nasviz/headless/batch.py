@@ -240,6 +240,9 @@ def _check_run_dirs(points: list[dict], fixed_out: bool) -> None:
 
 def _check_free(out: Path, points: list[dict]) -> None:
     """Refuse an `out` that holds a batch or a point's results (results are never overwritten)."""
+    linked = [p["folder"] for p in points if p["folder"].is_symlink()]
+    if linked:
+        raise ConfigError(f"{linked[0]} is a symbolic link; a batch writes only inside --out {out}: remove the link")
     taken = [p["name"] for p in points if p["folder"].exists() and any(p["folder"].iterdir())]
     if taken:
         raise ConfigError(f"{out} already holds results for {taken[0]!r}; choose another --out (results are never "
