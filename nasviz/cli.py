@@ -151,8 +151,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     with claim_folder(out, "folder", check=lambda folder, _: rundir.check_output_folder(folder, files)):
         trained = []
         result = train_from_scratch(genotype, data, config, progress=not args.quiet, on_model=trained.append)
-        rundir.write_json(out / rundir.SCRATCH, result)
-        model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
+        written: list[Path] = []
+        try:  # model.pt first, train.json last: train.json never describes a model that is not there
+            model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
+            written.append(model_path)
+            rundir.write_json(out / rundir.SCRATCH, result)
+        except BaseException:
+            for path in written:  # a failed train leaves nothing it made (so the same command can run again)
+                path.unlink(missing_ok=True)
+            raise
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images; "
           f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; "
           f"{out / rundir.SCRATCH}, {model_path}")

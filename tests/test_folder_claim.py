@@ -111,3 +111,57 @@ def test_a_table_build_into_a_users_folder_is_refused_and_leaves_nothing(tmp_pat
     with pytest.raises(ConfigError, match="notes.txt"):
         build(get_space("mini"), Recipe(), tmp_path, data=object())
     assert snapshot(tmp_path) == {"notes.txt": b"mine"}
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """`train` with its data and training replaced (what is tested is what it leaves behind, not the training)."""
+    from types import SimpleNamespace
+
+    import nasviz.data
+    import nasviz.scratch
+
+    data = SimpleNamespace(name="fake", train_labels=[0] * 256)
+    monkeypatch.setattr(nasviz.data, "load_dataset", lambda *a, **k: data)
+
+    def train(genotype, data, config, progress, on_model):
+        on_model(object())
+        return {"test_accuracy": 0.5, "test_images": 10, "params": 1, "flops": 1}
+
+    monkeypatch.setattr(nasviz.scratch, "train_from_scratch", train)
+
+
+@pytest.mark.parametrize("failing", ["model", "train.json"])
+def test_a_failed_train_leaves_neither_file_and_the_rerun_is_accepted(fake_training, monkeypatch, tmp_path, capsys,
+                                                                      failing):
+    import nasviz.model_file
+    from nasviz.cli import main
+
+    def save_model(path, *_args):
+        if failing == "model":
+            raise OSError(28, "No space left on device")
+        Path(path).write_bytes(b"model")
+        return Path(path)
+
+    real_write_json = rundir.write_json
+
+    def write_json(path, obj):
+        if Path(path).name == rundir.SCRATCH:
+            raise CheckpointError(f"cannot write {path}: No space left on device")
+        real_write_json(path, obj)
+
+    monkeypatch.setattr(nasviz.model_file, "save_model", save_model)
+    monkeypatch.setattr(rundir, "write_json", write_json)
+    out = tmp_path / "trained"
+    argv = ["train", "--genotype", "DARTS_V2", "--epochs", "1", "--quiet", "--out", str(out)]
+    assert main(argv) != 0
+    assert not out.exists()  # the folder it made, with nothing in it, goes too
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    assert main([*argv[:-1], str(existing)]) != 0
+    assert snapshot(existing) == {"notes.txt": b"mine"}
+    monkeypatch.setattr(rundir, "write_json", real_write_json)
+    monkeypatch.setattr(nasviz.model_file, "save_model", lambda path, *_a: Path(path).write_bytes(b"m") and Path(path))
+    assert main(argv) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["model.pt", "train.json"]
