@@ -29,6 +29,7 @@ from torch import nn
 from nasviz.errors import ConfigError
 from nasviz.model_file import ModelInfo, load_model
 from nasviz.out_file import check_out_file, write_out_file
+from nasviz.regular_files import open_regular
 from nasviz.space import suggest
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
@@ -155,7 +156,7 @@ def run_exported(path: str | Path, x: torch.Tensor, fmt: str | None = None) -> t
 
 
 def _is_onnx(path: Path) -> bool:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         return not f.read(4).startswith(b"PK")  # a TorchScript archive is a zip file
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from nasviz import dirlock
 from nasviz.errors import CheckpointError, ConfigError, one_line
 from nasviz.folder_claim import claim_folder
+from nasviz.regular_files import NotRegularFile, open_regular, read_text
 from nasviz.space import Genotype
 
 CONFIG = "config.json"
@@ -205,9 +206,10 @@ def genotype_from(text: str) -> Genotype:
 
 
 def read_json_or_none(path: Path) -> Any:
-    """A JSON file's content, or None when it is missing or not valid JSON (a run still being written)."""
+    """A JSON file's content, or None when it is missing or not valid JSON (a run still being written);
+    NotRegularFile (one line) when it is a FIFO, a device or a folder."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(read_text(path))
     except (OSError, ValueError):
         return None
 
@@ -245,11 +247,11 @@ def is_leftover(path: Path) -> bool:
     """Whether `path` is a regular file that a nasviz search wrote: config.json with a search's settings, or
     events.jsonl whose first line is an event (an object with a "type")."""
     try:
-        if not stat.S_ISREG(os.stat(path, follow_symlinks=False).st_mode):
+        if path.is_symlink():
             return False
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(1 << 16) if path.name == CONFIG else f.readline(1 << 16)
-    except OSError:
+    except (OSError, NotRegularFile):
         return False
     try:
         value = json.loads(head)
@@ -305,6 +307,8 @@ def check_resumable(run_dir: str | Path) -> Path:
     """`run_dir` as a Path if it is a directory holding a checkpoint (checked before anything is written there,
     the lock file included: a folder that holds no run is not touched)."""
     path = check_existing(run_dir)
+    if (path / CHECKPOINT).exists():
+        open_regular(path / CHECKPOINT).close()  # a FIFO or a device: NotRegularFile, never waited on
     if not (path / CHECKPOINT).is_file():
         raise CheckpointError(f"no checkpoint at {path / CHECKPOINT}; it is not a run that can be resumed",
                               setting="resume")
@@ -550,8 +554,9 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file's content; CheckpointError (one line) when it is missing, not JSON or not a regular file."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(read_text(path))
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -564,12 +569,15 @@ def write_jsonl(path: Path, rows: list[Any]) -> None:
 
 
 def read_jsonl(path: Path) -> list[Any]:
-    """All complete lines of a JSON-lines file (a line torn by a crash mid-append is skipped)."""
+    """All complete lines of a JSON-lines file (a line torn by a crash mid-append is skipped); [] when it is
+    missing; NotRegularFile (one line) when it is a FIFO, a device or a folder."""
     path = Path(path)
-    if not path.exists():
+    try:
+        text = read_text(path, errors="replace")
+    except FileNotFoundError:
         return []
     rows = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
@@ -582,11 +590,17 @@ def open_append(path: Path):
     inside itself). A last line torn by a crash is ended first, so the next line starts cleanly."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0),
+                     0o666)
     except OSError as exc:
         if path.is_symlink():
             raise CheckpointError(f"{path} is a symbolic link; a run directory writes only inside itself") from None
         raise CheckpointError(f"cannot append to {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO would block the writer for ever
+        os.close(fd)
+        raise NotRegularFile(f"{path} is not a regular file (a FIFO, a device or a socket); nasviz writes only "
+                             "regular files: remove it")
+    os.set_blocking(fd, True)
     size = os.fstat(fd).st_size
     if size and os.pread(fd, 1, size - 1) != b"\n":
         os.write(fd, b"\n")
@@ -641,12 +655,16 @@ def safe_torch_load(path: Path, kind: str = "checkpoint") -> Any:
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no {kind} at {path}")
     try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
+        file = open_regular(path)  # a FIFO or a device is refused, never waited on
+    except (FileNotFoundError, NotADirectoryError):
+        raise CheckpointError(f"no {kind} at {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the {kind} {path}: {exc.strerror or exc}") from None
+    try:
+        with file, warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = _unpickling_reason(exc)
         what = (f"is not a safe nasviz {kind}: it refers to code" if "global" in reason.lower()

@@ -8,11 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from run_support import table_smoke_run
 
 from nasviz import rundir
 from nasviz.cli import EXIT_USAGE, main
-from nasviz.config import SearchConfig
-from nasviz.search import Search
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,9 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     """A finished smoke search with table fitness (no training: seconds)."""
-    run_dir = tmp_path_factory.mktemp("links") / "run"
-    Search(SearchConfig.from_preset("smoke", fitness="table", space="mini"), run_dir, progress=False).run()
-    return run_dir
+    return table_smoke_run(tmp_path_factory.mktemp("links") / "run")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ that measure the table's own noise.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -210,4 +209,4 @@ def load_header(folder: str | Path) -> dict:
     path = Path(folder) / RECIPE_FILE
     if not path.exists():
         raise ConfigError(f"{folder} is not a table build folder (no {RECIPE_FILE})")
-    return json.loads(path.read_text())
+    return rundir.read_json(path)

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from nasviz.errors import NasvizError
+from nasviz.regular_files import read_bytes
 from nasviz.space import Genotype, GenotypeError, SearchSpace, get_space, suggest
 from nasviz.table.quality import quality
 
@@ -162,7 +163,7 @@ def read(path: str | Path) -> Table:
     """Read a table file; a damaged one is refused with one line naming it."""
     path = Path(path)
     try:
-        obj = json.loads(gzip.decompress(path.read_bytes()))
+        obj = json.loads(gzip.decompress(read_bytes(path)))
         space = get_space(obj["space"])
         entries = [
             Entry(genotype=a["genotype"], params=int(a["params"]), flops=int(a["flops"]),
