@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from nasviz import distributed, events, ga, precision, rundir, schedule
+from nasviz import distributed, events, ga, precision, projection, rundir, schedule
 from nasviz.batches import search_batches
 from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_network
 from nasviz.config import SearchConfig
@@ -207,6 +207,8 @@ class Search(events.Publisher):
     def run(self) -> dict:
         """Run what is left of the search (or until `request_stop`); returns the result."""
         self.stop_requested = self._stop_agreed = False
+        if self.ranks.main:
+            projection.say_if_long(self.config, self.data, self.device)  # a search of days: say so, and how to cap it
         bar = tqdm(total=self.config.generations, initial=max(self.generation, 0), desc="generations",
                    disable=not self.progress)
         try:
