@@ -25,7 +25,7 @@ def exists_refusal(path: Path, setting: str = "out") -> ConfigError:
     what = "a folder" if path.is_dir() and not path.is_symlink() else "a file" if path.exists() else "a link"
     flag = f"--{setting.replace('_', '-')}"
     return ConfigError(f"{flag} {one_line(str(path), 200)} exists already ({what}); nothing was written: choose "
-                       "another path, or give --force to replace it", setting=setting)
+                       "another path, or give --force (force=True in Python) to replace it", setting=setting)
 
 
 def check_out_file(out: str | Path, force: bool = False, setting: str = "out") -> Path:
