@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,9 +19,6 @@ from nasviz import ga
 from nasviz.errors import ConfigError
 from nasviz.network import SearchNetwork, count_flops, count_params
 from nasviz.space import Genotype, SearchSpace
-
-if TYPE_CHECKING:
-    from nasviz.search import Search
 
 SIZE_TRIES = 200
 """Random draws per individual before limits that admit too few architectures are refused."""
@@ -114,24 +110,19 @@ def smallest_of(sizes: Iterable[Size]) -> Size:
     return Size(min(s.params for s in sizes), min(s.flops for s in sizes))
 
 
-def check_limits(search: Search) -> None:
-    """Before any training: ConfigError (one line) unless `search`'s size limits admit networks of its space and
-    its initial population (drawn here on a copy of the GA's random generator, as the warm-up's end will)."""
-    c, limits = search.config, search.limits
-    if c.fitness == "table":
-        where = f"network of the table {search.truth.name!r}"
-        least = smallest_of(Size(e.params, e.flops) for e in search.truth)
-    else:
-        where = f"{search.space.name} network at channels={c.channels}, layers={c.layers}"
-        least = smallest(search.space, search.sizes)
-    limits.check_smallest(least, where)
+def check_limits(limits: Limits, population: int, least: tuple[Size, str], sizes: Callable[[Genotype], Size],
+                 rng_ga: random.Random, seen: set[str], space: SearchSpace) -> None:
+    """Before any training: ConfigError (one line) unless the size `limits` admit networks of `space` (`least`: the
+    smallest sizes and which networks those are) and an initial population of `population` (drawn here on a copy of
+    the GA's generator `rng_ga`, as the warm-up's end will)."""
+    smallest_size, where = least
+    limits.check_smallest(smallest_size, where)
     rng = random.Random()
-    rng.setstate(search.rng_ga.getstate())
+    rng.setstate(rng_ga.getstate())
     try:
-        ga.random_population(c.population, rng, search.seen, search.space, **limits.ga_rule(search.sizes))
+        ga.random_population(population, rng, seen, space, **limits.ga_rule(sizes))
     except RuntimeError:
         raise ConfigError(
-            f"{limits} leaves too few networks: fewer than population={c.population} found in {SIZE_TRIES} "
-            f"random draws each (the smallest {where} has {least.params:,} parameters, {least.flops:,} FLOPs); "
-            "allowed: larger limits or none") from None
-
+            f"{limits} leaves too few networks: fewer than population={population} found in {SIZE_TRIES} "
+            f"random draws each (the smallest {where} has {smallest_size.params:,} parameters, "
+            f"{smallest_size.flops:,} FLOPs); allowed: larger limits or none") from None

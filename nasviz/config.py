@@ -10,6 +10,7 @@ from typing import Any
 from nasviz import settings
 from nasviz.datasets import BUILTIN, check_dataset_name
 from nasviz.errors import CheckpointError, ConfigError
+from nasviz.fitness_sources import SOURCES
 from nasviz.settings import (
     BATCH,
     CHANNELS,
@@ -27,7 +28,8 @@ from nasviz.settings import (
 from nasviz.space import SPACES, get_space, suggest
 
 METHODS = ("sft-ga", "ga", "random")
-FITNESS = ("supernet", "table")
+FITNESS = tuple(SOURCES)
+"""Fitness sources by name (`nasviz.fitness_sources`; `nasviz.evaluators` scores with them)."""
 SPACE_LAYOUT: dict[str, dict[str, Any]] = {"mini": {"image_size": 14, "layers": 3}}
 """What choosing a space also sets, unless given: mini searches at its ground-truth table's layout."""
 PATH_SAMPLING = ("population", "region", "uniform")
@@ -234,7 +236,7 @@ class SearchConfig:
     def uses_finetune(self) -> bool:
         """Fine-tuning is on for sft-ga unless switched off; the baselines never fine-tune; nor does a search whose
         fitness comes from a table (it has no supernet)."""
-        if self.fitness == "table":
+        if not SOURCES[self.fitness].trains:
             return False
         return self.method == "sft-ga" if self.finetune is None else self.finetune
 
@@ -270,10 +272,10 @@ class SearchConfig:
             raise ConfigError(f"population={self.population} x (generations={self.generations} + 1) new networks "
                               f"exceed the {networks:,} distinct networks of the {self.space} space; allowed: "
                               f"population x (generations + 1) <= {networks:,}")
-        if self.table_noise and self.fitness != "table":
+        if self.table_noise and not SOURCES[self.fitness].needs_table:
             raise ConfigError(f"table_noise={self.table_noise} needs fitness='table'; "
                               "allowed: 0 with fitness='supernet'")
-        if self.fitness == "table" or self.table is not None:
+        if SOURCES[self.fitness].needs_table or self.table is not None:
             from nasviz.table import ground_truth
 
             if ground_truth(self.space, self.dataset, self.table) is None:

@@ -21,22 +21,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
-from nasviz import distributed, events, ga, precision, projection, rundir, schedule
-from nasviz.batches import search_batches
-from nasviz.budget import Limits, Size, Sizes, check_limits, measure_search_network
+from nasviz import distributed, events, ga, projection, rundir, schedule
+from nasviz.budget import Limits, check_limits
+from nasviz.checkpoint import SearchState, check_resumable, check_state
 from nasviz.config import SearchConfig
-from nasviz.data import load_dataset, resized
-from nasviz.errors import ConfigError, DivergedError
+from nasviz.errors import CheckpointError, ConfigError, DivergedError, NasvizError, one_line
+from nasviz.evaluators import Evaluator, make_evaluator
 from nasviz.population import Individual, Population
-from nasviz.recorder import Recorder, check_resumable, checkpoint_state, history_row, restore_state, search_result
+from nasviz.recorder import Recorder
 from nasviz.sampling import region_sampler, uniform_sampler
+from nasviz.search_records import history_row, search_result
 from nasviz.space import Genotype, get_space
-from nasviz.supernet import Supernet
 from nasviz.table import ground_truth
-from nasviz.train import PathSampler, fitness, pick_device, prepare_model, train_steps
+from nasviz.train import PathSampler
 
 
 class Search(events.Publisher):
@@ -60,60 +59,38 @@ class Search(events.Publisher):
             """Whether `run()` stops at the next checkpoint (see `request_stop`; with several processes, a stop
             asked on any of them stops all)."""
             self._stop_agreed = False  # with several processes: whether any asked to stop, as of the last checkpoint
-            self._set_up()
-            # the search's state (all of it goes into the checkpoint)
-            self.generation = -1  # -1: warm-up not finished; 0: initial population; g: after generation g
-            self.warmup_done = 0
-            self.steps = 0  # supernet training steps so far; also the "version" of the weights
-            self.evaluations = 0  # the search's own: new genotypes and re-evaluated parents
-            self.diagnostic_evaluations = 0  # for the figures only (fitness before fine-tuning, `record_before`)
-            self.wall_time_s = 0.0
-            self.population = Population()  # the survivors, best first
-            self.seen: set[str] = set()  # keys of every genotype evaluated
-            self.warmup_log = events.TrainLog()
+            self.space = get_space(config.space)
+            self.truth = ground_truth(config.space, config.dataset, config.table)
+            """The ground-truth table the run is judged by (None where the space and dataset have none)."""
+            self.evaluator: Evaluator = make_evaluator(config, self.space, self.truth, self.ranks)
+            """Where fitness comes from (`SearchConfig.fitness`); it holds the data and supernet where it has them."""
+            self.config = c = self.evaluator.config  # e.g. fitted to an image folder's size
+            self.limits = Limits(c.max_params, c.max_flops)
+            self.state = SearchState(c.seed)
+            """Where the search stands (all of it goes into the checkpoint, with the evaluator's part)."""
             if checkpoint is not None:
                 self.load_state_dict(checkpoint)
-            if self.limits and self.generation < 0:
-                check_limits(self)  # before any training
+            if self.limits and self.generation < 0:  # before any training
+                check_limits(self.limits, c.population, self.evaluator.smallest(), self.sizes, self.state.rng_ga,
+                             self.seen, self.space)
             self.recorder.start(self.config.to_dict(), self.generation, *(() if checkpoint is None else
                                 (self.result(), checkpoint.get("events"))))
         if checkpoint is not None:
             self.emit(events.Resumed(self.generation, self.warmup_done))
 
-    def _set_up(self) -> None:
-        """Space and ground truth; device, data (the weight part as a batch stream; calibration and fitness
-        batches), supernet, optimizer (none of these when the fitness comes from a table); random generators."""
-        c = self.config
-        self.space = get_space(c.space)
-        self.truth = ground_truth(c.space, c.dataset, c.table)
-        """The ground-truth table the run is judged by (None where the space and dataset have none)."""
-        self.rng_ga = random.Random(c.seed)
-        self.rng_paths = random.Random(c.seed + 1_000_003)
-        self.rng_noise = random.Random(c.seed + 2_000_003)  # table_noise
-        self.limits = Limits(c.max_params, c.max_flops)
-        if c.fitness == "table":  # every score is a lookup: no data, no supernet, no training
-            self.device, self.data, self.supernet, self.optimizer, self.stream = torch.device("cpu"), None, None, \
-                None, None
-            self.sizes = Sizes(lambda g: Size(self.truth.entry(g).params, self.truth.entry(g).flops), self.space.key)
-            self.precision = None
-            return
-        self.device = self.ranks.device(pick_device(c.device), c.device)
-        self.precision = precision.resolve(c.eval_precision, self.device)
-        """The arithmetic fitness is measured in: 'fp32' or 'bf16' (see `SearchConfig.eval_precision`)."""
-        self.data = d = load_dataset(c.dataset, c.data_root)
-        self.config = c = c.fitted(len(d.train_labels), d.name)  # an image folder's size is known now
-        self.ranks.check_batch(c.batch_size)
-        if c.image_size is not None:
-            self.data = d = resized(d, c.image_size)
-        self.sizes = Sizes(lambda g: measure_search_network(g, d.shape, d.num_classes, c.channels, c.layers),
-                           self.space.key)
-        """Parameters and FLOPs of each genotype's search-width network, counted once per genotype."""
-        self.stream, self.calibration, self.fitness_batches = search_batches(d, c, self.device)
-        torch.manual_seed(c.seed)
-        self.supernet = prepare_model(Supernet(d.shape[0], d.num_classes, c.channels, c.layers, self.space),
-                                      self.device)
-        self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=c.lr, momentum=c.momentum,
-                                         weight_decay=c.weight_decay)
+    _STATE = frozenset(("generation", "warmup_done", "steps", "evaluations", "diagnostic_evaluations", "wall_time_s",
+                        "population", "seen", "warmup_log", "rng_ga", "rng_paths"))
+    _EVALUATOR = frozenset(("sizes", "device", "precision", "supernet", "optimizer", "data", "stream", "calibration",
+                            "fitness_batches"))
+
+    def __getattr__(self, name: str) -> Any:
+        """Read-only views: `search.generation` etc. are the `state`'s; `search.supernet`, `search.data`, `search.sizes`
+        etc. the evaluator's (None where it has no such part, e.g. no supernet with fitness=table)."""
+        if name in Search._STATE:
+            return getattr(self.__dict__["state"], name)
+        if name in Search._EVALUATOR:
+            return getattr(self.__dict__["evaluator"], name, None)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # --- state ------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -143,17 +120,18 @@ class Search(events.Publisher):
         Returns generation 0's history row, or None if stopped early or already past it."""
         c, start = self.config, time.perf_counter()
         total = c.warmup_total  # warmup_steps, plus the fine-tuning steps of an equal-compute control
-        if c.fitness == "table":
-            self.warmup_done = total  # nothing to warm up
+        if not self.evaluator.trains:
+            self.state.warmup_done = total  # nothing to warm up
         if self.generation < 0 and self.warmup_done < total:
             self.emit(events.Phase("warmup", 0, steps=total, done=self.warmup_done))
             bar = tqdm(total=total, initial=self.warmup_done, desc="warm-up", disable=not self.progress)
             while self.warmup_done < total and not self._stopping():
                 chunk = min(c.checkpoint_every, total - self.warmup_done)
-                self._train(uniform_sampler(self.rng_paths, self.space), chunk, "warmup", 0, c.lr, self.warmup_log)
-                self.warmup_done += chunk
+                uniform = uniform_sampler(self.state.rng_paths, self.space)
+                self._train(uniform, chunk, "warmup", 0, c.lr, self.warmup_log)
+                self.state.warmup_done += chunk
                 bar.update(chunk)
-                self.wall_time_s, start = self.wall_time_s + time.perf_counter() - start, time.perf_counter()
+                self.state.wall_time_s, start = self.wall_time_s + time.perf_counter() - start, time.perf_counter()
                 self._checkpoint()
             bar.close()
             if self.warmup_done < total:
@@ -161,14 +139,14 @@ class Search(events.Publisher):
         if self.generation >= 0:
             return None
         self.emit(events.Phase("initial", 0))
-        initial = self._newcomers(ga.random_population(c.population, self.rng_ga, self.seen, self.space,
+        initial = self._newcomers(ga.random_population(c.population, self.state.rng_ga, self.seen, self.space,
                                                        **self.limits.ga_rule(self.sizes)), "initial")
         self._evaluate_all(list(initial), 0)
-        self.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
-        self.generation = 0
-        self.wall_time_s += time.perf_counter() - start
+        self.state.population = initial.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
+        self.state.generation = 0
+        self.state.wall_time_s += time.perf_counter() - start
         row = self._finish_generation(initial, self.warmup_log, previous_best=None)
-        self.warmup_log = events.TrainLog()
+        self.state.warmup_log = events.TrainLog()
         return row
 
     def step(self) -> dict | None:
@@ -190,7 +168,7 @@ class Search(events.Publisher):
         trained = events.TrainLog()
         if finetuned:  # fine-tune on paths of the search region R = P ∪ Q
             sampler = region_sampler(c.path_sampling, (parents + offspring).genotypes, c.finetune_steps,
-                                     self.rng_paths, self.space)
+                                     self.state.rng_paths, self.space)
             self._train(sampler, c.finetune_steps, "finetune", g, c.finetune_lr or c.lr, trained)
         # fair re-evaluation: every fitness compared below is measured with the current weights
         stale = [p for p in parents if c.reevaluate_parents and p.evaluated_at != self.steps]
@@ -199,16 +177,16 @@ class Search(events.Publisher):
             for child in offspring:
                 child.fitness_before = child.fitness  # the weights did not change
         region = parents + offspring
-        self.population = region.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
-        self.generation = g
-        self.wall_time_s += time.perf_counter() - start
+        self.state.population = region.select(c.population, pareto=c.objective == "pareto", rng=self._tie_rng)
+        self.state.generation = g
+        self.state.wall_time_s += time.perf_counter() - start
         return self._finish_generation(region, trained, previous_best)
 
     def run(self) -> dict:
         """Run what is left of the search (or until `request_stop`); returns the result."""
         self.stop_requested = self._stop_agreed = False
         if self.ranks.main:
-            projection.say_if_long(self.config, self.data, self.device)  # a search of days: say so, and how to cap it
+            projection.say_if_long(self.config, getattr(self.evaluator, "data", None), self.evaluator.device)
         bar = tqdm(total=self.config.generations, initial=max(self.generation, 0), desc="generations",
                    disable=not self.progress)
         try:
@@ -232,8 +210,8 @@ class Search(events.Publisher):
         c, p, rule = self.config, self.population, self.limits.ga_rule(self.sizes)
         try:
             if c.method == "random":
-                return ga.random_population(c.population, self.rng_ga, self.seen, self.space, **rule)
-            return ga.make_offspring(p.genotypes, p.fitness, self.rng_ga, n=c.population, p_c=c.p_crossover,
+                return ga.random_population(c.population, self.state.rng_ga, self.seen, self.space, **rule)
+            return ga.make_offspring(p.genotypes, p.fitness, self.state.rng_ga, n=c.population, p_c=c.p_crossover,
                                      p_m=c.p_mutation, seen=self.seen, space=self.space, **rule,
                                      params=p.params if c.tie_break == "params" else None)
         except RuntimeError as exc:
@@ -247,7 +225,7 @@ class Search(events.Publisher):
         """What orders equal fitness values in survival: the GA's generator (tie_break=random), or None (fewer
         parameters, then parents first). In the tournaments a tie goes to the first drawn: random, unless the
         parameter counts are passed (tie_break=params)."""
-        return self.rng_ga if self.config.tie_break == "random" else None
+        return self.state.rng_ga if self.config.tie_break == "random" else None
 
     def _newcomers(self, genotypes: list[Genotype], role: str) -> Population:
         self.seen.update(self.space.key(g) for g in genotypes)
@@ -257,51 +235,42 @@ class Search(events.Publisher):
 
     def _train(self, sampler: PathSampler, steps: int, phase: str, generation: int, lr: float,
                log: events.TrainLog) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        """`steps` supernet steps on paths from `sampler`, each emitted as a `TrainStep` event and logged in `log`."""
         total, offset = (self.config.warmup_total, self.warmup_done) if phase == "warmup" else (steps, 0)
-        rates = schedule.phase_rates(self.config.lr_schedule, lr, offset, steps, total)
 
         def on_step(record: dict) -> None:
             event = events.TrainStep(phase, generation, record["step"] - self.steps + offset, total, record["loss"],
-                              record["accuracy"], str(record["genotype"]))
+                                     record["accuracy"], str(record["genotype"]))
             self.emit(event)
             log.add(event)
 
         last = self.recorder.last_checkpoint
-        several = self.ranks.size > 1  # every process draws the global batch and trains on its slice of it
-        next_batch = (lambda: self.ranks.slice(self.stream.next())) if several else self.stream.next
         try:
-            train_steps(self.supernet, next_batch, self.optimizer, sampler, steps, phase=phase,
-                        first_step=self.steps, grad_clip=self.config.grad_clip, on_step=on_step, rates=rates,
-                        ranks=self.ranks if several else None)
+            self.evaluator.train(sampler, steps, phase=phase, first_step=self.steps, lr=lr, on_step=on_step,
+                                 rates=schedule.phase_rates(self.config.lr_schedule, lr, offset, steps, total))
         except DivergedError as exc:  # nothing is written: the last checkpoint is the last good state
             error = DivergedError(f"{exc}{f': {last}' if last else ''}")
-            error.agreed = several  # type: ignore[attr-defined]  # every process saw the same loss and weights
+            error.agreed = self.ranks.size > 1  # type: ignore[attr-defined]  # every process saw the same loss
             raise error from None
-        self.steps += steps
-
-    def _fitness(self, individual: Individual) -> float:
-        if self.supernet is None:  # fitness from the table
-            return self.truth.noisy_accuracy(individual.genotype, self.config.table_noise, self.rng_noise)
-        return fitness(self.supernet, individual.genotype, self.calibration, self.fitness_batches, self.precision)
+        self.state.steps += steps
 
     def _record(self, individual: Individual, value: float, generation: int, stage: str) -> float:
         if stage == "before":  # a diagnostic: the search never selects by it
-            self.diagnostic_evaluations += 1
+            self.state.diagnostic_evaluations += 1
         else:
-            self.evaluations += 1
+            self.state.evaluations += 1
         self.emit(events.Evaluation(generation, str(individual.genotype), value, individual.params, individual.role,
                                     stage, self.steps))
         return value
 
     def _measure_all(self, individuals: list[Individual], generation: int, stage: str) -> list[float]:
         """The fitness of each of `individuals` with the current weights, in order. With several processes each
-        measures its share and every process receives every value (a table lookup is made by all: it is cheap,
-        and its noise is drawn in order)."""
-        if self.ranks.size == 1 or self.supernet is None:
-            return [self._record(i, self._fitness(i), generation, stage) for i in individuals]
-        values = self.ranks.gather([self._fitness(i) for i in self.ranks.shard(individuals)], len(individuals))
+        measures its share and every process receives every value (an evaluator that is not `shardable`, e.g. a
+        table lookup, scores all on every process: it is cheap, and its noise is drawn in order)."""
+        score = self.evaluator.score
+        if self.ranks.size == 1 or not self.evaluator.shardable:
+            return [self._record(i, score(i.genotype), generation, stage) for i in individuals]
+        values = self.ranks.gather([score(i.genotype) for i in self.ranks.shard(individuals)], len(individuals))
         return [self._record(i, v, generation, stage) for i, v in zip(individuals, values, strict=True)]
 
     def _evaluate_all(self, individuals: list[Individual], generation: int) -> None:
@@ -311,7 +280,7 @@ class Search(events.Publisher):
             individual.evaluated_at = self.steps
 
     def _finish_generation(self, region: Population, trained: events.TrainLog, previous_best) -> dict:
-        row = history_row(self, region, trained)
+        row = history_row(self.state, region, trained)
         self.recorder.generation(row)
         self.emit(events.Generation.from_row(row))
         best = self.population[0]
@@ -326,19 +295,33 @@ class Search(events.Publisher):
 
     def result(self) -> dict:
         """result.json's content: best genotype and fitness, top-k, method, switches, budgets, versions."""
-        return search_result(self)
+        return search_result(self.config, self.state, run_id=self.recorder.run_id, device=self.device,
+                             precision=self.precision, processes=self.ranks.size, truth=self.truth,
+                             truth_used=self.evaluator.uses_truth)
 
     # --- checkpoints and resume ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything the search needs to continue exactly (checkpoint.pt's content)."""
-        return checkpoint_state(self)
+        state, own = self.state.state_dict(), self.evaluator.state_dict()
+        rng = {**state.pop("rng"), **self.evaluator.random_states()}
+        return {"format": "nasviz-checkpoint", "version": 1, "config": self.config.to_dict(), **state,
+                "run_id": self.recorder.run_id,
+                "events": self.recorder.events_logged + 1,  # events.jsonl's lines, the Checkpoint event that follows
+                **own, "rng": rng, **({"processes": self.ranks.size} if self.ranks.size > 1 else {})}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict()`; CheckpointError where it does not fit this search."""
-        restore_state(self, state, self.recorder.last_checkpoint or "the checkpoint")
-        if self.optimizer is not None:  # the optimizer's saved groups hold the old values: an override must count
-            for group in self.optimizer.param_groups:
-                group.update(momentum=self.config.momentum, weight_decay=self.config.weight_decay)
+        source = self.recorder.last_checkpoint or "the checkpoint"
+        check_state(state, source)
+        self.recorder.run_id = state.get("run_id") or self.recorder.run_id
+        try:
+            self.state.load_state_dict(state)
+            self.evaluator.load_state_dict(state)
+        except NasvizError as exc:
+            raise CheckpointError(f"{source} cannot be resumed: {exc}") from None
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # missing fields, wrong shapes
+            raise CheckpointError(f"{source} does not match this search ({type(exc).__name__}: {one_line(exc)})") \
+                from None
         for individual in self.population:
             individual.truth = self.truth.summary(individual.genotype) if self.truth is not None else None
             individual.flops = self.flops_of(individual.genotype)

@@ -1,0 +1,29 @@
+"""The fitness sources a search can score its candidates with, by name (`SearchConfig.fitness`).
+
+This registry imports nothing heavy, so settings are checked before torch is loaded; each entry names the
+`nasviz.evaluators` class that does the work. Adding a source is one `Evaluator` subclass there and one line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Source:
+    """A fitness source: the evaluator class (by name, in `nasviz.evaluators`) and what it needs."""
+
+    evaluator: str
+    """The `nasviz.evaluators` class that scores candidates."""
+    trains: bool = False
+    """Whether it trains a weight-sharing supernet (warm-up and fine-tuning)."""
+    needs_table: bool = False
+    """Whether it looks candidates up in a ground-truth table."""
+    doc: str = ""
+
+
+SOURCES: dict[str, Source] = {
+    "supernet": Source("SupernetEvaluator", trains=True, doc="accuracy with weights inherited from the supernet"),
+    "table": Source("TableEvaluator", needs_table=True, doc="accuracy in the ground-truth table (no training)"),
+}
+"""Every fitness source, by the name `SearchConfig.fitness` takes."""
