@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import threading
 import time
@@ -129,13 +130,14 @@ def _still_there(lock: FolderLock, path: Path) -> bool:
 def _locked_fd(folder: Path, path: Path, what: str) -> int:
     """A descriptor of the lock file `path`, locked exclusively. A lock taken on a file that was removed meanwhile
     (the holder of a failed command may remove the lock file it made) is taken again on the new one."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
             why = "it is a symbolic link" if path.is_symlink() else exc.strerror or str(exc)
             raise CheckpointError(f"cannot lock {what} {folder} ({path}: {why})") from None
+        _regular_or_refuse(fd, folder, path, what)
         _flock_or_busy(fd, fcntl.LOCK_EX, folder, what)
         try:
             same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
@@ -144,6 +146,13 @@ def _locked_fd(folder: Path, path: Path, what: str) -> int:
         if same:
             return fd
         os.close(fd)
+
+
+def _regular_or_refuse(fd: int, folder: Path, path: Path, what: str) -> None:
+    """Close `fd` and refuse (one line) when the lock file is not a regular file (a FIFO would block its reader)."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CheckpointError(f"cannot lock {what} {folder} ({path}: it is not a regular file; remove it)")
 
 
 def _flock_or_busy(fd: int, mode: int, folder: Path, what: str) -> None:
@@ -170,9 +179,11 @@ def check_free(folder: str | Path, what: str = "folder") -> None:
     if fcntl is None or held(folder) is not None:
         return
     try:
-        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return  # no lock file: no one has locked it
+    _regular_or_refuse(fd, folder, folder / LOCK_FILE, what)
     _flock_or_busy(fd, fcntl.LOCK_SH, folder, what)
     os.close(fd)  # closing the only descriptor of this process on it releases the shared lock
 

@@ -73,3 +73,11 @@ def test_a_fifo_model_file_is_refused(tmp_path):
     fifo = fifo_in_place_of(tmp_path / "model.pt")
     assert_refused(nasviz("export", "--model", str(fifo), "--format", "torchscript", "--out", str(tmp_path / "m.pt")),
                    fifo)
+
+
+def test_a_fifo_lock_file_is_refused(run_copy):
+    fifo = fifo_in_place_of(run_copy / ".nasviz.lock")
+    result = nasviz("search", "--resume", str(run_copy), "--quiet")
+    err = result.stderr.strip()
+    assert result.returncode == 2 and len(err.splitlines()) == 1 and "not a regular file" in err, result.stderr
+    assert str(fifo) in err
