@@ -11,6 +11,8 @@
     notebooks        wall time of each notebook (papermill) at a preset (default: class)
     eval-precision   Kendall tau-b of bf16-autocast vs fp32 fitness over >= 50 paths, and the speed ratio
     distributed      one search on 1 process x 2 threads vs 2 processes x 1 thread (torchrun); N-GPU projection
+    yardsticks       Kendall tau-b vs the table of zero-cost proxies, params and FLOPs over the mini space
+    picks            regret of the returned network: sft-ga, ga, random, proxy-GA, retrain picks, largest network
     memory-growth    RSS of a long search, generation after generation (when benchmarks/memory_growth.py exists)
 
 Every benchmark module has `run(quick: bool = False, **sizes) -> dict` (the layout is in `benchmarks.common`).
@@ -34,6 +36,8 @@ REGISTRY: dict[str, str] = {
     "notebooks": "benchmarks.notebooks",
     "eval-precision": "benchmarks.eval_precision",
     "distributed": "benchmarks.distributed",
+    "yardsticks": "benchmarks.yardsticks",
+    "picks": "benchmarks.picks",
 }
 OPTIONAL: dict[str, str] = {"memory-growth": "benchmarks.memory_growth"}
 """Benchmarks listed only when their module exists."""

@@ -5,6 +5,7 @@ A checkpoint is `SearchState.state_dict()` plus the config, the run's identity a
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from nasviz import rundir
 from nasviz.errors import CheckpointError, NasvizError
 from nasviz.evaluators import evaluator_class, random_state
 from nasviz.events import TrainLog
+from nasviz.final_pick import Candidate
 from nasviz.fitness_sources import SOURCES
 from nasviz.population import Population
 from nasviz.space import Genotype
@@ -42,6 +44,10 @@ class SearchState:
     seen: set[str] = field(default_factory=set)
     """Keys of every genotype evaluated."""
     warmup_log: TrainLog = field(default_factory=TrainLog)
+    latest: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Every genotype evaluated: key -> (text, the last fitness it received); the final pick's candidates."""
+    final: list[Candidate] | None = None
+    """The final pick's candidates and their retrain scores so far (None: not begun, or final_pick=fitness)."""
     rng_ga: random.Random = field(init=False)
     rng_paths: random.Random = field(init=False)
 
@@ -53,17 +59,21 @@ class SearchState:
         """The counters, the population, the genotypes seen, the warm-up log and the random generators (torch's
         global generator included)."""
         return {**{k: getattr(self, k) for k in COUNTERS}, **self.population.state(), "seen": sorted(self.seen),
-                "warmup_log": self.warmup_log.state(),
+                "warmup_log": self.warmup_log.state(), "latest": sorted(self.latest.values()),
+                **({} if self.final is None else {"final": [c.to_json() for c in self.final]}),
                 "rng": {"ga": self.rng_ga.getstate(), "paths": self.rng_paths.getstate(),
                         "torch": torch.get_rng_state()}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a `state_dict()` (checked by `check_state` first)."""
+    def load_state_dict(self, state: dict[str, Any], key: Callable[[Genotype], str] = Genotype.key) -> None:
+        """Continue from a `state_dict()` (checked by `check_state` first); `key`: the space's genotype key."""
         for k in COUNTERS:
             setattr(self, k, state.get(k, 0))  # diagnostic_evaluations: counted apart since issue 13
         self.population = Population.from_state(state)
         self.seen = set(state["seen"])
         self.warmup_log = TrainLog.from_state(state["warmup_log"])
+        latest = state.get("latest") or [(str(m.genotype), m.fitness) for m in self.population]  # older checkpoints
+        self.latest = {key(Genotype.parse(text)): (text, value) for text, value in latest}
+        self.final = None if state.get("final") is None else [Candidate.from_json(c) for c in state["final"]]
         self.rng_ga.setstate(random_state(state["rng"]["ga"]))
         self.rng_paths.setstate(random_state(state["rng"]["paths"]))
         torch.set_rng_state(state["rng"]["torch"])
@@ -113,6 +123,11 @@ def check_state(state: dict[str, Any], source: str | Path = "the checkpoint") ->
         ("warmup_log", isinstance(log, dict) and _list_of(log.get("paths"), lambda v: isinstance(v, str))
          and _list_of(log.get("loss"), _is_number) and _list_of(log.get("accuracy"), _is_number)
          and len(log["paths"]) == len(log["loss"]) == len(log["accuracy"])),
+        ("latest", state.get("latest") is None or _list_of(state["latest"], lambda v: isinstance(v, (list, tuple))
+         and len(v) == 2 and isinstance(v[0], str) and _is_number(v[1]))),
+        ("final", state.get("final") is None or _list_of(state["final"], lambda v: isinstance(v, dict)
+         and isinstance(v.get("genotype"), str) and _is_number(v.get("fitness"))
+         and _list_of(v.get("retrain_scores"), _is_number))),
         ("rng", isinstance(state.get("rng"), dict) and _random_state_ok(state["rng"].get("ga"))
          and _random_state_ok(state["rng"].get("paths")) and isinstance(state["rng"].get("torch"), torch.Tensor)
          and ("noise" not in state["rng"] or _random_state_ok(state["rng"]["noise"]))),

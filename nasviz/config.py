@@ -37,6 +37,7 @@ OBJECTIVES = ("fitness", "pareto")
 TIE_BREAKS = ("random", "params")
 EVAL_PRECISIONS = ("fp32", "bf16", "auto")
 LR_SCHEDULES = ("constant", "cosine-per-phase")
+FINAL_PICKS = ("fitness", "retrain")
 INTRODUCED: dict[str, Any] = {"tie_break": "params"}
 """Settings added after runs were first recorded, with the value a run that does not record them used (a saved
 config without them is read with these, so an old run resumes exactly as it began)."""
@@ -93,9 +94,11 @@ class SearchConfig:
     sets image_size=14 and layers=3 (the table's layout) unless they are given."""
     image_size: int | None = setting(None, low=4, high=1024)
     """Scale every image to image_size x image_size (area averaging) before searching; None: as they are."""
-    fitness: str = setting("supernet", choices=FITNESS)
-    """How a candidate is scored: supernet (accuracy with inherited weights: the method) or table (its accuracy in
-    the ground-truth table: no training at all, thousands of searches a minute; a space with a table only)."""
+    fitness: str = setting("supernet", choices=SOURCES.keys())  # live: a source added to the registry counts
+    """How a candidate is scored: supernet (accuracy with inherited weights: the method); table (its accuracy in
+    the ground-truth table: no training at all, thousands of searches a minute; a space with a table only); a
+    zero-cost proxy of its network at initialisation, no supernet and no training (synflow, naswot, snip,
+    grad_norm, jacob_cov: `nasviz.proxies`); or its size, more is better (params, flops): free yardsticks."""
     table_noise: float = setting(0.0, low=0, high=1)
     """With fitness=table: standard deviation of seeded Gaussian noise added to every lookup (accuracy units)."""
     table: str | None = None
@@ -182,6 +185,22 @@ class SearchConfig:
     """How equal fitness values are ordered, in the binary tournaments and in survival: random (a random order
     drawn from the run's seeded GA generator, so no genotype is favoured for its size or for being a parent) or
     params (fewer parameters first, then parents before offspring: the order before this setting existed)."""
+    # --- the final pick
+    final_pick: str = setting("fitness", choices=FINAL_PICKS)
+    """What the search returns: fitness (the best of the last population) or retrain (the `final_top_k` best
+    candidates of everything evaluated, each trained briefly from scratch; the best on held-out training images
+    wins: `nasviz.final_pick`)."""
+    final_top_k: int = setting(3, low=1, high=100)  # defaults chosen by a pilot: docs/benchmarks.md, "picks"
+    """With final_pick=retrain: how many candidates are retrained."""
+    final_steps: int = setting(300, low=1, high=MAX_STEPS)
+    """With final_pick=retrain: SGD steps of each retraining (batch_size images each, cosine rate to 0)."""
+    final_seeds: int = setting(1, low=1, high=10)
+    """With final_pick=retrain: retrainings per candidate (their mean score decides)."""
+    final_images: int = setting(10_000, low=1)
+    """With final_pick=retrain: held-out training images (neither weight nor fitness images) that score them."""
+    proxy_batch_size: int = setting(64, low=2, high=1024)
+    """With a zero-cost proxy as fitness (synflow, naswot, snip, grad_norm, jacob_cov): training images per
+    score (drawn by the seed)."""
     # --- reporting
     record_before: bool = True
     """Also measure the offspring's fitness before fine-tuning (the 'before' of the before/after figures). These
@@ -265,6 +284,9 @@ class SearchConfig:
                 f"finetune=True contradicts method={self.method!r}, a baseline without fine-tuning; "
                 "use method='sft-ga' (the method) to fine-tune"
             )
+        if self.final_pick == "retrain" and self.final_top_k > self.evaluation_budget:
+            raise ConfigError(f"final_top_k={self.final_top_k} exceeds the {self.evaluation_budget} networks this "
+                              "search evaluates; allowed: final_top_k <= population x (generations + 1)")
         if self.top_k > self.population:
             raise ConfigError(f"top_k={self.top_k} exceeds population={self.population}; allowed: 1..population")
         networks = get_space(self.space).distinct()
@@ -331,6 +353,14 @@ class SearchConfig:
         """Raise `ConfigError` unless the weight and fitness parts fit into `n_train` training images (checked in
         `validate` for a built-in dataset, and once loaded, before any training, for an image folder)."""
         need = self.weight_images if self.weight_images is not None else self.batch_size
+        if self.final_pick == "retrain" and self.weight_images is None:
+            raise ConfigError("weight_images=None leaves no held-out images for final_pick='retrain'; allowed: "
+                              f"weight_images <= {max(n_train - self.fitness_images - self.final_images, 0)}")
+        if self.final_pick == "retrain" and self.weight_images + self.fitness_images + self.final_images > n_train:
+            raise ConfigError(f"final_images={self.final_images} + weight_images={self.weight_images} + "
+                              f"fitness_images={self.fitness_images} exceed {dataset}'s {n_train} training images "
+                              f"(final_pick=retrain scores on images neither part uses); allowed: final_images <= "
+                              f"{max(n_train - self.weight_images - self.fitness_images, 0)}")
         if self.fitness_images + need <= n_train:
             return
         if self.fitness_images >= n_train:

@@ -22,7 +22,7 @@ import torch
 from nasviz import precision as precisions
 from nasviz.batches import search_batches
 from nasviz.budget import Size, Sizes, measure_search_network, smallest, smallest_of
-from nasviz.data import load_dataset, resized
+from nasviz.data import ImageData, load_dataset, resized
 from nasviz.fitness_sources import SOURCES
 from nasviz.space import Genotype, SearchSpace
 from nasviz.supernet import Supernet
@@ -66,6 +66,14 @@ class Evaluator:
     def score(self, genotype: Genotype) -> float:
         """The fitness of `genotype` now (higher is better)."""
         raise NotImplementedError
+
+    def dataset(self) -> ImageData:
+        """The search's images (at `image_size`), loaded at the first call where this evaluator needs none itself."""
+        if getattr(self, "data", None) is None:
+            c = self.config
+            data = load_dataset(c.dataset, c.data_root)
+            self.data = resized(data, c.image_size) if c.image_size is not None else data
+        return self.data
 
     def smallest(self) -> tuple[Size, str]:
         """The least parameters and FLOPs a network of this search can have, and which networks those are."""
@@ -181,6 +189,37 @@ class TableEvaluator(Evaluator):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.config.table_noise:
             self.rng_noise.setstate(random_state(state["rng"]["noise"]))
+
+
+class ProxyEvaluator(Evaluator):
+    """A zero-cost proxy (synflow, naswot, snip, grad_norm, jacob_cov: `nasviz.proxies`) or a size (params,
+    flops) as fitness: the genotype's search-width network scored at initialisation (from the search's seed), on
+    `proxy_batch_size` training images drawn by the seed; no supernet, no training. A network's score never
+    changes, so each is computed once (re-evaluating a parent re-reads it)."""
+
+    def __init__(self, config: SearchConfig, space: SearchSpace, truth: Table | None, ranks: Ranks) -> None:
+        from nasviz import proxies
+
+        super().__init__(config, space, truth, ranks)
+        self.precision = "fp32"
+        data = self.dataset()
+        self.config = c = config.fitted(len(data.train_labels), data.name)
+        self.input_shape, self.num_classes = data.shape, data.num_classes
+        self.proxy = proxies.PROXIES[c.fitness]
+        self._score = proxies.score
+        self.images, self.labels = (proxies.proxy_batch(data, c.proxy_batch_size, c.seed) if self.proxy.needs_images
+                                    else (None, None))
+        self.scores: dict[str, float] = {}
+
+    def score(self, genotype: Genotype) -> float:
+        if self.proxy.name in ("params", "flops"):
+            return float(getattr(self.sizes(genotype), self.proxy.name))
+        key, c = self.space.key(genotype), self.config
+        if key not in self.scores:
+            self.scores[key] = self._score(self.proxy.name, genotype, data_shape=self.input_shape,
+                                           num_classes=self.num_classes, channels=c.channels, layers=c.layers,
+                                           images=self.images, labels=self.labels, seed=c.seed)
+        return self.scores[key]
 
 
 def evaluator_class(name: str) -> type[Evaluator]:

@@ -25,7 +25,8 @@ class _Event:
 
 @dataclass
 class Phase(_Event):
-    """The search enters a phase: 'warmup' (with the total and done `steps`), 'initial', 'generation', 'done'."""
+    """The search enters a phase: 'warmup' (with the total and done `steps`), 'initial', 'generation', 'final' (the
+    final pick's retraining, `steps` candidates), 'done'."""
 
     kind: ClassVar[str] = "phase"
     phase: str
@@ -135,11 +136,24 @@ class Done(_Event):
         return {"type": self.kind, **self.result}
 
 
-Event = Phase | TrainStep | Evaluation | Generation | NewBest | Checkpoint | Resumed | Done
+@dataclass
+class Retrained(_Event):
+    """The final pick retrained candidate `index` of `of` (`nasviz.final_pick`): its fitness in the search and its
+    retrain scores (accuracy on held-out training images, one per seed)."""
+
+    kind: ClassVar[str] = "retrained"
+    genotype: str
+    fitness: float
+    scores: list[float]
+    index: int
+    of: int
+
+
+Event = Phase | TrainStep | Evaluation | Generation | NewBest | Checkpoint | Resumed | Retrained | Done
 """Any event a search emits."""
 
 KINDS: dict[str, type[_Event]] = {cls.kind: cls for cls in (Phase, TrainStep, Evaluation, Generation, NewBest,
-                                                              Checkpoint, Resumed, Done)}
+                                                              Checkpoint, Resumed, Retrained, Done)}
 
 
 def from_json(line: dict[str, Any]) -> Event:

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from nasviz import distributed, events, ga, projection, rundir, schedule
+from nasviz import distributed, events, final_pick, ga, projection, rundir, schedule
 from nasviz.budget import Limits, check_limits
 from nasviz.checkpoint import SearchState, check_resumable, check_state
 from nasviz.config import SearchConfig
@@ -99,7 +99,13 @@ class Search(events.Publisher):
 
     @property
     def done(self) -> bool:
-        return self.generation >= self.config.generations
+        """Every generation run, and the final pick made where it retrains."""
+        return self.generation >= self.config.generations and not self._pick_pending
+
+    @property
+    def _pick_pending(self) -> bool:
+        final, c = self.state.final, self.config
+        return c.final_pick == "retrain" and (final is None or any(len(x.scores) < c.final_seeds for x in final))
 
     @property
     def best(self) -> tuple[Genotype, float] | None:
@@ -156,6 +162,8 @@ class Search(events.Publisher):
             return self.warmup()
         if self.done:
             return None
+        if self.generation >= self.config.generations:
+            return self._final_step()
         c, g, start = self.config, self.generation + 1, time.perf_counter()
         self.emit(events.Phase("generation", g))
         previous_best = self.best
@@ -278,6 +286,7 @@ class Search(events.Publisher):
         for individual, value in zip(individuals, self._measure_all(individuals, generation, "after"), strict=True):
             individual.fitness = value
             individual.evaluated_at = self.steps
+            self.state.latest[self.space.key(individual.genotype)] = (str(individual.genotype), value)
 
     def _finish_generation(self, region: Population, trained: events.TrainLog, previous_best) -> dict:
         row = history_row(self.state, region, trained)
@@ -287,17 +296,35 @@ class Search(events.Publisher):
         if previous_best is None or best.genotype.key() != previous_best[0].key():
             self.emit(events.NewBest(self.generation, str(best.genotype), best.fitness))
         self._checkpoint()
+        self._finish_if_done()
+        return row
+
+    def _finish_if_done(self) -> None:
         if self.done:
             self.emit(events.Phase("done", self.generation))
             self.emit(events.Done(self.result()))
             self.recorder.close()
-        return row
+
+    def _final_step(self) -> None:
+        """final_pick=retrain: retrain the next candidate (`nasviz.final_pick`), then a checkpoint; the last one
+        ends the search."""
+        c, start = self.config, time.perf_counter()
+        if self.state.final is None:
+            self.state.final = final_pick.candidates(self.state.latest, c.final_top_k)
+            self.emit(events.Phase("final", self.generation, steps=len(self.state.final), done=0))
+        todo = [x for x in self.state.final if len(x.scores) < c.final_seeds]
+        candidate = final_pick.retrain(todo[0], self.evaluator.dataset(), c, self.space)
+        self.emit(events.Retrained(candidate.genotype, candidate.fitness, list(candidate.scores),
+                                   len(self.state.final) - len(todo) + 1, len(self.state.final)))
+        self.state.wall_time_s += time.perf_counter() - start
+        self._checkpoint()
+        self._finish_if_done()
 
     def result(self) -> dict:
         """result.json's content: best genotype and fitness, top-k, method, switches, budgets, versions."""
         return search_result(self.config, self.state, run_id=self.recorder.run_id, device=self.device,
                              precision=self.precision, processes=self.ranks.size, truth=self.truth,
-                             truth_used=self.evaluator.uses_truth)
+                             truth_used=self.evaluator.uses_truth, sizes=self.sizes, space=self.space)
 
     # --- checkpoints and resume ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -315,7 +342,7 @@ class Search(events.Publisher):
         check_state(state, source)
         self.recorder.run_id = state.get("run_id") or self.recorder.run_id
         try:
-            self.state.load_state_dict(state)
+            self.state.load_state_dict(state, self.space.key)
             self.evaluator.load_state_dict(state)
         except NasvizError as exc:
             raise CheckpointError(f"{source} cannot be resumed: {exc}") from None

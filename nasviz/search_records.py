@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nasviz import ga
+from nasviz import final_pick, ga
+from nasviz.budget import Size
 from nasviz.events import TrainLog
 from nasviz.population import Individual, Population
+from nasviz.space import Genotype, SearchSpace
 from nasviz.version import __version__
 
 if TYPE_CHECKING:
@@ -42,17 +45,25 @@ def history_row(state: SearchState, region: Population, trained: TrainLog) -> di
 
 
 def search_result(c: SearchConfig, state: SearchState, *, run_id: str, device: torch.device, precision: str | None,
-                  processes: int, truth: Table | None, truth_used: bool) -> dict[str, Any]:
-    """result.json's content: best genotype and fitness, top-k, method, switches, budgets (supernet steps; the
-    search's own evaluations and, apart, the diagnostic ones), versions; with objective=pareto, the final
-    population's non-dominated front."""
+                  processes: int, truth: Table | None, truth_used: bool, sizes: Callable[[Genotype], Size],
+                  space: SearchSpace) -> dict[str, Any]:
+    """result.json's content: the returned genotype ("best_": the best of the last population, or the final pick's
+    winner once it retrained), top-k, method, switches, budgets (supernet steps; the search's own evaluations and,
+    apart, the diagnostic ones), versions; with objective=pareto, the final population's non-dominated front; with
+    final_pick=retrain, its candidates and scores."""
     top = [summary(i) for i in list(state.population)[: c.top_k]]
+    best = top[0] if top else None
+    done = state.final is not None and all(len(x.scores) >= c.final_seeds for x in state.final)
+    if done:
+        winner = final_pick.picked(state.final)
+        best = {"genotype": winner.genotype, "fitness": winner.fitness,
+                "params": sizes(space.parse(winner.genotype)).params}
     return {
         "run_id": run_id,
-        "finished": state.generation >= c.generations,
-        "best_genotype": top[0]["genotype"] if top else None,
-        "best_fitness": top[0]["fitness"] if top else None,
-        "best_params": top[0]["params"] if top else None,
+        "finished": state.generation >= c.generations and (c.final_pick == "fitness" or done),
+        "best_genotype": best["genotype"] if best else None,
+        "best_fitness": best["fitness"] if best else None,
+        "best_params": best["params"] if best else None,
         "top_k": top,
         "method": c.method,
         "switches": {"finetune": c.uses_finetune, "path_sampling": c.path_sampling,
@@ -65,8 +76,8 @@ def search_result(c: SearchConfig, state: SearchState, *, run_id: str, device: t
         "generations": c.generations,
         "population": c.population,
         "search_wall_time_s": round(state.wall_time_s, 3),
-        "supernet_steps": {"warmup": state.warmup_done, "finetune": state.steps - state.warmup_done,
-                           "total": state.steps},
+        "supernet_steps": {"warmup": min(state.warmup_done, state.steps),  # no supernet: no steps at all
+                           "finetune": state.steps - min(state.warmup_done, state.steps), "total": state.steps},
         "evaluations": state.evaluations,
         "diagnostic_evaluations": state.diagnostic_evaluations,
         "genotypes_evaluated": len(state.seen),
@@ -74,9 +85,21 @@ def search_result(c: SearchConfig, state: SearchState, *, run_id: str, device: t
         "eval_precision": precision,
         **({"processes": processes} if processes > 1 else {}),
         "versions": {"nasviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        **({"truth": truth_summary(truth, state, truth_used)} if truth is not None and len(state.population) else {}),
+        **({"truth": truth_summary(truth, state, truth_used, best["genotype"])} if truth is not None and best else {}),
         **({"objective": c.objective, "front": front(state.population)} if c.objective == "pareto" else {}),
+        **({"final_pick": final_block(c, state, done)} if c.final_pick == "retrain" else {}),
     }
+
+
+def final_block(c: SearchConfig, state: SearchState, done: bool) -> dict[str, Any]:
+    """result.json's "final_pick": how the candidates were retrained, each with its fitness and retrain scores,
+    the one picked (once all are retrained) and the CPU seconds the retraining took."""
+    pool = state.final or []
+    return {"method": "retrain", "top_k": c.final_top_k, "steps": c.final_steps, "seeds": c.final_seeds,
+            "images": c.final_images, "candidates": [x.to_json() for x in pool],
+            "picked": final_pick.picked(pool).genotype if done else None,
+            "fitness_best": str(state.population[0].genotype) if len(state.population) else None,
+            "cpu_s": round(sum(x.cpu_s for x in pool), 3)}
 
 
 def summary(individual: Individual) -> dict[str, Any]:
@@ -92,10 +115,9 @@ def front(population: Population) -> list[dict[str, Any]]:
     return [summary(i) for i in sorted(members, key=lambda i: (i.params, -i.fitness))]
 
 
-def truth_summary(table: Table, state: SearchState, truth_used: bool) -> dict[str, Any]:
-    """result.json's "truth": how the returned genotype and the best one evaluated fare in the ground-truth
+def truth_summary(table: Table, state: SearchState, truth_used: bool, best: str) -> dict[str, Any]:
+    """result.json's "truth": how the returned genotype `best` and the best one evaluated fare in the ground-truth
     table (marked as such: the search never uses it unless its fitness is the table)."""
-    best = state.population[0].genotype
     evaluated = max(table.accuracy(key) for key in state.seen) if state.seen else None
     return {
         "table": table.name,

@@ -57,6 +57,25 @@ def check_finite(loss: torch.Tensor | float, step: int, lr: float, phase: str) -
     return value
 
 
+def train_step(model: nn.Module, batch: Batch, optimizer: torch.optim.Optimizer, params: list[torch.Tensor], *,
+               lr: float, grad_clip: float, step: int, phase: str) -> tuple[float, torch.Tensor]:
+    """One SGD step of a standalone network at learning rate `lr`: cross-entropy on `batch`, gradients clipped to
+    norm `grad_clip`. Returns the loss and the logits; `DivergedError` (naming `phase` and `step`) on a NaN or
+    infinite loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    x, y = batch
+    with autocast(x.device):
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+    value = check_finite(loss, step, lr, phase)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return value, logits
+
+
 def train_steps(
     model: CellNetwork,
     next_batch: Callable[[], Batch],

@@ -29,16 +29,30 @@ from typing import Any
 import ipywidgets as widgets
 
 from nasviz import rundir
-from nasviz.events import Done, Evaluation, Event, Generation, NewBest, Phase, Resumed, TrainLog, TrainStep, from_json
+from nasviz.events import (
+    Done,
+    Evaluation,
+    Event,
+    Generation,
+    NewBest,
+    Phase,
+    Resumed,
+    Retrained,
+    TrainLog,
+    TrainStep,
+    from_json,
+)
 from nasviz.viz import figures
 from nasviz.viz.common import Row
+from nasviz.viz.final_pick import candidates_table
 from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget, full_width
 from nasviz.viz.widgets import row as side_by_side
 
 _LABELS = {"warmup": "warm-up", "finetune": "fine-tune", "generations": "generations"}
 _PHASE_NOTES = {"warmup": "warming up the supernet (uniform path sampling)",
                 "initial": "evaluating the initial population",
-                "generation": "generation {generation}: offspring, fine-tuning, fair re-evaluation"}
+                "generation": "generation {generation}: offspring, fine-tuning, fair re-evaluation",
+                "final": "final pick: retraining the top candidates from scratch"}
 
 
 class Dashboard(RunView):
@@ -72,7 +86,12 @@ class Dashboard(RunView):
         super().__init__(self._controls(figure_width), figure_width)
         self.final = widgets.Box([])
         """What the search's end adds: fitness vs FLOPs of everything evaluated, with its Pareto front."""
-        self.widget.children = (*self.widget.children, self.final)
+        self.retrained: list[dict] = []
+        """The final pick's candidates retrained so far (final_pick=retrain), as `Retrained` events give them."""
+        self._retrain_of: int | None = None
+        self.final_pick = widgets.HTML("")
+        """Their table: fitness and retrain scores, the picked one marked at the end."""
+        self.widget.children = (*self.widget.children, self.final_pick, self.final)
 
     # --- widgets ------------------------------------------------------------------------------------------
     def _controls(self, w: int | None) -> list[widgets.Widget]:
@@ -287,6 +306,14 @@ class Dashboard(RunView):
                 self.stop_button.disabled = True
                 self._dirty |= {"progress", "final"}
                 force = True
+            case Retrained():
+                self.retrained = [r for r in self.retrained if r["genotype"] != event.genotype] + [
+                    {"genotype": event.genotype, "fitness": event.fitness, "retrain_scores": event.scores}]
+                self._retrain_of = event.of
+                self._note(f"final pick: retrained candidate {event.index}/{event.of}, score "
+                           f"{sum(event.scores) / len(event.scores):.4f}")
+                self._dirty.add("final_pick")
+                force = True
             case Resumed():
                 self._note("resumed from checkpoint")
                 self._dirty.add("progress")
@@ -359,6 +386,10 @@ class Dashboard(RunView):
                 self.draw_figure("fitness", figures.fitness_figure(self.rows))
                 self.draw_figure("before_after", figures.before_after_figure(self.rows))
                 self.show_population(self.rows, self.rows[-1] if self.rows else None)
+            if "final_pick" in dirty or ("final" in dirty and self.result and "final_pick" in self.result):
+                block = (self.result or {}).get("final_pick")
+                self.final_pick.value = candidates_table(block["candidates"], block["picked"]) if block else \
+                    candidates_table(self.retrained, of=self._retrain_of)
             if "final" in dirty:
                 fig = figures.fitness_vs_flops_figure(self.rows)
                 self.final.children = [boxed(figure_widget(fig, self.figure_width), self.figure_width)]
