@@ -1,6 +1,6 @@
 """The file a command writes (`--out FILE`: export, render, table assemble): never a user's file replaced unasked.
 
-A path that exists is refused with one line naming it and `--force` (nothing is written), unless the caller was
+A path that exists is refused with one line naming it (the command line adds `--force`), unless the caller was
 given `force`. The bytes go to a temporary file in the same folder, are flushed and fsync-ed, and only then take
 the path's name: without `force` by a hard link, which fails if a file appeared there meanwhile (the check and the
 write cannot race), with `force` by an atomic rename. A failure at any point leaves no partial file and the
@@ -23,9 +23,8 @@ OUT_TMP_SUFFIX = ".partial"
 def exists_refusal(path: Path, setting: str = "out") -> ConfigError:
     """The one-line error for an output path that exists already."""
     what = "a folder" if path.is_dir() and not path.is_symlink() else "a file" if path.exists() else "a link"
-    flag = f"--{setting.replace('_', '-')}"
-    return ConfigError(f"{flag} {one_line(str(path), 200)} exists already ({what}); nothing was written: choose "
-                       "another path, or give --force (force=True in Python) to replace it", setting=setting)
+    return ConfigError(f"{setting}={one_line(str(path), 200)} exists already ({what}); nothing was written: choose "
+                       "another path, or replace it with force=True", setting="force")
 
 
 def check_out_file(out: str | Path, force: bool = False, setting: str = "out") -> Path:
@@ -34,15 +33,15 @@ def check_out_file(out: str | Path, force: bool = False, setting: str = "out") -
     from nasviz.rundir import check_path
 
     path = check_path(out, setting).expanduser()
-    flag = f"--{setting.replace('_', '-')}"
+    flag = f"{setting}="
     if path.is_dir() and not path.is_symlink():
-        raise ConfigError(f"{flag} {one_line(str(path), 200)} is a directory; give the path of a file to write",
+        raise ConfigError(f"{flag}{one_line(str(path), 200)} is a directory; give the path of a file to write",
                           setting=setting)
     if (path.exists() or path.is_symlink()) and not force:
         raise exists_refusal(path, setting)
     above = next((p for p in path.parents if p.exists()), Path("."))
     if not above.is_dir():
-        raise ConfigError(f"{flag} {one_line(str(path), 200)}: {above} is a file, not a folder", setting=setting)
+        raise ConfigError(f"{flag}{one_line(str(path), 200)}: {above} is a file, not a folder", setting=setting)
     return path
 
 

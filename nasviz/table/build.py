@@ -133,7 +133,7 @@ def check_build_folder(folder: Path) -> None:
     foreign = sorted(e.name for e in folder.iterdir() if not BUILD_FILE.fullmatch(e.name))
     if foreign:
         raise ConfigError(f"{folder} holds {foreign[0]!r}, which is not a table build's file; a build writes only "
-                          "into a new folder or its own build folder: choose another --out", setting="out")
+                          "into a new folder or its own build folder: choose another folder", setting="out")
 
 
 def build(
