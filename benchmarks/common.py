@@ -181,7 +181,7 @@ _DATA: dict[str, Any] = {}
 def fashion_mnist():
     """Fashion-MNIST as an `ImageData`, loaded once per process."""
     if "fashion-mnist" not in _DATA:
-        from nasviz.data import load_dataset
+        from nasviz.data.loading import load_dataset
 
         _DATA["fashion-mnist"] = load_dataset("fashion-mnist")
     return _DATA["fashion-mnist"]
@@ -189,7 +189,7 @@ def fashion_mnist():
 
 def fixed_batch(batch_size: int, seed: int = 0, device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
     """One normalized, augmented, channels_last Fashion-MNIST training batch, as the engine's stream makes it."""
-    from nasviz.data import BatchStream, crop_padding_for
+    from nasviz.data.loading import BatchStream, crop_padding_for
 
     data = fashion_mnist()
     n = max(batch_size, 512)
@@ -199,12 +199,12 @@ def fixed_batch(batch_size: int, seed: int = 0, device: str | torch.device = "cp
 
 
 def engine_steps(model, batch, optimizer, sample_path, steps: int, grad_clip: float = 5.0) -> list[float]:
-    """Per-step seconds of `steps` engine training steps (`nasviz.train.train_steps`), one call.
+    """Per-step seconds of `steps` engine training steps (`nasviz.train.steps.train_steps`), one call.
 
     The engine trains in chunks (a warm-up chunk, a generation's fine-tuning), so its steady per-step cost is
     the time between consecutive steps inside one call: this returns those `steps - 1` intervals (the first
     step also pays the call's one-off `model.train()`, and is left out)."""
-    from nasviz.train import train_steps
+    from nasviz.train.steps import train_steps
 
     marks: list[float] = []
     train_steps(model, lambda: batch, optimizer, sample_path, steps, phase="benchmark", grad_clip=grad_clip,
@@ -228,7 +228,7 @@ SCRATCH = {
     "tiny": dict(channels=4, layers=3, epochs=1, batch_size=16, train_size=64, test_size=64, cutout=0,
                  drop_path=0.0, auxiliary_weight=0.0, seed=0, device="cpu"),
 }
-"""From-scratch training settings (`nasviz.scratch.ScratchConfig`) used by the ranking and methods benchmarks."""
+"""From-scratch training settings (`nasviz.train.scratch.ScratchConfig`) used by the ranking and methods benchmarks."""
 
 TINY_SEARCH = dict(warmup_steps=4, population=3, generations=1, finetune_steps=4, fitness_images=64,
                    weight_images=256, batch_size=16, eval_batch_size=64, bn_batches=1, top_k=2, checkpoint_every=100)
@@ -240,9 +240,9 @@ def size(quick: bool, tiny: bool) -> str:
 
 
 def scratch_accuracy(genotype, data, settings: dict[str, Any], cache: dict[tuple[str, int], dict]) -> dict:
-    """Test accuracy of `genotype` trained from scratch (`nasviz.scratch.train_from_scratch`), cached by
+    """Test accuracy of `genotype` trained from scratch (`nasviz.train.scratch.train_from_scratch`), cached by
     (genotype, seed) so a genotype found twice is trained once."""
-    from nasviz.scratch import ScratchConfig, train_from_scratch
+    from nasviz.train.scratch import ScratchConfig, train_from_scratch
 
     key = (genotype.key(), settings["seed"])
     if key not in cache:
@@ -255,7 +255,7 @@ def scratch_accuracy(genotype, data, settings: dict[str, Any], cache: dict[tuple
 
 def network_size(tiny: bool, channels: int | None, layers: int | None, batch_size: int | None) -> tuple[int, int, int]:
     """(channels, layers, batch size): the given values, else tiny ones, else the quick preset's."""
-    from nasviz.config import SearchConfig
+    from nasviz.search.config import SearchConfig
 
     preset = SearchConfig.from_preset("quick")
     return (

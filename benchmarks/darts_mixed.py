@@ -2,7 +2,7 @@
 
 Every edge runs all eight DARTS operations (`none` included) and sums them weighted by softmax(alpha), every
 node sums all its incoming edges (14 edges per cell), as in DARTS's `model_search.py`. The operations are
-nasviz's own (`nasviz.ops.make_op`, non-affine BatchNorm, BatchNorm after pooling), so the only difference
+nasviz's own (`nasviz.space.ops.make_op`, non-affine BatchNorm, BatchNorm after pooling), so the only difference
 from the single-path supernet is the work on the unchosen operations and edges.
 """
 
@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz.ops import FactorizedReduce, ReLUConvBN, make_op
-from nasviz.space import NODES, OPS
+from nasviz.space.genotypes import NODES, OPS
+from nasviz.space.ops import FactorizedReduce, ReLUConvBN, make_op
 
 
 class Zero(nn.Module):

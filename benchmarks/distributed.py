@@ -51,9 +51,9 @@ SEARCHES = {
 CHILD = """
 import json, sys, time
 import torch
-from nasviz import distributed
-from nasviz.config import SearchConfig
-from nasviz.search import Search
+from nasviz.train import distributed
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
 
 preset, settings, out, timings, threads = sys.argv[1:6]
 settings, threads = json.loads(settings), int(threads)
@@ -136,10 +136,10 @@ def measure_costs(device_name: str, tiny: bool, quick: bool, counts: tuple[int, 
     gradient bytes, at the paper preset's size (tiny: a tiny network) on `device_name`."""
     import torch
 
-    from nasviz.config import SearchConfig
-    from nasviz.space import sample_genotype
-    from nasviz.supernet import Supernet
-    from nasviz.train import accuracy, pick_device, prepare_model, recalibrate_bn
+    from nasviz.search.config import SearchConfig
+    from nasviz.space.genotypes import sample_genotype
+    from nasviz.space.supernet import Supernet
+    from nasviz.train.steps import accuracy, pick_device, prepare_model, recalibrate_bn
 
     config = SearchConfig.from_preset("paper")
     dev = pick_device(device_name)
@@ -213,7 +213,7 @@ def run(
     link_gb_s: float = 100.0,
     latency_s: float = 3e-5,
 ) -> dict[str, Any]:
-    from nasviz.config import SearchConfig
+    from nasviz.search.config import SearchConfig
 
     started, load_before = common.now(), common.loadavg()
     size = common.size(quick, tiny)

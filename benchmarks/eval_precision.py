@@ -1,14 +1,14 @@
 """eval-precision: does bf16-autocast fitness rank paths as fp32 fitness does, and how much faster is it?
 
 One supernet (warmed up here, or the final supernet of a recorded run with `run_dir`) scores `paths` distinct
-paths twice, in fp32 and in bfloat16 autocast (`nasviz.train.fitness`, the engine's BN recalibration + accuracy;
+paths twice, in fp32 and in bfloat16 autocast (`nasviz.train.steps.fitness`, the engine's BN recalibration + accuracy;
 the two evaluations of a path run back to back, in alternating order, so the machine's load hits both alike).
 Reported: Kendall tau-b (`nasviz.analysis.kendall`) between the two fitness lists, how many paths score exactly
 alike, the largest difference, the speed ratio fp32 / bf16 (total and median per path), and whether the
 survivors of one selection change: the recorded run's last region (with `run_dir`), else the first 2N paths,
 cut to N by each precision's fitness (ties: fewer parameters, so only the precision differs).
 
-On a CPU without bf16 instructions (see `nasviz.precision`) the bf16 numbers are emulated and slow; the search's
+On a CPU without bf16 instructions (see `nasviz.train.precision`) the bf16 numbers are emulated and slow; the search's
 eval_precision=auto then keeps fp32. Goal (issue 13): tau >= 0.95 over >= 50 paths and the same survivors.
 
     python -m benchmarks eval-precision --threads 1                        # 60 paths, a quick-preset supernet
@@ -35,14 +35,14 @@ def run(
     paths: int | None = None,
     run_dir: str | None = None,
 ) -> dict[str, Any]:
-    from nasviz import ga
     from nasviz.analysis import kendall
-    from nasviz.config import SearchConfig
-    from nasviz.precision import cpu_has_bf16
-    from nasviz.rundir import load_history
-    from nasviz.search import Search
-    from nasviz.space import Genotype
-    from nasviz.train import fitness
+    from nasviz.runs.rundir import load_history
+    from nasviz.search import ga
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
+    from nasviz.space.genotypes import Genotype
+    from nasviz.train.precision import cpu_has_bf16
+    from nasviz.train.steps import fitness
 
     started, load_before = common.now(), common.loadavg()
     kind = common.size(quick, tiny)

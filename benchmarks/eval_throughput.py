@@ -1,9 +1,9 @@
 """eval-throughput: candidate evaluations per minute with inherited weights.
 
-One evaluation is exactly what the engine does per candidate: `nasviz.train.fitness` = BatchNorm
+One evaluation is exactly what the engine does per candidate: `nasviz.train.steps.fitness` = BatchNorm
 recalibration on `bn_batches` training batches of `batch_size`, then accuracy on the fitness images (1,000 for
 the quick preset) in batches of `eval_batch_size`, in inference mode, channels_last. The supernet, the
-calibration batches and the fitness batches are built by the engine itself (`nasviz.search.Search` with the
+calibration batches and the fitness batches are built by the engine itself (`nasviz.search.loop.Search` with the
 quick preset), so nothing here differs from a real search. Goal: >= 60 evaluations per minute.
 
 It also measures the choice of evaluation batch size (100, 250, 500, 1000 by default): the same paths are
@@ -35,12 +35,12 @@ def run(
 ) -> dict[str, Any]:
     import torch
 
-    from nasviz.config import SearchConfig
-    from nasviz.data import eval_batches
-    from nasviz.network import SearchNetwork, copy_path_weights
-    from nasviz.search import Search
-    from nasviz.space import sample_genotype
-    from nasviz.train import accuracy, fitness, prepare_model, recalibrate_bn
+    from nasviz.data.loading import eval_batches
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
+    from nasviz.space.genotypes import sample_genotype
+    from nasviz.space.network import SearchNetwork, copy_path_weights
+    from nasviz.train.steps import accuracy, fitness, prepare_model, recalibrate_bn
 
     started, load_before = common.now(), common.loadavg()
     if tiny:
@@ -55,7 +55,7 @@ def run(
     model, calibration = search.supernet, search.calibration
     fitness_images = sum(len(yb) for _, yb in search.fitness_batches)
     data = search.data
-    from nasviz.data import split_indices
+    from nasviz.data.loading import split_indices
 
     _, fitness_idx = split_indices(len(data.train_labels), config.weight_images, config.fitness_images, config.seed)
     images, labels = data.train_images[fitness_idx], data.train_labels[fitness_idx]

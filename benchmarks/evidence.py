@@ -100,7 +100,7 @@ def append_record(path: str | Path, record: dict) -> None:
 
 def heldout_batches(search, n: int, batch_size: int = 250) -> list:
     """`n` training images that neither the weight part (hence BN recalibration) nor the fitness part uses."""
-    from nasviz.batches import eval_batches
+    from nasviz.data.batches import eval_batches
 
     c, d = search.config, search.data
     order = torch.randperm(len(d.train_labels), generator=torch.Generator().manual_seed(c.seed))
@@ -114,7 +114,7 @@ def heldout_batches(search, n: int, batch_size: int = 250) -> list:
 
 def batch_accuracies(model, genotype, calibration, batches) -> list[float]:
     """Accuracy per held-out batch after one BatchNorm recalibration (prefix means give smaller samples)."""
-    from nasviz.train import accuracy, recalibrate_bn
+    from nasviz.train.steps import accuracy, recalibrate_bn
 
     recalibrate_bn(model, genotype, calibration)
     return [accuracy(model, genotype, [b]) for b in batches]
@@ -163,7 +163,7 @@ def architecture_sets(table, space, search, sizes: dict, seed: int) -> dict[str,
 def run_variant(config, state: dict | None):
     """A search of `config` (continued from `state`, a warm-up's state, when given), run to the end; it remembers
     its last generation's region P ∪ Q (`last_region`) and its CPU seconds (`cpu_s`)."""
-    from nasviz.search import Search
+    from nasviz.search.loop import Search
 
     search = Search(config)
     if state is not None:
@@ -197,10 +197,10 @@ def judged(raw: dict, table) -> dict[str, Any]:
 
 def seed_job(seed: int, size: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything both questions need for one seed (see the module docstring)."""
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
     from nasviz.table import load
-    from nasviz.train import fitness
+    from nasviz.train.steps import fitness
 
     sizes = SIZES[size]
     settings = {**BASE, **sizes["search"], **(overrides or {})}
@@ -251,7 +251,7 @@ def seed_job(seed: int, size: str, overrides: dict[str, Any] | None = None) -> d
                 if sweeping:
                     sweep[key] = {str(n): sum(accs[: n // per_batch]) / (n // per_batch) for n in sizes["sweep"]}
     # BN recalibration batches: FT on the region with 1, 2 and 4 calibration batches
-    from nasviz.batches import search_batches
+    from nasviz.search.data_split import search_batches
 
     bn_sweep: dict[str, dict[str, float]] = {}
     for n_bn in (1, 2, 4):

@@ -54,10 +54,10 @@ def run(
     eval_images: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    from nasviz.config import SearchConfig
-    from nasviz.space import sample_genotype
-    from nasviz.supernet import Supernet
-    from nasviz.train import accuracy, pick_device, prepare_model, recalibrate_bn
+    from nasviz.search.config import SearchConfig
+    from nasviz.space.genotypes import sample_genotype
+    from nasviz.space.supernet import Supernet
+    from nasviz.train.steps import accuracy, pick_device, prepare_model, recalibrate_bn
 
     started, load_before = common.now(), common.loadavg()
     config = SearchConfig.from_preset("paper")

@@ -41,8 +41,8 @@ def rss_mb() -> float:
 def run(quick: bool = False, *, generations: int | None = None, seed: int = 0) -> dict[str, Any]:
     import torch
 
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
 
     started, load_before = common.now(), common.loadavg()
     generations = generations or (8 if quick else 20)

@@ -1,7 +1,7 @@
 """mixed-op-ratio: single-path supernet train step / DARTS-style mixed-operation supernet train step.
 
 Same channels, cells, batch and process, interleaved. The single-path step is the engine's
-(`nasviz.train.train_steps`, a new random path every step); the mixed supernet (`benchmarks.darts_mixed`) runs
+(`nasviz.train.steps.train_steps`, a new random path every step); the mixed supernet (`benchmarks.darts_mixed`) runs
 every operation on every edge. Its step is measured two ways:
 
 - `weights`: forward, backward and an SGD step of the weights only (the cheapest a DARTS step can be; the
@@ -38,10 +38,10 @@ def run(
     seed: int = 0,
 ) -> dict[str, Any]:
     from benchmarks.darts_mixed import MixedNetwork
-    from nasviz.config import SearchConfig
-    from nasviz.space import sample_genotype
-    from nasviz.supernet import Supernet
-    from nasviz.train import prepare_model
+    from nasviz.search.config import SearchConfig
+    from nasviz.space.genotypes import sample_genotype
+    from nasviz.space.supernet import Supernet
+    from nasviz.train.steps import prepare_model
 
     started, load_before = common.now(), common.loadavg()
     preset = SearchConfig.from_preset("quick")
@@ -116,6 +116,6 @@ def run(
         load_before=load_before,
         started=started,
         notes=["the single-path step draws a new random path every step (step time varies ~2.5x by path); it is "
-               "timed as in step-ratio, between consecutive steps of one nasviz.train.train_steps call",
-               "the mixed supernet is benchmarks/darts_mixed.py, built from nasviz.ops.make_op"],
+               "timed as in step-ratio, between consecutive steps of one nasviz.train.steps.train_steps call",
+               "the mixed supernet is benchmarks/darts_mixed.py, built from nasviz.space.ops.make_op"],
     )

@@ -5,7 +5,7 @@ Per seed, in `mini` at the evidence's sizes (`benchmarks.evidence`, the quick pr
 - **sft-ga**, **ga** and **random** with equal search evaluations (GA and random run twice the generations);
 - **proxy-GA**: GA with a zero-cost proxy (`proxy`) as fitness, equal evaluations, no supernet;
 - **sft-ga + retrain**: SFT-GA's `top` best candidates by last fitness, of everything it evaluated, each trained
-  from scratch for each of `steps` SGD steps (`nasviz.final_pick`) and scored on held-out training images; the
+  from scratch for each of `steps` SGD steps (`nasviz.search.final_pick`) and scored on held-out training images; the
   pick with k candidates is the best of the first k (k in `ks`);
 - **largest**: no search; the most FLOPs, then the most parameters, then a seeded random choice among the tied.
 With `budget`, all of it again under max_flops = the space's median FLOPs, judged against the best network within
@@ -50,7 +50,7 @@ def largest(table, seed: int, max_flops: int | None = None) -> str:
 
 
 def search_configs(seed: int, size: str, proxy: str, max_flops: int | None) -> dict[str, Any]:
-    from nasviz.config import SearchConfig
+    from nasviz.search.config import SearchConfig
 
     sizes = SIZES[size]
     base = SearchConfig.from_preset(sizes["preset"], seed=seed, **{**evidence.BASE, **sizes["search"]},
@@ -62,7 +62,7 @@ def search_configs(seed: int, size: str, proxy: str, max_flops: int | None) -> d
 
 def retrained(search, top: int, steps: list[int], images: int) -> list[dict[str, Any]]:
     """SFT-GA's `top` candidates, each retrained for every budget in `steps` (scores and CPU seconds by budget)."""
-    from nasviz import final_pick
+    from nasviz.search import final_pick
 
     out = []
     for candidate in final_pick.candidates(search.state.latest, top):

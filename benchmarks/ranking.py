@@ -167,7 +167,7 @@ def run(
 # --- how ranking depends on the fitness and BN-recalibration images -------------------------------------------
 def fitness_sweep(engine, genotypes: list, fitness_images: list[int], bn_batches: list[int], *,
                   precision: str | None = None, seed: int = 0) -> dict[str, Any]:
-    """Fitness of every genotype under `engine`'s supernet (a `nasviz.search.Search` with a supernet) for every
+    """Fitness of every genotype under `engine`'s supernet (a `nasviz.search.loop.Search` with a supernet) for every
     (fitness images, BN batches) pair: the images are nested seeded subsets of the engine's fitness part (never
     trained on) and the BN batches nested prefixes of its weight part, as the engine recalibrates. Each genotype
     is recalibrated once per BN setting and its per-image correctness then read off for every fitness size.
@@ -176,9 +176,9 @@ def fitness_sweep(engine, genotypes: list, fitness_images: list[int], bn_batches
     s}}; `sweep_agreement` compares the settings with a reference (the table's accuracy, or the largest setting)."""
     import torch
 
-    from nasviz.batches import eval_batches, split_indices
-    from nasviz.precision import autocast
-    from nasviz.train import recalibrate_bn
+    from nasviz.data.batches import eval_batches, split_indices
+    from nasviz.train.precision import autocast
+    from nasviz.train.steps import recalibrate_bn
 
     c, d, model = engine.config, engine.data, engine.supernet
     precision = precision or engine.precision

@@ -1,8 +1,8 @@
 """step-ratio: supernet single-path train step / the same genotype's standalone network train step.
 
-Both run the engine's own step (`nasviz.train.train_steps`, one step: forward, cross-entropy, backward,
+Both run the engine's own step (`nasviz.train.steps.train_steps`, one step: forward, cross-entropy, backward,
 gradient clipping, SGD with momentum and weight decay) on the same batch, in the same process, interleaved.
-The standalone network is `nasviz.network.SearchNetwork` with the supernet's path weights copied in
+The standalone network is `nasviz.space.network.SearchNetwork` with the supernet's path weights copied in
 (`copy_path_weights`), prepared like the engine does (`prepare_model`: channels_last). The figure is the median
 over random paths of (median supernet step / median standalone step) for that path; goal <= 1.10.
 """
@@ -31,11 +31,11 @@ def run(
     block_steps: int = 3,
     seed: int = 0,
 ) -> dict[str, Any]:
-    from nasviz.config import SearchConfig
-    from nasviz.network import SearchNetwork, copy_path_weights
-    from nasviz.space import sample_genotype
-    from nasviz.supernet import Supernet
-    from nasviz.train import prepare_model
+    from nasviz.search.config import SearchConfig
+    from nasviz.space.genotypes import sample_genotype
+    from nasviz.space.network import SearchNetwork, copy_path_weights
+    from nasviz.space.supernet import Supernet
+    from nasviz.train.steps import prepare_model
 
     started, load_before = common.now(), common.loadavg()
     preset = SearchConfig.from_preset("quick")
@@ -95,7 +95,7 @@ def run(
                  "paths": per_path},
         load_before=load_before,
         started=started,
-        notes=["both models run nasviz.train.train_steps on the same fixed batch, in alternating blocks of "
+        notes=["both models run nasviz.train.steps.train_steps on the same fixed batch, in alternating blocks of "
                f"{block_steps} steps; a step's time is the interval between consecutive steps of a block (the "
                "engine trains in chunks, so a block's first step, which also pays model.train(), is not timed)"],
     )

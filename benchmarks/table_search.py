@@ -20,7 +20,7 @@ GOAL = 1000.0
 def _synthetic(folder: Path) -> str:
     import random
 
-    from nasviz.space import MINI
+    from nasviz.space.genotypes import MINI
     from nasviz.table.build import networks
     from nasviz.table.recipe import Recipe
     from nasviz.table.table import from_rows
@@ -36,8 +36,8 @@ def _synthetic(folder: Path) -> str:
 def run(quick: bool = False, *, tiny: bool = False, searches: int | None = None, rounds: int | None = None) \
         -> dict[str, Any]:
     from benchmarks import common
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
     from nasviz.table import available
 
     load_before, started = common.loadavg(), common.now()

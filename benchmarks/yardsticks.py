@@ -1,6 +1,6 @@
 """yardsticks: how well do zero-cost proxies and plain size rank the `mini` space? Judged by its table.
 
-For every network of the ground-truth table (648 in `mini`) and each proxy of `nasviz.proxies` (synflow, naswot,
+For every network of the ground-truth table (648 in `mini`) and each proxy of `nasviz.search.proxies` (synflow, naswot,
 snip, grad_norm, jacob_cov), the score for proxy seeds 0..S-1: seed s initialises the network and draws the
 fixed batch of Fashion-MNIST *training* images (the same batch for every network). The network is the
 genotype's search-width network at the size the evidence runs searched (`benchmarks/evidence.py`'s full size:
@@ -50,7 +50,7 @@ EVIDENCE_RANKING = "benchmarks/results/evidence/ranking.json"
 
 def layout() -> dict[str, Any]:
     """Network size and data of the evidence runs: the search config of `evidence.py`'s full size in `mini`."""
-    from nasviz.config import SearchConfig
+    from nasviz.search.config import SearchConfig
 
     c = SearchConfig.from_preset(evidence.SIZES["full"]["preset"], **evidence.BASE)
     return {"dataset": c.dataset, "image_size": c.image_size, "channels": c.channels, "layers": c.layers}
@@ -86,7 +86,7 @@ def read_lines(path: str | Path, key: str) -> dict[tuple[int | None, str], dict]
 def score_network(genotype, names: tuple[str, ...], *, images, labels, seed: int, lay: dict,
                   data_shape: tuple[int, int, int], num_classes: int) -> tuple[dict[str, float], dict[str, float]]:
     """{proxy: score} and {proxy: CPU seconds} of one network for `names`."""
-    from nasviz import proxies
+    from nasviz.search import proxies
 
     scores, cpu = {}, {}
     for name in names:
@@ -102,8 +102,8 @@ def collect(table, keys: list[str], seeds: list[int], batch_size: int, runs_file
             settings_key: str, log=print) -> dict[tuple[int | None, str], dict]:
     """Every (seed, network) line, computing and appending those not yet in `runs_file`: first the size line of
     each network, then the seeded proxies seed by seed (a partial job holds whole seeds first)."""
-    from nasviz import proxies
-    from nasviz.data import resized
+    from nasviz.data.loading import resized
+    from nasviz.search import proxies
 
     done = read_lines(runs_file, settings_key)
     _end_torn_line(runs_file)

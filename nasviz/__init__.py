@@ -13,15 +13,15 @@ __all__ = [
 def __getattr__(name: str):
     """Import the torch-heavy engine lazily: `from nasviz import Search, SearchConfig, load_model`."""
     if name == "Search":
-        from nasviz.search import Search
+        from nasviz.search.loop import Search
 
         return Search
     if name == "SearchConfig":
-        from nasviz.config import SearchConfig
+        from nasviz.search.config import SearchConfig
 
         return SearchConfig
     if name == "load_model":
-        from nasviz.model_file import load_model
+        from nasviz.deploy.model_file import load_model
 
         return load_model
     raise AttributeError(f"module 'nasviz' has no attribute {name!r}")

@@ -12,11 +12,11 @@ import signal
 import sys
 from pathlib import Path
 
-from nasviz import rundir
 from nasviz.errors import ConfigError, NasvizError, one_line
-from nasviz.folder_claim import claim_folder
 from nasviz.headless import COMMANDS as HEADLESS_COMMANDS
 from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, error_line, parse_settings
+from nasviz.runs import rundir
+from nasviz.runs.folder_claim import claim_folder
 from nasviz.table.cli import add_table_command
 from nasviz.viz.cli import COMMANDS as VIZ_COMMANDS
 
@@ -28,9 +28,9 @@ bad input; other system errors (disk full, no permission) exit with 1."""
 
 # --- commands -------------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from nasviz.data import dataset_info
-    from nasviz.network import describe
+    from nasviz.data.loading import dataset_info
     from nasviz.settings import MAX_CHANNELS, MAX_LAYERS
+    from nasviz.space.network import describe
 
     if not (1 <= args.layers <= MAX_LAYERS and 2 <= args.channels <= MAX_CHANNELS and args.channels % 2 == 0):
         raise ConfigError(f"--layers {args.layers} / --channels {args.channels}: allowed: layers in 1..{MAX_LAYERS}, "
@@ -44,7 +44,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from nasviz.data import load_dataset
+    from nasviz.data.loading import load_dataset
 
     data = load_dataset(args.name, args.root, download=not args.offline)
     out = {"name": data.name, "train": len(data.train_labels), "test": len(data.test_labels),
@@ -61,8 +61,8 @@ def _print(out: dict, as_json: bool, text: str) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    """A search here, or on every process that torchrun started (rank 0 writes and prints; see `nasviz.distributed`)."""
-    from nasviz import distributed
+    """A search here, or on every process that torchrun started (rank 0 writes and prints: `train.distributed`)."""
+    from nasviz.train import distributed
 
     try:
         return _search(args)
@@ -77,8 +77,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
 
     overrides = parse_settings(args.set)
     for name in ("dataset", "seed", "method", "device"):
@@ -132,10 +132,10 @@ def _render_best(run_dir: Path, genotype_text: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nasviz.data import check_dataset_name, load_dataset
-    from nasviz.model_file import MODEL_FILE, save_model, scratch_info
-    from nasviz.scratch import ScratchConfig, train_from_scratch
-    from nasviz.train import pick_device
+    from nasviz.data.loading import check_dataset_name, load_dataset
+    from nasviz.deploy.model_file import MODEL_FILE, save_model, scratch_info
+    from nasviz.train.scratch import ScratchConfig, train_from_scratch
+    from nasviz.train.steps import pick_device
 
     genotype = rundir.genotype_from(args.genotype)
     check_dataset_name(args.dataset)
@@ -167,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nasviz.export import CHECK_BATCH, export_model
+    from nasviz.deploy.export import CHECK_BATCH, export_model
 
     report = export_model(args.model, args.format, args.out, force=args.force)
     print(f"wrote {report.path} ({report.format}, {report.bytes:,} bytes); largest logit difference from the "
@@ -176,8 +176,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from nasviz.model_file import load_model
-    from nasviz.predict import image_files, predict
+    from nasviz.deploy.model_file import load_model
+    from nasviz.deploy.predict import image_files, predict
 
     if args.top < 1:
         raise ConfigError(f"--top {args.top} is out of range; allowed: an integer >= 1")

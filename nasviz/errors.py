@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 
 class NasvizError(Exception):
     """A user-facing error: bad input, missing data, a corrupt file. Its message is one line.
@@ -32,7 +34,7 @@ class DivergedError(NasvizError):
 
 
 class RankError(NasvizError):
-    """Another process of a search on several processes failed or is gone (`nasviz.distributed`)."""
+    """Another process of a search on several processes failed or is gone (`nasviz.train.distributed`)."""
 
     exit_code = 1
     """Not a usage error: the command line exits with 1."""
@@ -43,3 +45,9 @@ def one_line(exc: BaseException | str, limit: int | None = 200) -> str:
     exception's type name, and text longer than `limit` characters is cut with '...'."""
     text = " ".join(str(exc).split()) or (type(exc).__name__ if isinstance(exc, BaseException) else "")
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def suggest(value: str, allowed: tuple[str, ...] | list[str]) -> str:
+    """Return ' (did you mean X?)' for a close match of `value` in `allowed`, else ''."""
+    close = difflib.get_close_matches(str(value), list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

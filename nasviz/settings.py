@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nasviz.errors import ConfigError
-from nasviz.space import suggest
+from nasviz.errors import ConfigError, suggest
 
 C = TypeVar("C")
 MAX_SEED = 2**63 - 1

@@ -34,9 +34,9 @@ def join_group(rank: int, port: int) -> None:
 
 
 def collectives(rank: int, port: int, out: str) -> None:
-    """The helpers of `nasviz.distributed.Ranks` on 2 processes; rank 1 fails inside `agree`."""
-    from nasviz import distributed
+    """The helpers of `nasviz.train.distributed.Ranks` on 2 processes; rank 1 fails inside `agree`."""
     from nasviz.errors import ConfigError
+    from nasviz.train import distributed
 
     join_group(rank, port)
     try:
@@ -67,9 +67,9 @@ def search_steps(rank: int, port: int, out: str) -> None:
     """A search through the Python API with torch.distributed initialised: the warm-up, the initial population
     and one generation. Saves the paths trained, the batch slices trained on, the weights when the warm-up ended,
     the initial population's fitness values (in evaluation order) and the population after the generation."""
-    from nasviz import events
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
+    from nasviz.runs import events
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
 
     join_group(rank, port)
     try:

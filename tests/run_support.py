@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nasviz.config import SearchConfig
 from nasviz.search import Search
+from nasviz.search.config import SearchConfig
 
 
 def table_smoke_run(run_dir: Path, **settings) -> Path:

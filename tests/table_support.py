@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from nasviz.space import MINI
+from nasviz.space.genotypes import MINI
 from nasviz.table.build import networks
 from nasviz.table.recipe import Recipe
 from nasviz.table.table import from_rows

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from nasviz.cli import main
-from nasviz.dirlock import LOCK_FILE
 from nasviz.headless.ray_backend import LOCAL_ENV
+from nasviz.runs.dirlock import LOCK_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / "notebooks" / "03_search.ipynb"

@@ -141,8 +141,8 @@ def test_cli_rejects_unknown_names_and_reports_failures(capsys):
 
 def test_a_control_from_the_shared_warmup_equals_its_separate_run():
     from benchmarks.evidence import BASE, run_variant
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
 
     config = SearchConfig.from_preset("smoke", seed=0, **{**BASE, **common.TINY_SEARCH})
     first = Search(config)
@@ -157,9 +157,9 @@ def test_a_control_from_the_shared_warmup_equals_its_separate_run():
 
 def test_fitness_sweep_varies_fitness_images_and_bn_batches_as_the_engine_measures():
     from benchmarks.ranking import fitness_sweep, sweep_agreement
-    from nasviz.config import SearchConfig
-    from nasviz.search import Search
-    from nasviz.train import fitness
+    from nasviz.search.config import SearchConfig
+    from nasviz.search.loop import Search
+    from nasviz.train.steps import fitness
 
     config = SearchConfig.from_preset("smoke", seed=0, device="cpu", **{**common.TINY_SEARCH, "generations": 0,
                                                                         "fitness_images": 96, "bn_batches": 2})

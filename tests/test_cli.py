@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import data as nasviz_data
 from nasviz.cli import EXIT_USAGE, main
-from nasviz.space import FIXTURES
+from nasviz.data import loading as nasviz_data
+from nasviz.space.genotypes import FIXTURES
 
 HAS_DEBIAN = all(
     (Path(nasviz_data.DEBIAN_FASHION_MNIST) / f"{f}.gz").is_file() for f in nasviz_data.FASHION_MNIST_FILES

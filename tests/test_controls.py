@@ -10,13 +10,13 @@ import pytest
 import torch
 from table_support import synthetic_table
 
-from nasviz import precision, schedule
 from nasviz.analysis import last_trained, recency_effect, recency_records
-from nasviz.config import SearchConfig
 from nasviz.errors import ConfigError
-from nasviz.events import Checkpoint
-from nasviz.rundir import load_history
-from nasviz.search import Search
+from nasviz.runs.events import Checkpoint
+from nasviz.runs.rundir import load_history
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.train import precision, schedule
 
 TINY = dict(warmup_steps=4, population=3, generations=2, finetune_steps=6, fitness_images=64, weight_images=256,
             batch_size=16, eval_batch_size=64, bn_batches=1, checkpoint_every=2, top_k=2)

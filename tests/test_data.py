@@ -1,4 +1,4 @@
-"""Tests for nasviz.data: loading, splits, augmentation and batch streams."""
+"""Tests for nasviz.data.loading: loading, splits, augmentation and batch streams."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from nasviz import data
-from nasviz.datasets import BUILTIN
+from nasviz.data import loading as data
+from nasviz.data.datasets import BUILTIN
 from nasviz.errors import CheckpointError, ConfigError, DataError
 
 HAS_DEBIAN = all((Path(data.DEBIAN_FASHION_MNIST) / f"{f}.gz").is_file() for f in data.FASHION_MNIST_FILES)

@@ -19,16 +19,16 @@ import pytest
 import torch
 
 import nasviz
-from nasviz import data as nasviz_data
 from nasviz.cli import EXIT_USAGE, main
-from nasviz.data import eval_batches, load_dataset, normalize
+from nasviz.data import loading as nasviz_data
+from nasviz.data.loading import eval_batches, load_dataset, normalize
+from nasviz.deploy.export import METADATA_KEY, Logits
+from nasviz.deploy.model_file import FORMAT, MODEL_FILE, load_model, read_model_file, save_model
 from nasviz.errors import CheckpointError
-from nasviz.export import METADATA_KEY, Logits
-from nasviz.model_file import FORMAT, MODEL_FILE, load_model, read_model_file, save_model
-from nasviz.network import EvalNetwork
-from nasviz.scratch import ScratchConfig, train_from_scratch
-from nasviz.space import FIXTURES
-from nasviz.train import accuracy
+from nasviz.space.genotypes import FIXTURES
+from nasviz.space.network import EvalNetwork
+from nasviz.train.scratch import ScratchConfig, train_from_scratch
+from nasviz.train.steps import accuracy
 
 HAS_DEBIAN = all(
     (Path(nasviz_data.DEBIAN_FASHION_MNIST) / f"{f}.gz").is_file() for f in nasviz_data.FASHION_MNIST_FILES
@@ -346,5 +346,5 @@ def test_predict_refuses_bad_input_in_one_line(trained, tmp_path, capsys):
 def test_model_file_holds_only_plain_values(trained):
     """What `weights_only` accepts, and nothing that needs nasviz to unpickle."""
     raw = (trained / MODEL_FILE).read_bytes()
-    assert b"nasviz.network" not in raw and b"EvalNetwork" not in raw
+    assert b"nasviz.space.network" not in raw and b"EvalNetwork" not in raw
     torch.load(io.BytesIO(raw), weights_only=True)

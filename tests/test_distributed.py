@@ -1,4 +1,4 @@
-"""A search on several processes (`nasviz.distributed`): 2 real processes on the CPU (gloo), against 1 process.
+"""A search on several processes (`nasviz.train.distributed`): 2 real processes on the CPU (gloo), against 1 process.
 
 What must agree exactly: the paths trained, the images each global batch holds, the weights on every process, the
 weights no path touched, and every fitness value under the same weights. What cannot: BatchNorm normalises each
@@ -22,12 +22,13 @@ import torch.multiprocessing as mp
 from distributed_support import TINY, collectives, free_port, launch, search_steps, stop, torchrun
 from torch import nn
 
-from nasviz import distributed, events, rundir
-from nasviz.config import SearchConfig
 from nasviz.errors import CheckpointError, ConfigError
-from nasviz.search import Search
-from nasviz.space import Genotype
-from nasviz.train import fitness, train_steps
+from nasviz.runs import events, rundir
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import Genotype
+from nasviz.train import distributed
+from nasviz.train.steps import fitness, train_steps
 
 GHOST_TOLERANCE = dict(rtol=1e-4, atol=1e-6)
 """2 processes vs 1 process normalising the same halves: the same arithmetic but for where the two halves'

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasviz import Search, SearchConfig, evaluators, proxies
+from nasviz import Search, SearchConfig
 from nasviz.errors import ConfigError
-from nasviz.fitness_sources import SOURCES, Source
+from nasviz.search import evaluators, proxies
+from nasviz.search.fitness_sources import SOURCES, Source
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nasviz"
 
@@ -65,7 +66,8 @@ def test_a_new_source_is_one_class_and_one_registry_line(monkeypatch):
 
 def test_the_search_never_branches_on_the_fitness_source():
     """No module of the engine compares `fitness` with a source's name: they ask the evaluator or the registry."""
-    for name in ("search.py", "recorder.py", "budget.py", "checkpoint.py", "search_records.py", "config.py"):
+    for name in ("search/loop.py", "runs/recorder.py", "search/budget.py", "search/checkpoint.py",
+                 "search/search_records.py", "search/config.py"):
         tree = ast.parse((PACKAGE / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Compare) and "fitness" in ast.unparse(node.left):

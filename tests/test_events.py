@@ -1,4 +1,4 @@
-"""nasviz.events: each kind of event, its events.jsonl line, reading lines back, the publisher and the train log."""
+"""runs.events: each kind of event, its events.jsonl line, reading lines back, the publisher and the train log."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from nasviz import events
-from nasviz.events import (
+from nasviz.runs import events
+from nasviz.runs.events import (
     Checkpoint,
     Done,
     Evaluation,

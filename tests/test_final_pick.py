@@ -10,9 +10,11 @@ import json
 import pytest
 import torch
 
-from nasviz import Search, SearchConfig, final_pick, rundir
-from nasviz.batches import split_indices
+from nasviz import Search, SearchConfig
+from nasviz.data.batches import split_indices
 from nasviz.errors import ConfigError
+from nasviz.runs import rundir
+from nasviz.search import final_pick
 
 
 def retraining(**overrides) -> SearchConfig:

@@ -1,4 +1,4 @@
-"""The one folder-claiming routine (`nasviz.folder_claim`) and the lock bugs it fixes: a refused claim leaves no
+"""The one folder-claiming routine (`nasviz.runs.folder_claim`) and the lock bugs it fixes: a refused claim leaves no
 lock file, a lock file alone never makes a user's files a run's leftovers, a failed writer leaves nothing."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import dirlock, rundir
-from nasviz.config import SearchConfig
 from nasviz.errors import CheckpointError, ConfigError
-from nasviz.folder_claim import claim_folder
 from nasviz.notebooks.session import fresh_run_dir
+from nasviz.runs import dirlock, rundir
+from nasviz.runs.folder_claim import claim_folder
+from nasviz.search.config import SearchConfig
 from nasviz.space import get_space
 from nasviz.table.build import build
 from nasviz.table.recipe import Recipe
@@ -118,23 +118,23 @@ def fake_training(monkeypatch):
     """`train` with its data and training replaced (what is tested is what it leaves behind, not the training)."""
     from types import SimpleNamespace
 
-    import nasviz.data
-    import nasviz.scratch
+    import nasviz.data.loading
+    import nasviz.train.scratch
 
     data = SimpleNamespace(name="fake", train_labels=[0] * 256)
-    monkeypatch.setattr(nasviz.data, "load_dataset", lambda *a, **k: data)
+    monkeypatch.setattr(nasviz.data.loading, "load_dataset", lambda *a, **k: data)
 
     def train(genotype, data, config, progress, on_model):
         on_model(object())
         return {"test_accuracy": 0.5, "test_images": 10, "params": 1, "flops": 1}
 
-    monkeypatch.setattr(nasviz.scratch, "train_from_scratch", train)
+    monkeypatch.setattr(nasviz.train.scratch, "train_from_scratch", train)
 
 
 @pytest.mark.parametrize("failing", ["model", "train.json"])
 def test_a_failed_train_leaves_neither_file_and_the_rerun_is_accepted(fake_training, monkeypatch, tmp_path, capsys,
                                                                       failing):
-    import nasviz.model_file
+    import nasviz.deploy.model_file
     from nasviz.cli import main
 
     def save_model(path, *_args):
@@ -150,7 +150,7 @@ def test_a_failed_train_leaves_neither_file_and_the_rerun_is_accepted(fake_train
             raise CheckpointError(f"cannot write {path}: No space left on device")
         real_write_json(path, obj)
 
-    monkeypatch.setattr(nasviz.model_file, "save_model", save_model)
+    monkeypatch.setattr(nasviz.deploy.model_file, "save_model", save_model)
     monkeypatch.setattr(rundir, "write_json", write_json)
     out = tmp_path / "trained"
     argv = ["train", "--genotype", "DARTS_V2", "--epochs", "1", "--quiet", "--out", str(out)]
@@ -162,6 +162,7 @@ def test_a_failed_train_leaves_neither_file_and_the_rerun_is_accepted(fake_train
     assert main([*argv[:-1], str(existing)]) != 0
     assert snapshot(existing) == {"notes.txt": b"mine"}
     monkeypatch.setattr(rundir, "write_json", real_write_json)
-    monkeypatch.setattr(nasviz.model_file, "save_model", lambda path, *_a: Path(path).write_bytes(b"m") and Path(path))
+    monkeypatch.setattr(nasviz.deploy.model_file, "save_model",
+                        lambda path, *_a: Path(path).write_bytes(b"m") and Path(path))
     assert main(argv) == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["model.pt", "train.json"]

@@ -1,4 +1,4 @@
-"""Tests for nasviz.ga: selection, crossover, mutation, offspring, environmental selection, path sampling."""
+"""Tests for nasviz.search.ga: selection, crossover, mutation, offspring, environmental selection, path sampling."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nasviz.ga import (
+from nasviz.search.ga import (
     balanced_rounds,
     binary_tournament,
     crossover,
@@ -21,7 +21,7 @@ from nasviz.ga import (
     region_frequencies,
     sample_from_region,
 )
-from nasviz.space import CANDIDATE_OPS, FIXTURES, NODES, Genotype, sample_genotype
+from nasviz.space.genotypes import CANDIDATE_OPS, FIXTURES, NODES, Genotype, sample_genotype
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 probs = st.floats(min_value=0.0, max_value=1.0)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from run_support import table_smoke_run
 
-from nasviz import rundir
+from nasviz.runs import rundir
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120

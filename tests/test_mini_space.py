@@ -9,11 +9,11 @@ from collections import Counter
 import pytest
 import torch
 
-from nasviz import ga
-from nasviz.network import SearchNetwork, copy_path_weights
-from nasviz.sampling import region_sampler, uniform_sampler
-from nasviz.space import DARTS, FIXTURES, MINI, SPACES, Genotype, GenotypeError, get_space
-from nasviz.supernet import Supernet
+from nasviz.search import ga
+from nasviz.search.sampling import region_sampler, uniform_sampler
+from nasviz.space.genotypes import DARTS, FIXTURES, MINI, SPACES, Genotype, GenotypeError, get_space
+from nasviz.space.network import SearchNetwork, copy_path_weights
+from nasviz.space.supernet import Supernet
 
 torch.set_num_threads(1)
 
@@ -131,7 +131,7 @@ def test_sampling_stays_in_the_space(seed):
 
 def test_darts_sampling_is_unchanged():
     """The DARTS space draws exactly what `sample_genotype` always drew (runs and results stay as they were)."""
-    from nasviz.space import sample_genotype
+    from nasviz.space.genotypes import sample_genotype
 
     a, b = random.Random(3), random.Random(3)
     assert [DARTS.sample(a) for _ in range(20)] == [sample_genotype(b) for _ in range(20)]

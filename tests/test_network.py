@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasviz import cells
-from nasviz.cells import edge_key
-from nasviz.network import (
+from nasviz.space import cells
+from nasviz.space.cells import edge_key
+from nasviz.space.genotypes import CANDIDATE_OPS, FIXTURES, NODES, sample_genotype
+from nasviz.space.network import (
     EvalNetwork,
     SearchNetwork,
     copy_path_weights,
@@ -21,8 +22,7 @@ from nasviz.network import (
     describe,
     search_params,
 )
-from nasviz.space import CANDIDATE_OPS, FIXTURES, NODES, sample_genotype
-from nasviz.supernet import Supernet
+from nasviz.space.supernet import Supernet
 
 # Tiny networks; one thread, because the test machine's cores are shared and OpenMP spinning costs 100x here.
 torch.set_num_threads(1)
@@ -313,7 +313,7 @@ def test_count_params_excludes_frozen_and_aux():
 @pytest.mark.parametrize("side", [(8, 8), (7, 7), (8, 7), (7, 6)])
 def test_factorized_reduce_matches_the_padded_definition(side):
     """The even-size shortcut (no padding copy) gives exactly DARTS's pad-then-shift output and gradients."""
-    from nasviz.ops import FactorizedReduce
+    from nasviz.space.ops import FactorizedReduce
 
     torch.manual_seed(0)
     reduce = FactorizedReduce(4, 6, affine=True).train()

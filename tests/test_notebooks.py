@@ -18,7 +18,7 @@ import pytest
 from nasviz import notebooks as nv
 from nasviz.headless.demo import move_aside
 from nasviz.headless.execute import notebook_parameters
-from nasviz.rundir import load_history
+from nasviz.runs.rundir import load_history
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -198,8 +198,8 @@ def test_04_train_from_scratch(tmp_path, one_thread, tiny_runs):
     # it ends by saving the best network and exporting it
     import torch
 
-    from nasviz.export import onnx_missing, run_exported
-    from nasviz.model_file import load_model
+    from nasviz.deploy.export import onnx_missing, run_exported
+    from nasviz.deploy.model_file import load_model
 
     winner = max(results, key=lambda name: sum(r["test_accuracy"] for r in results[name]))  # best mean
     net = load_model(tmp_path / "scratch" / "model.pt")
@@ -274,6 +274,8 @@ def test_07_ground_truth(tmp_path, one_thread):
     assert "genotypes: 768, different networks: 648" in text
     assert "supernet vs table, Kendall τ-b:" in text
     assert "5 searches per method, 70 evaluations each" in text
+    assert "6 random architectures scored four ways" in text and "snip" in text and "synflow" in text
+    assert "3 candidates, 20 training steps each" in text and "after retraining: percentile" in text
 
 
 def test_compare_helpers_without_runs(tmp_path, capsys):

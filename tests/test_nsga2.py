@@ -1,4 +1,4 @@
-"""NSGA-II in nasviz.ga: non-dominated sorting, the 2-objective front sweep, crowding distance and environmental
+"""NSGA-II in nasviz.search.ga: non-dominated sorting, the 2-objective front sweep, crowding distance and environmental
 selection on (fitness up, params down); a hand-checked example and property tests."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nasviz.ga import (
+from nasviz.search.ga import (
     crowding_distance,
     dominates,
     non_dominated_sort,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import out_file
 from nasviz.cli import EXIT_USAGE, build_parser, main
 from nasviz.errors import CheckpointError, ConfigError
+from nasviz.runs import out_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,12 +1,12 @@
-"""nasviz.population: individuals keep their genotype and what was measured together through selection."""
+"""nasviz.search.population: individuals keep their genotype and what was measured together through selection."""
 
 from __future__ import annotations
 
 import random
 
-from nasviz.ga import environmental_selection
-from nasviz.population import Individual, Population
-from nasviz.space import sample_genotype
+from nasviz.search.ga import environmental_selection
+from nasviz.search.population import Individual, Population
+from nasviz.space.genotypes import sample_genotype
 
 
 def population(fitness: list[float], params: list[int]) -> Population:
@@ -49,7 +49,7 @@ def test_history_line_and_checkpoint_state():
 
 
 def test_pareto_selection_keeps_nsga2_survivors_listed_best_first():
-    from nasviz.ga import pareto_selection
+    from nasviz.search.ga import pareto_selection
 
     fitness, params = [0.9, 0.8, 0.85, 0.7, 0.9, 0.6], [300, 100, 200, 150, 400, 50]
     region = population(fitness, params)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import projection
-from nasviz.config import SearchConfig
-from nasviz.search import Search
+from nasviz.search import Search, projection
+from nasviz.search.config import SearchConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURED = ROOT / "benchmarks" / "results" / "quick-search_eval-throughput_full_threads2_idle.jsonl"

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from nasviz import proxies
-from nasviz.budget import measure_search_network
-from nasviz.space import MINI
+from nasviz.search import proxies
+from nasviz.search.budget import measure_search_network
+from nasviz.space.genotypes import MINI
 
 SHAPE = (1, 8, 8)
 SIZE = dict(data_shape=SHAPE, num_classes=3, channels=4, layers=3)
@@ -141,7 +141,7 @@ def test_bad_input_is_refused_in_one_line():
 
 
 def test_proxy_batch_is_seeded_and_normalised():
-    from nasviz.data import ImageData
+    from nasviz.data.loading import ImageData
 
     g = torch.Generator().manual_seed(0)
     data = ImageData("toy", torch.randint(0, 256, (50, 1, 8, 8), dtype=torch.uint8, generator=g),

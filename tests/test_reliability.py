@@ -26,16 +26,17 @@ from typing import Any
 import pytest
 import torch
 
-from nasviz import cli, rundir
-from nasviz.config import SearchConfig
-from nasviz.data import BatchStream, ImageData
+from nasviz import cli
+from nasviz.data.loading import BatchStream, ImageData
+from nasviz.deploy.export import export_model
+from nasviz.deploy.predict import image_files
 from nasviz.errors import CheckpointError, ConfigError, DivergedError, NasvizError
-from nasviz.export import export_model
-from nasviz.predict import image_files
-from nasviz.rundir import load_history
-from nasviz.scratch import ScratchConfig, train_from_scratch
-from nasviz.search import Search
-from nasviz.space import Genotype
+from nasviz.runs import rundir
+from nasviz.runs.rundir import load_history
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import Genotype
+from nasviz.train.scratch import ScratchConfig, train_from_scratch
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN_NB = str(REPO / "notebooks" / "03_search.ipynb")
@@ -483,7 +484,7 @@ def test_bad_input_in_a_real_process_is_one_line_and_exit_2(argv, tmp_path):
 def test_a_missing_dataset_offline_names_the_three_ways_to_provide_it(tmp_path, monkeypatch, capsys):
     import torchvision.datasets
 
-    monkeypatch.setattr("nasviz.data.DEBIAN_FASHION_MNIST", str(tmp_path / "no-debian-files"))
+    monkeypatch.setattr("nasviz.data.loading.DEBIAN_FASHION_MNIST", str(tmp_path / "no-debian-files"))
     (tmp_path / "root").mkdir()
     code, _, err = run_cli(["data", "fashion-mnist", "--root", str(tmp_path / "root"), "--offline"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
@@ -1126,7 +1127,7 @@ def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused
 def test_a_truncated_image_is_named_and_stops_the_load(image_folder, tmp_path, capsys):
     from PIL import Image
 
-    from nasviz.data import load_dataset
+    from nasviz.data.loading import load_dataset
 
     bad = image_folder / "class1" / "big.png"
     Image.effect_noise((64, 64), 64).save(bad)
@@ -1141,7 +1142,7 @@ def test_images_of_other_bit_depths_are_scaled_not_clipped(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from nasviz.data import load_dataset
+    from nasviz.data.loading import load_dataset
 
     for c, value in enumerate((0x2000, 0x8080)):  # 16-bit grays: 1/8 and about 1/2 of full scale
         (tmp_path / "deep" / f"c{c}").mkdir(parents=True)
@@ -1155,7 +1156,7 @@ def test_images_of_other_bit_depths_are_scaled_not_clipped(tmp_path):
 def test_a_folder_with_one_class_is_refused(tmp_path, capsys):
     from PIL import Image
 
-    from nasviz.data import load_dataset
+    from nasviz.data.loading import load_dataset
 
     (tmp_path / "one" / "cats").mkdir(parents=True)
     for i in range(4):

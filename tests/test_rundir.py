@@ -1,4 +1,4 @@
-"""nasviz.rundir as the one owner of a run directory's layout: recognising runs, reading them, fresh folders."""
+"""nasviz.runs.rundir as the one owner of a run directory's layout: recognising runs, reading them, fresh folders."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import rundir
 from nasviz.errors import CheckpointError, ConfigError
-from nasviz.space import FIXTURES
+from nasviz.runs import rundir
+from nasviz.space.genotypes import FIXTURES
 
 
 def write_run(folder: Path, best: str | None = str(FIXTURES["DARTS_V2"])) -> Path:

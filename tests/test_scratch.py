@@ -1,4 +1,4 @@
-"""From-scratch training (nasviz.scratch): real Fashion-MNIST runs, size caps, and ScratchConfig's settings."""
+"""From-scratch training (nasviz.train.scratch): real Fashion-MNIST runs, size caps, and ScratchConfig's settings."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasviz import data as nasviz_data
+from nasviz.data import loading as nasviz_data
 from nasviz.errors import ConfigError
-from nasviz.network import EvalNetwork, count_params, describe
-from nasviz.schedule import cosine
-from nasviz.scratch import ScratchConfig, train_from_scratch
-from nasviz.space import FIXTURES
+from nasviz.space.genotypes import FIXTURES
+from nasviz.space.network import EvalNetwork, count_params, describe
+from nasviz.train.schedule import cosine
+from nasviz.train.scratch import ScratchConfig, train_from_scratch
 
 torch.set_num_threads(1)  # the machine's two cores are shared
 DARTS_V2 = FIXTURES["DARTS_V2"]

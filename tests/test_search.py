@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from nasviz import ga
-from nasviz.config import SearchConfig
 from nasviz.errors import CheckpointError, ConfigError
-from nasviz.events import Checkpoint, Evaluation, Generation, from_json
-from nasviz.rundir import load_history
-from nasviz.search import Search
-from nasviz.space import Genotype
+from nasviz.runs.events import Checkpoint, Evaluation, Generation, from_json
+from nasviz.runs.rundir import load_history
+from nasviz.search import ga
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import Genotype
 
 TINY = dict(warmup_steps=4, population=3, generations=2, finetune_steps=6, fitness_images=64, weight_images=256,
             batch_size=16, eval_batch_size=64, bn_batches=1, checkpoint_every=2, top_k=2)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from table_support import synthetic_table
 
-from nasviz.config import SearchConfig
 from nasviz.errors import ConfigError, NasvizError
-from nasviz.rundir import load_history
-from nasviz.search import Search
-from nasviz.space import MINI
+from nasviz.runs.rundir import load_history
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import MINI
 from nasviz.table import ground_truth
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from nasviz.config import SearchConfig
 from nasviz.errors import ConfigError
-from nasviz.scratch import ScratchConfig
+from nasviz.search.config import SearchConfig
 from nasviz.settings import build, check_device_name, setting, validate
+from nasviz.train.scratch import ScratchConfig
 
 
 @dataclass

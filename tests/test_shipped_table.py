@@ -9,7 +9,7 @@ from importlib import resources
 
 import pytest
 
-from nasviz.space import MINI, Genotype
+from nasviz.space.genotypes import MINI, Genotype
 from nasviz.table import available, ground_truth, load
 from nasviz.table.build import networks
 

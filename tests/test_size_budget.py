@@ -14,15 +14,15 @@ import pytest
 import torch
 from table_support import synthetic_table
 
-from nasviz import ga
-from nasviz.budget import Limits, Size, measure_search_network, smallest
-from nasviz.config import SearchConfig
-from nasviz.data import dataset_info
+from nasviz.data.loading import dataset_info
 from nasviz.errors import ConfigError
-from nasviz.network import SearchNetwork, count_flops, count_params
-from nasviz.rundir import load_history
-from nasviz.search import Search
-from nasviz.space import DARTS, FIXTURES, MINI, Genotype
+from nasviz.runs.rundir import load_history
+from nasviz.search import ga
+from nasviz.search.budget import Limits, Size, measure_search_network, smallest
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import DARTS, FIXTURES, MINI, Genotype
+from nasviz.space.network import SearchNetwork, count_flops, count_params
 from nasviz.table import read
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests for nasviz.space: genotype text (parse/format/validate), encoding, canonical keys, sampling, size."""
+"""Tests for nasviz.space.genotypes: genotype text (parse/format/validate), encoding, canonical keys, sampling, size."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasviz.errors import NasvizError
-from nasviz.space import (
+from nasviz.space.genotypes import (
     CANDIDATE_OPS,
     CONCAT,
     FIXTURES,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from run_support import table_smoke_run
 
-from nasviz import rundir
 from nasviz.cli import EXIT_USAGE, main
+from nasviz.runs import rundir
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasviz.data import load_dataset
+from nasviz.data.loading import load_dataset
 from nasviz.errors import ConfigError
-from nasviz.space import MINI, Genotype
+from nasviz.space.genotypes import MINI, Genotype
 from nasviz.table import TableError, load, read
 from nasviz.table.build import Plan, build, networks, parse_shard, phase_two, pilot_jobs, read_rows
 from nasviz.table.recipe import Recipe, prepare_data, train_and_test
@@ -71,15 +71,15 @@ def test_recipe_is_deterministic_per_genotype_and_seed(fashion):
 
 def frozen_recipe_training(genotype, seed: int, recipe: Recipe, data) -> dict:
     """The recipe's training and test as the mini table's build began with them (a frozen copy, kept here on
-    purpose): SGD, a cosine rate stepped every batch (never the per-epoch step of `nasviz.scratch`), fp32 on the
+    purpose): SGD, a cosine rate stepped every batch (never the per-epoch step of `nasviz.train.scratch`), fp32 on the
     CPU, no autocast. A change to `train_and_test` that alters its numbers makes the table's rows incomparable."""
     import math
 
     import torch.nn.functional as F
     from torch import nn
 
-    from nasviz.data import BatchStream, crop_padding_for, eval_batches
-    from nasviz.network import SearchNetwork
+    from nasviz.data.loading import BatchStream, crop_padding_for, eval_batches
+    from nasviz.space.network import SearchNetwork
     from nasviz.table.recipe import train_subset
 
     index = train_subset(data, recipe)

@@ -1,4 +1,4 @@
-"""Tests for nasviz.train: supernet steps, BatchNorm recalibration, fitness, divergence."""
+"""Tests for nasviz.train.steps: supernet steps, BatchNorm recalibration, fitness, divergence."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz.errors import DivergedError, NasvizError
-from nasviz.space import FIXTURES, sample_genotype
-from nasviz.supernet import Supernet
-from nasviz.train import (
+from nasviz.space.genotypes import FIXTURES, sample_genotype
+from nasviz.space.supernet import Supernet
+from nasviz.train.steps import (
     accuracy,
     batchnorms,
     check_finite,

@@ -19,10 +19,10 @@ import pytest
 
 from nasviz import cli
 from nasviz.analysis import kendall
-from nasviz.config import SearchConfig
-from nasviz.rundir import load_history, read_jsonl
-from nasviz.search import Search
-from nasviz.space import CANDIDATE_OPS, FIXTURES, Genotype
+from nasviz.runs.rundir import load_history, read_jsonl
+from nasviz.search.config import SearchConfig
+from nasviz.search.loop import Search
+from nasviz.space.genotypes import CANDIDATE_OPS, FIXTURES, Genotype
 from nasviz.viz import cells, figures, layout, widgets
 from nasviz.viz.cli import add_render_command
 from nasviz.viz.common import (
@@ -551,7 +551,7 @@ def test_render_command_writes_an_svg(smoke, tmp_path, monkeypatch, capsys):
 
 
 def test_engine_and_cell_rendering_never_import_widgets():
-    code = ("import sys, nasviz.search, nasviz.cli, nasviz.viz.cells; "
+    code = ("import sys, nasviz.search.loop, nasviz.cli, nasviz.viz.cells; "
             "bad = [m for m in ('ipywidgets', 'anywidget', 'plotly') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

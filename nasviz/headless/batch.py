@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasviz import rundir
-from nasviz.errors import ConfigError, one_line
-from nasviz.folder_claim import claim_folder
+from nasviz.errors import ConfigError, one_line, suggest
 from nasviz.headless.execute import check_notebook, execute, notebook_parameters
-from nasviz.space import suggest
+from nasviz.runs import rundir
+from nasviz.runs.folder_claim import claim_folder
 
 
 def parse_value(text: str) -> Any:

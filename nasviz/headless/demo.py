@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasviz import rundir
 from nasviz.errors import ConfigError
-from nasviz.folder_claim import claim_folder
 from nasviz.headless.batch import parse_value
 from nasviz.headless.execute import (
     MAIN_NOTEBOOK,
@@ -25,6 +23,8 @@ from nasviz.headless.execute import (
     notebook_parameters,
 )
 from nasviz.options import parse_settings
+from nasviz.runs import rundir
+from nasviz.runs.folder_claim import claim_folder
 
 DEMO_OUTPUTS = (rundir.RUN_SUBDIR, MAIN_NOTEBOOK, MAIN_NOTEBOOK.replace(".ipynb", ".html"))
 
@@ -43,8 +43,8 @@ def move_aside(out: Path) -> Path | None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nasviz.config import SearchConfig
-    from nasviz.datasets import check_dataset_name
+    from nasviz.data.datasets import check_dataset_name
+    from nasviz.search.config import SearchConfig
 
     notebook = check_notebook(args.notebook or notebook_dir() / MAIN_NOTEBOOK)
     dataset = check_dataset_name(args.dataset)

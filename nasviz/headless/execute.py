@@ -9,7 +9,7 @@ from typing import Any
 
 from nasviz.errors import ConfigError, one_line
 from nasviz.notebooks.session import HEADLESS_ENV
-from nasviz.regular_files import is_regular
+from nasviz.runs.regular_files import is_regular
 
 MAIN_NOTEBOOK = "03_search.ipynb"
 KERNEL_NAME = "python3"

@@ -9,12 +9,15 @@ short: the logic lives here, not in cells.
 - `experiments`: from-scratch results, ablation variants, Kendall tau of fitness vs accuracy.
 - `seeds`: comparisons over several seeds (mean ± sd, error bars) and the precomputed methods comparison.
 - `sizes`: the size-budget lesson (a limit from a run's sizes, the fronts of runs with and without it).
+- `searches`: many searches whose fitness is the ground-truth table (`repeat_searches`, loaded on first use:
+  it imports the search).
 
 Running the notebooks headless (`demo`, `batch`) is `nasviz.headless`. At module level only the standard library
 and nasviz's light modules are imported: plotly, torch and scipy are imported inside the functions that use them.
 """
 
 from nasviz.analysis import kendall
+from nasviz.lazy import lazy_exports
 from nasviz.notebooks.evidence import fitness_images_figure, load_evidence, regret_figure, regret_table, tau_figure
 from nasviz.notebooks.experiments import (
     ABLATIONS,
@@ -142,4 +145,8 @@ __all__ = [
     "size_limit",
     "fronts_figure",
     "fronts_table",
+    "best_so_far",
+    "repeat_searches",
 ]
+
+__getattr__ = lazy_exports(__name__, {"best_so_far": "searches", "repeat_searches": "searches"})

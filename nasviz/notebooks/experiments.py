@@ -54,7 +54,7 @@ def train_over_seeds(genotype, data, budget: Mapping[str, Any], seeds: Sequence[
                      on_model: Callable[[Any], None] | None = None) -> list[dict]:
     """`genotype` trained from scratch once per training seed with the same budget (`budget`: ScratchConfig
     settings without the seed); prints one line per training. `on_model` receives the first seed's network."""
-    from nasviz.scratch import ScratchConfig, train_from_scratch
+    from nasviz.train.scratch import ScratchConfig, train_from_scratch
 
     results = []
     for k, seed in enumerate(seeds):
@@ -120,7 +120,7 @@ def best_table(runs: Sequence[dict]):
 
 def ablation_config(base, variant: str):
     """`base` (a SearchConfig) with `variant`'s switches; an unknown variant is a one-line error."""
-    from nasviz.space import suggest
+    from nasviz.errors import suggest
 
     if variant not in ABLATIONS:
         raise ConfigError(f"unknown variant {variant!r}{suggest(variant, list(ABLATIONS))}; "

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from nasviz.analysis import Estimate, kendall_tau_b, mean_with_interval, tau_with_interval
-from nasviz.space import Genotype
-from nasviz.train import fitness
+from nasviz.space.genotypes import Genotype
+from nasviz.train.steps import fitness
 
 HEIGHT = 400
 

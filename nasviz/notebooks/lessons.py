@@ -23,9 +23,9 @@ _OP_INFO = {
 
 def operations_table(channels: int = 16):
     """The eight DARTS operations: family, what each does, and its parameters on one edge of `channels`."""
-    from nasviz.network import count_params
-    from nasviz.ops import make_op
-    from nasviz.space import OPS
+    from nasviz.space.genotypes import OPS
+    from nasviz.space.network import count_params
+    from nasviz.space.ops import make_op
 
     rows = []
     for op in OPS:
@@ -38,7 +38,7 @@ def operations_table(channels: int = 16):
 
 def space_size_table():
     """How many choices each node of a cell has, and how many cells and genotypes that makes."""
-    from nasviz.space import CANDIDATE_OPS, NODES, cell_space_size, space_size
+    from nasviz.space.genotypes import CANDIDATE_OPS, NODES, cell_space_size, space_size
 
     k = len(CANDIDATE_OPS)
     rows = []
@@ -57,8 +57,8 @@ def path_table(genotypes: dict[str, Any], input_shape: Sequence[int], num_classe
     supernet's parameters."""
     import torch
 
-    from nasviz.network import SearchNetwork, count_flops, count_params
-    from nasviz.supernet import Supernet
+    from nasviz.space.network import SearchNetwork, count_flops, count_params
+    from nasviz.space.supernet import Supernet
     from nasviz.viz.common import as_genotype
 
     with torch.device("meta"):
@@ -85,7 +85,7 @@ def genotype_table(genotypes: dict[str, Any]):
 def shared_edges(a, b) -> int:
     """How many of the 16 (cell, node, input, operation) choices two genotypes share: the supernet modules both
     paths would train."""
-    from nasviz.space import CELL_TYPES
+    from nasviz.space.genotypes import CELL_TYPES
     from nasviz.viz.common import as_genotype
 
     a, b = as_genotype(a), as_genotype(b)
@@ -101,7 +101,7 @@ def weight_sharing_check(supernet, genotype, x) -> float:
     of their outputs on `x` (evaluation mode): 0 means the path *is* that network, with the same weights."""
     import torch
 
-    from nasviz.network import SearchNetwork, copy_path_weights
+    from nasviz.space.network import SearchNetwork, copy_path_weights
     from nasviz.viz.common import as_genotype
 
     genotype = as_genotype(genotype)
@@ -121,7 +121,7 @@ def path_statistics(paths: Sequence[Any]):
     cells and nodes."""
     from collections import Counter
 
-    from nasviz.space import CANDIDATE_OPS, CELL_TYPES
+    from nasviz.space.genotypes import CANDIDATE_OPS, CELL_TYPES
     from nasviz.viz.common import as_genotype
 
     ops, inputs = Counter(), Counter()
@@ -142,7 +142,7 @@ def path_statistics(paths: Sequence[Any]):
 def inherited_fitness(search, genotypes: dict[str, Any]):
     """Fitness of some genotypes with the supernet's current (inherited) weights, as the search measures it:
     BatchNorm statistics recalibrated for the path, then accuracy on the fitness images."""
-    from nasviz.train import fitness
+    from nasviz.train.steps import fitness
     from nasviz.viz.common import as_genotype
 
     rows = [{"genotype": name,

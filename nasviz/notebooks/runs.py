@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nasviz import rundir
 from nasviz.errors import NasvizError
 from nasviz.notebooks.tables import display_html, html_table
-from nasviz.regular_files import read_text
+from nasviz.runs import rundir
+from nasviz.runs.regular_files import read_text
 
 
 def run_files(run_dir: str | Path):
@@ -40,7 +40,7 @@ def show_json(path: str | Path):
 
 
 def find_runs(runs_dir: str | Path) -> list[dict]:
-    """Every run directory under `runs_dir` (itself included; see `nasviz.rundir.is_run_dir`).
+    """Every run directory under `runs_dir` (itself included; see `nasviz.runs.rundir.is_run_dir`).
 
     Each run is a dict: name (path relative to `runs_dir`), path, config, result, rows (history), parameters
     (the notebook parameters a batch recorded beside or above it, if any). A missing `runs_dir` gives no runs

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nasviz import rundir
-from nasviz.events import Checkpoint, Event, Generation
 from nasviz.notebooks.tables import display_html, html_table
+from nasviz.runs import rundir
+from nasviz.runs.events import Checkpoint, Event, Generation
 
 HEADLESS_ENV = "NASVIZ_HEADLESS"
 """Set (to 1) in the environment of notebooks run by `demo`, `batch` and the tests: `use_live` then says no."""
@@ -99,7 +99,7 @@ def print_progress(search) -> Callable[[], None]:
 
 def config_table(config):
     """Every setting of a SearchConfig; settings that differ from the preset are marked."""
-    from nasviz.config import PRESETS, SearchConfig
+    from nasviz.search.config import PRESETS, SearchConfig
 
     preset = SearchConfig.from_preset(config.preset).to_dict() if config.preset in PRESETS else {}
     rows = []
@@ -116,7 +116,7 @@ def config_table(config):
 
 def describe_search(search) -> str:
     """A few lines on what `Search` set up: data split, supernet size, device."""
-    from nasviz.network import count_params
+    from nasviz.space.network import count_params
 
     c = search.config
     fitness_images = sum(len(y) for _x, y in search.fitness_batches)

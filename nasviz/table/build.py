@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasviz import rundir
 from nasviz.errors import ConfigError
-from nasviz.folder_claim import claim_folder
-from nasviz.space import Genotype, SearchSpace
+from nasviz.runs import rundir
+from nasviz.runs.folder_claim import claim_folder
+from nasviz.space.genotypes import Genotype, SearchSpace
 from nasviz.table.recipe import Recipe, prepare_data, train_and_test
 
 RECIPE_FILE = "recipe.json"
@@ -152,7 +152,7 @@ def build(
 
     `pilot` = (architectures, seeds) builds a pilot instead of the plan. `limit` stops after that many
     trainings (for tests and time-boxed runs); run again to continue."""
-    from nasviz.data import load_dataset
+    from nasviz.data.loading import load_dataset
 
     k, n = shard
     folder = Path(out)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from nasviz.errors import NasvizError, one_line
-from nasviz.space import get_space
+from nasviz.space.genotypes import get_space
 from nasviz.table.build import Plan, build, check_build_folder, load_header, parse_shard, read_rows
 from nasviz.table.quality import quality
 from nasviz.table.recipe import Recipe
@@ -80,7 +80,7 @@ def _check_build(args: argparse.Namespace) -> tuple[int, ...]:
 def cmd_build(args: argparse.Namespace) -> int:
     import torch
 
-    from nasviz import rundir
+    from nasviz.runs import rundir
 
     seeds = _check_build(args)
     check_build_folder(Path(args.out))  # a file, or a folder of the user's, is refused before anything is written
@@ -119,8 +119,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
-    from nasviz import rundir
-    from nasviz.out_file import check_out_file
+    from nasviz.runs import rundir
+    from nasviz.runs.out_file import check_out_file
 
     check_out_file(args.out, args.force)  # before the rows are read: a refusal costs nothing
     header = load_header(args.folder)

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz.data import BatchStream, ImageData, crop_padding_for, eval_batches, resized
-from nasviz.network import SearchNetwork, count_flops, count_params
-from nasviz.space import Genotype
-from nasviz.train import accuracy, check_finite, prepare_model
+from nasviz.data.loading import BatchStream, ImageData, crop_padding_for, eval_batches, resized
+from nasviz.space.genotypes import Genotype
+from nasviz.space.network import SearchNetwork, count_flops, count_params
+from nasviz.train.steps import accuracy, check_finite, prepare_model
 
 DATA_SEED = 0
 """Seed of the shuffle that picks the training subset: the same images for every genotype and seed."""

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from nasviz.errors import NasvizError
-from nasviz.regular_files import read_bytes
-from nasviz.space import Genotype, GenotypeError, SearchSpace, get_space, suggest
+from nasviz.errors import NasvizError, suggest
+from nasviz.runs.regular_files import read_bytes
+from nasviz.space.genotypes import Genotype, GenotypeError, SearchSpace, get_space
 from nasviz.table.quality import quality
 
 SHIPPED = {"mini-fashion-mnist": "mini-fashion-mnist.json.gz"}
@@ -138,8 +138,8 @@ class Table:
 
     def save(self, path: str | Path, *, force: bool = False) -> None:
         """Write the table as gzip-compressed JSON (reproducible bytes: no timestamp in the gzip header) to the new
-        file `path`; an existing one is refused unless `force` (written atomically, see `nasviz.out_file`)."""
-        from nasviz.out_file import write_out_file
+        file `path`; an existing one is refused unless `force` (written atomically, see `nasviz.runs.out_file`)."""
+        from nasviz.runs.out_file import write_out_file
 
         data = json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
         write_out_file(path, gzip.compress(data, compresslevel=9, mtime=0), force)
@@ -198,7 +198,7 @@ def _cached(name: str, mtime: float) -> Table:
 def ground_truth(space: str, dataset: str, table: str | None = None) -> Table | None:
     """The table a search in `space` on `dataset` is judged by: `table` (a name or file) if given, else the
     shipped table of that space and dataset, else None. A given table of another space or dataset is an error."""
-    from nasviz.datasets import check_dataset_name
+    from nasviz.data.datasets import check_dataset_name
 
     dataset = check_dataset_name(dataset)
     if table is None:

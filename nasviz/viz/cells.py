@@ -12,8 +12,8 @@ import warnings
 from pathlib import Path
 
 from nasviz.errors import NasvizError
-from nasviz.rundir import atomic_write_bytes
-from nasviz.space import CELL_TYPES, NODES
+from nasviz.runs.rundir import atomic_write_bytes
+from nasviz.space.genotypes import CELL_TYPES, NODES
 from nasviz.viz.common import CELL_TITLES, OP_COLORS, GenotypeLike, as_genotype
 
 FORMATS = ("svg", "png", "pdf")

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasviz import rundir
 from nasviz.errors import ConfigError
-from nasviz.out_file import check_out_file, write_out_file
+from nasviz.runs import rundir
+from nasviz.runs.out_file import check_out_file, write_out_file
 
 RENDER_FORMATS = ("svg", "png", "pdf", "dot")
 

@@ -9,10 +9,10 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from nasviz.space import CELL_TYPES, DARTS, NODES, Genotype, SearchSpace, space_of
+from nasviz.space.genotypes import CELL_TYPES, DARTS, NODES, Genotype, SearchSpace, space_of
 
 Row = dict[str, Any]
-"""One history row (a history.jsonl line): see `nasviz.recorder.history_row`."""
+"""One history row (a history.jsonl line): see `nasviz.search.search_records.history_row`."""
 
 GenotypeLike = Genotype | str
 """A Genotype, its DARTS text, or a fixture name such as 'DARTS_V2'."""

@@ -28,8 +28,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nasviz import rundir
-from nasviz.events import (
+from nasviz.runs import rundir
+from nasviz.runs.events import (
     Done,
     Evaluation,
     Event,

@@ -1,5 +1,5 @@
 """The final pick's candidates as a small HTML table: each one's fitness in the search and its retrain scores
-(`nasviz.final_pick`), the picked one marked. Used by the live dashboard and the report."""
+(`nasviz.search.final_pick`), the picked one marked. Used by the live dashboard and the report."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from nasviz.errors import ConfigError
-from nasviz.ga import pareto_front
+from nasviz.search.ga import pareto_front
 from nasviz.viz.common import Row, genotype_ids
 from nasviz.viz.layout import FITNESS, GENERATION, Grid, axis_title, make_figure
 

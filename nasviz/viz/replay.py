@@ -11,7 +11,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nasviz import rundir
+from nasviz.runs import rundir
 from nasviz.viz import figures
 from nasviz.viz.common import Row
 from nasviz.viz.widgets import FIGURE_WIDTH, RunView

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from nasviz import rundir
+from nasviz.runs import rundir
 from nasviz.viz.cells import GraphvizMissing, svg_markup, write_cells
 from nasviz.viz.common import Row
 from nasviz.viz.figures import FIGURES, all_figures
