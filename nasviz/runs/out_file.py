@@ -30,7 +30,7 @@ def exists_refusal(path: Path, setting: str = "out") -> ConfigError:
 def check_out_file(out: str | Path, force: bool = False, setting: str = "out") -> Path:
     """`out` as a Path, if a command may write the file there: nothing at that path (or, with `force`, a file or a
     link, which is replaced: never a folder), a blank path refused, the nearest existing parent a folder."""
-    from nasviz.rundir import check_path
+    from nasviz.runs.rundir import check_path
 
     path = check_path(out, setting).expanduser()
     flag = f"{setting}="
