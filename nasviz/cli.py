@@ -24,6 +24,7 @@ from nasviz.options import (
     report,
 )
 from nasviz.runs import rundir, safe_json
+from nasviz.runs.folder_claim import claim_folder
 from nasviz.table.cli import add_table_command
 from nasviz.viz.cli import COMMANDS as VIZ_COMMANDS
 
@@ -176,23 +177,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = rundir.check_output_folder(args.out, (rundir.SCRATCH, MODEL_FILE))
     data = load_dataset(args.dataset, args.data_root)
     config.check_data(len(data.train_labels), data.name)
-    created, locked_before = not out.exists(), (out / rundir.LOCK).exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    held = rundir.lock(out, "folder")  # one writer: two trainings into one folder would overwrite each other
-    try:
-        rundir.check_output_folder(out, (rundir.SCRATCH, MODEL_FILE))  # again, under the lock
+    files = (rundir.SCRATCH, MODEL_FILE)
+    # one writer (two trainings into one folder would overwrite each other); checked again under the lock
+    with claim_folder(out, "folder", check=lambda folder, _: rundir.check_output_folder(folder, files)):
         trained = []
         result = train_from_scratch(genotype, data, config, progress=not args.quiet, on_model=trained.append)
-        rundir.write_json(out / rundir.SCRATCH, result)
-        model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
-    except BaseException:
-        rundir.clean_up_after(out, created, locked_before)  # nothing left behind
-        raise
-    finally:
-        held.release()
+        written: list[Path] = []
+        try:  # model.pt first, train.json last: train.json never describes a model that is not there
+            model_path = save_model(out / MODEL_FILE, trained[0], data, scratch_info(result))
+            written.append(model_path)
+            rundir.write_json(out / rundir.SCRATCH, result)
+        except BaseException:
+            for path in written:  # a failed train leaves nothing it made (so the same command can run again)
+                path.unlink(missing_ok=True)
+            raise
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images; "
           f"{result['params'] / 1e6:.3f}M params, {result['flops'] / 1e6:.1f} MFLOPs; "
           f"{out / rundir.SCRATCH}, {model_path}")
@@ -202,7 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from nasviz.deploy.export import CHECK_BATCH, export_model
 
-    report = export_model(args.model, args.format, args.out)
+    report = export_model(args.model, args.format, args.out, force=args.force)
     print(f"wrote {report.path} ({report.format}, {report.bytes:,} bytes); largest logit difference from the "
           f"PyTorch model on {CHECK_BATCH} random inputs: {report.max_abs_error:.2e}")
     return 0
@@ -288,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a trained model.pt to TorchScript or ONNX (checked against PyTorch)")
     p.add_argument("--model", required=True, help="a model.pt written by `nasviz train`")
     p.add_argument("--format", required=True, help="torchscript or onnx (onnx needs: pip install 'nasviz[export]')")
-    p.add_argument("--out", required=True, help="file to write, e.g. model.onnx")
+    p.add_argument("--out", required=True, help="file to write, e.g. model.onnx; an existing file is refused")
+    p.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="classify image files with a trained model.pt")

@@ -31,6 +31,9 @@ OPTION_HINTS: dict[tuple[str, str], str] = {
     ("train", "root"): "command line: --data-root DIR",
     ("data", "root"): "command line: --root DIR",
     ("export", "out"): "command line: --out FILE",
+    ("export", "force"): "command line: --force replaces it",
+    ("render", "force"): "command line: --force replaces it",
+    ("table", "force"): "command line: --force replaces it",
 }
 """(command, setting) -> how to give that setting to that command."""
 

@@ -28,7 +28,9 @@ from torch import nn
 
 from nasviz.deploy.model_file import ModelInfo, load_model
 from nasviz.errors import ConfigError, suggest
-from nasviz.runs.rundir import atomic_write_bytes, check_path
+from nasviz.runs.out_file import check_out_file, write_out_file
+from nasviz.runs.regular_files import open_regular
+from nasviz.runs.rundir import check_path
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -126,38 +128,38 @@ def onnx_bytes(net: nn.Module, info: ModelInfo) -> bytes:
     return data
 
 
-def export_model(model: str | Path, fmt: str, out: str | Path) -> ExportReport:
-    """Export the model file `model` to `out` (written atomically) and compare it with the PyTorch network."""
+def export_model(model: str | Path, fmt: str, out: str | Path, force: bool = False) -> ExportReport:
+    """Export the model file `model` to the new file `out` and compare it with the PyTorch network. An `out` that
+    exists is refused unless `force` (see `nasviz.runs.out_file`); the export is checked before it takes its name, so a
+    failure leaves no file behind."""
     fmt = check_format(fmt)
     out = check_path(out)
     if out.is_dir():
         raise ConfigError(f"{out} is a directory; give the file to write, e.g. {out / ('model.' + fmt)}",
                           setting="out")
     check_out_name(fmt, out)
+    out = check_out_file(out, force)
     if fmt == "onnx":
         check_onnx_available()
     net = load_model(model)
     data = torchscript_bytes(net, net.model_info) if fmt == "torchscript" else onnx_bytes(net, net.model_info)
-    existed = out.exists() or out.is_symlink()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, data)
-    try:
-        x = example_inputs(net.model_info, CHECK_BATCH, seed=1)
-        with torch.inference_mode():
-            expected = net(x)
-        error = (run_exported(out, x, fmt) - expected).abs().max().item()
-    except BaseException:
-        if not existed:
-            out.unlink(missing_ok=True)  # an export that fails its check leaves nothing behind
-        raise
-    return ExportReport(path=out, format=fmt, bytes=out.stat().st_size, max_abs_error=error)
+    x = example_inputs(net.model_info, CHECK_BATCH, seed=1)
+    with torch.inference_mode():
+        expected = net(x)
+    errors: list[float] = []
+
+    def compare(written: Path) -> None:
+        errors.append((run_exported(written, x, fmt) - expected).abs().max().item())
+
+    write_out_file(out, data, force, check=compare)
+    return ExportReport(path=out, format=fmt, bytes=len(data), max_abs_error=errors[0])
 
 
 def run_exported(path: str | Path, x: torch.Tensor, fmt: str | None = None) -> torch.Tensor:
-    """Logits of an exported file on `x`: `fmt` onnx runs it in onnxruntime, torchscript as TorchScript; None:
-    by its content (a TorchScript archive is a zip file)."""
+    """Logits of an exported file on `x`: `fmt` "onnx" runs it in onnxruntime, "torchscript" as TorchScript; None:
+    a ``.onnx`` file or one that is not a zip archive in onnxruntime, anything else as TorchScript."""
     path = Path(path)
-    if fmt == "onnx" or (fmt is None and _is_onnx(path)):
+    if fmt == "onnx" or (fmt is None and (path.suffix.lower() == ".onnx" or _is_onnx(path))):
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -169,7 +171,7 @@ def run_exported(path: str | Path, x: torch.Tensor, fmt: str | None = None) -> t
 
 
 def _is_onnx(path: Path) -> bool:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         return not f.read(4).startswith(b"PK")  # a TorchScript archive is a zip file
 
 

@@ -23,6 +23,7 @@ from nasviz.errors import ConfigError, one_line, suggest
 from nasviz.headless.execute import check_notebook, execute, notebook_parameters
 from nasviz.options import EXIT_INTERRUPTED
 from nasviz.runs import rundir, safe_json
+from nasviz.runs.folder_claim import claim_folder
 
 
 def parse_value(text: str) -> Any:
@@ -196,56 +197,56 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from nasviz.headless.ray_backend import RayBackend
 
         ray_backend = RayBackend(args)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create --out {str(out)!r}: {exc.strerror or exc}") from None
-    rundir.lock(out, "batch folder")  # one batch writes a folder at a time (this process holds it until it ends)
-    done_before = _check_free(out, points, summary_of)  # again, under the lock
-    if done_before is not None:
-        print(f"batch: continuing the interrupted batch in {out}: {len(done_before)} point(s) done, kept", flush=True)
-    for point in points:
-        if done_before is not None and point["name"] in done_before:
-            continue
-        _set_aside(point["folder"])
-        point["folder"].mkdir(parents=True, exist_ok=True)
-        rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
+    # one batch writes a folder at a time; checked again under the lock (an interrupted run of this very batch
+    # continues: its finished points are kept)
+    found: list[dict[str, dict] | None] = []
+    with claim_folder(out, "batch folder", check=lambda *_: found.append(_check_free(out, points, summary_of))):
+        done_before = found[0]
+        if done_before is not None:
+            print(f"batch: continuing the interrupted batch in {out}: {len(done_before)} point(s) done, kept",
+                  flush=True)
+        for point in points:
+            if done_before is not None and point["name"] in done_before:
+                continue
+            _set_aside(point["folder"])
+            point["folder"].mkdir(parents=True, exist_ok=True)
+            rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
 
-    start = time.perf_counter()
-    outcomes: dict[str, dict] = dict(done_before or {})
-    todo = [p for p in points if p["name"] not in outcomes]
+        start = time.perf_counter()
+        outcomes: dict[str, dict] = dict(done_before or {})
+        todo = [p for p in points if p["name"] not in outcomes]
 
-    def finished(name: str, outcome: dict) -> None:
-        outcomes[name] = outcome
-        tail = "" if outcome["status"] == "ok" else f": {outcome['error']}"
-        print(f"[{len(outcomes)}/{len(points)}] {name}: {outcome['status']} ({outcome['seconds']} s){tail}",
-              flush=True)
+        def finished(name: str, outcome: dict) -> None:
+            outcomes[name] = outcome
+            tail = "" if outcome["status"] == "ok" else f": {outcome['error']}"
+            print(f"[{len(outcomes)}/{len(points)}] {name}: {outcome['status']} ({outcome['seconds']} s){tail}",
+                  flush=True)
 
-    interrupted = False
-    if args.backend == "ray":
-        jobs = args.jobs
-        ray_backend.run(notebook, todo, out, finished)
-    else:
-        jobs = max(1, min(args.jobs or 1, len(todo)))
-        print(f"batch: {len(todo)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
-        interrupted = _run_local(notebook, todo, jobs, finished)
-    records = []
-    for p in points:
-        o = outcomes.get(p["name"], {"status": INTERRUPTED if interrupted else "not run", "error": None,
-                                     "seconds": None})
-        records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
-                        "notebook": str(p["folder"] / notebook.name), **o})
-    failed = [r for r in records if r["status"] != "ok"]
-    summary = {**summary_of, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
-               "interrupted": interrupted, "seconds": round(time.perf_counter() - start, 1)}
-    rundir.write_json(out / rundir.BATCH, summary)
-    print(summary_table(records))
-    if interrupted:
-        print(f"batch interrupted: {len(records) - len(failed)} ok; summary in {out / rundir.BATCH}; run the same "
-              "command again to run the rest", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
-    return 1 if failed else 0
+        interrupted = False
+        if args.backend == "ray":
+            jobs = args.jobs
+            ray_backend.run(notebook, todo, out, finished)
+        else:
+            jobs = max(1, min(args.jobs or 1, len(todo)))
+            print(f"batch: {len(todo)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
+            interrupted = _run_local(notebook, todo, jobs, finished)
+        records = []
+        for p in points:
+            o = outcomes.get(p["name"], {"status": INTERRUPTED if interrupted else "not run", "error": None,
+                                         "seconds": None})
+            records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
+                            "notebook": str(p["folder"] / notebook.name), **o})
+        failed = [r for r in records if r["status"] != "ok"]
+        summary = {**summary_of, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
+                   "interrupted": interrupted, "seconds": round(time.perf_counter() - start, 1)}
+        rundir.write_json(out / rundir.BATCH, summary)
+        print(summary_table(records))
+        if interrupted:
+            print(f"batch interrupted: {len(records) - len(failed)} ok; summary in {out / rundir.BATCH}; run the same "
+                  "command again to run the rest", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
+        return 1 if failed else 0
 
 
 def run_batch(grid: dict[str, Sequence[Any]], out: str | Path, parameters: dict[str, Any] | None = None,
@@ -328,6 +329,9 @@ def _check_free(out: Path, points: list[dict], summary_of: dict) -> dict[str, di
     """Refuse an `out` that holds a batch or a point's results (results are never overwritten), unless it holds
     this very batch, interrupted: then returns the outcomes of its points that finished (they are kept; the others
     run again, their partial folders set aside). None: a new batch."""
+    linked = [p["folder"] for p in points if p["folder"].is_symlink()]
+    if linked:
+        raise ConfigError(f"{linked[0]} is a symbolic link; a batch writes only inside --out {out}: remove the link")
     previous = rundir.read_json_or_none(out / rundir.BATCH) if (out / rundir.BATCH).exists() else None
     if isinstance(previous, dict) and previous.get("interrupted") is True and all(
             previous.get(k) == v for k, v in summary_of.items()):

@@ -24,6 +24,7 @@ from nasviz.headless.execute import (
 )
 from nasviz.options import parse_settings
 from nasviz.runs import rundir
+from nasviz.runs.folder_claim import claim_folder
 
 DEMO_OUTPUTS = (rundir.RUN_SUBDIR, MAIN_NOTEBOOK, MAIN_NOTEBOOK.replace(".ipynb", ".html"))
 
@@ -57,33 +58,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
                               "--set method=... is not allowed: the demo runs the method (sft-ga); use "
                               "python -m nasviz batch for the baselines")
     SearchConfig.from_preset(args.preset, dataset=dataset, seed=args.seed, **overrides)  # one-line error if wrong
-    out.mkdir(parents=True, exist_ok=True)
-    rundir.lock(out, "demo folder")  # one demo writes a folder at a time (held until this process ends)
-    previous = move_aside(out)
-    if previous is not None:
-        print(f"moved the previous demo's files to {previous}")
-    run_dir = (out / rundir.RUN_SUBDIR).resolve()
-    executed = out / notebook.name
-    page = executed.with_suffix(".html")
-    parameters = {"dataset": dataset, "preset": args.preset, "seed": args.seed, "out": str(run_dir), "live": False,
-                  "overrides": overrides}
-    declared = notebook_parameters(notebook)
-    parameters = {k: v for k, v in parameters.items() if k in declared}
-    expected = {"smoke": "under a minute", "quick": "a few minutes on a CPU", "paper": "many hours: use a GPU"}
-    print(f"running {notebook} headless ({args.preset} preset, {dataset}, seed {args.seed}); this takes "
-          f"{expected.get(args.preset, 'a while')}", flush=True)
-    _log_notebook_output()
-    status = execute(notebook, executed, parameters, log_output=True)
-    if executed.exists():
-        export_html(executed, page)
-    if status["status"] != "ok":
-        print(f"nasviz: error: the notebook failed after {status['seconds']:.0f} s: {status['error']}; "
-              f"see {executed}", file=sys.stderr)
-        return 1
-    result = rundir.load_result(run_dir) or {}
-    print(f"\ndemo finished in {status['seconds']:.0f} s: best fitness {result.get('best_fitness')}\n"
-          f"  notebook  {executed}\n  HTML      {page}\n  run files {run_dir}")
-    return 0
+    with claim_folder(out, "demo folder"):  # one demo writes a folder at a time
+        previous = move_aside(out)
+        if previous is not None:
+            print(f"moved the previous demo's files to {previous}")
+        run_dir = (out / rundir.RUN_SUBDIR).resolve()
+        executed = out / notebook.name
+        page = executed.with_suffix(".html")
+        parameters = {"dataset": dataset, "preset": args.preset, "seed": args.seed, "out": str(run_dir), "live": False,
+                      "overrides": overrides}
+        declared = notebook_parameters(notebook)
+        parameters = {k: v for k, v in parameters.items() if k in declared}
+        expected = {"smoke": "under a minute", "quick": "a few minutes on a CPU", "paper": "many hours: use a GPU"}
+        print(f"running {notebook} headless ({args.preset} preset, {dataset}, seed {args.seed}); this takes "
+              f"{expected.get(args.preset, 'a while')}", flush=True)
+        _log_notebook_output()
+        status = execute(notebook, executed, parameters, log_output=True)
+        if executed.exists():
+            export_html(executed, page)
+        if status["status"] != "ok":
+            print(f"nasviz: error: the notebook failed after {status['seconds']:.0f} s: {status['error']}; "
+                  f"see {executed}", file=sys.stderr)
+            return 1
+        result = rundir.load_result(run_dir) or {}
+        print(f"\ndemo finished in {status['seconds']:.0f} s: best fitness {result.get('best_fitness')}\n"
+              f"  notebook  {executed}\n  HTML      {page}\n  run files {run_dir}")
+        return 0
 
 
 def _settings(pairs: Sequence[str]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nasviz.errors import ConfigError, one_line
+from nasviz.runs.regular_files import is_regular
 
 MAIN_NOTEBOOK = "03_search.ipynb"
 KERNEL_NAME = "python3"
@@ -31,6 +32,8 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
 
 def check_notebook(path: str | Path) -> Path:
     path = Path(path).expanduser()
+    if path.exists() and not is_regular(path):  # a FIFO would block papermill for ever
+        raise ConfigError(f"notebook {str(path)!r} is not a regular file")
     if not path.is_file():
         hint = f"; the notebooks are in {notebook_dir()}" if notebook_dir().is_dir() else ""
         raise ConfigError(f"notebook {str(path)!r} does not exist{hint}")

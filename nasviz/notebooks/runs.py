@@ -11,6 +11,7 @@ from typing import Any
 from nasviz.errors import NasvizError
 from nasviz.notebooks.tables import display_html, html_table
 from nasviz.runs import rundir
+from nasviz.runs.regular_files import read_text
 
 
 def run_files(run_dir: str | Path):
@@ -34,7 +35,7 @@ def _size(n: int) -> str:
 
 def show_json(path: str | Path):
     """A JSON file, pretty-printed (HTML, so that it survives the HTML export)."""
-    text = json.dumps(json.loads(Path(path).read_text()), indent=2)
+    text = json.dumps(json.loads(read_text(path)), indent=2)
     return display_html(f"<b>{html.escape(str(path))}</b><pre style='font-size:12px'>{html.escape(text)}</pre>")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import threading
 import time
@@ -40,9 +41,14 @@ class FolderBusy(CheckpointError):
 class FolderLock:
     """The lock this process holds on `folder` (see `acquire`); `owner` is the object now writing there."""
 
-    def __init__(self, folder: Path, fd: int | None, key: tuple[int, int]) -> None:
+    def __init__(self, folder: Path, fd: int | None, key: tuple[int, int, str]) -> None:
         self.folder, self.fd, self.key = folder, fd, key
         self.owner: object | None = None
+
+    @property
+    def path(self) -> Path:
+        """The lock file."""
+        return self.folder / self.key[2]
 
     @property
     def held(self) -> bool:
@@ -76,22 +82,23 @@ class FolderLock:
             self.release()
 
 
-_HELD: dict[tuple[int, int], FolderLock] = {}
+_HELD: dict[tuple[int, int, str], FolderLock] = {}
 _GUARD = threading.RLock()
 
 
-def acquire(folder: str | Path, what: str = "folder") -> FolderLock:
+def acquire(folder: str | Path, what: str = "folder", name: str = LOCK_FILE) -> FolderLock:
     """The lock of the existing `folder`: the one this process holds already, or a new one; `FolderBusy`
     (a one-line CheckpointError naming the other process) when another process holds it; CheckpointError when
-    the lock file cannot be made (a read-only folder, a symbolic link in its place)."""
+    the lock file cannot be made (a read-only folder, a symbolic link in its place). `name`: the lock file (a part
+    of a folder that has several writers, such as a table build's shards, has its own)."""
     folder = Path(folder)
-    path = folder / LOCK_FILE
+    path = folder / name
     with _GUARD:
         try:
             st = os.stat(folder)
         except OSError as exc:
             raise CheckpointError(f"cannot lock {what} {folder}: {exc.strerror or exc}") from None
-        key = (st.st_dev, st.st_ino)
+        key = (st.st_dev, st.st_ino, name)
         if key in _HELD and _still_there(_HELD[key], path):
             return _HELD[key]
         if key in _HELD:  # the folder it locked was removed and its inode reused: that lock guards nothing now
@@ -123,13 +130,14 @@ def _still_there(lock: FolderLock, path: Path) -> bool:
 def _locked_fd(folder: Path, path: Path, what: str) -> int:
     """A descriptor of the lock file `path`, locked exclusively. A lock taken on a file that was removed meanwhile
     (the holder of a failed command may remove the lock file it made) is taken again on the new one."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
             why = "it is a symbolic link" if path.is_symlink() else exc.strerror or str(exc)
             raise CheckpointError(f"cannot lock {what} {folder} ({path}: {why})") from None
+        _regular_or_refuse(fd, folder, path, what)
         _flock_or_busy(fd, fcntl.LOCK_EX, folder, what)
         try:
             same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
@@ -138,6 +146,13 @@ def _locked_fd(folder: Path, path: Path, what: str) -> int:
         if same:
             return fd
         os.close(fd)
+
+
+def _regular_or_refuse(fd: int, folder: Path, path: Path, what: str) -> None:
+    """Close `fd` and refuse (one line) when the lock file is not a regular file (a FIFO would block its reader)."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CheckpointError(f"cannot lock {what} {folder} ({path}: it is not a regular file; remove it)")
 
 
 def _flock_or_busy(fd: int, mode: int, folder: Path, what: str) -> None:
@@ -164,9 +179,11 @@ def check_free(folder: str | Path, what: str = "folder") -> None:
     if fcntl is None or held(folder) is not None:
         return
     try:
-        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return  # no lock file: no one has locked it
+    _regular_or_refuse(fd, folder, folder / LOCK_FILE, what)
     _flock_or_busy(fd, fcntl.LOCK_SH, folder, what)
     os.close(fd)  # closing the only descriptor of this process on it releases the shared lock
 
@@ -194,11 +211,11 @@ def _holder(fd: int) -> dict:
     return {}
 
 
-def held(folder: str | Path) -> FolderLock | None:
-    """The lock this process holds on `folder`, if any."""
+def held(folder: str | Path, name: str = LOCK_FILE) -> FolderLock | None:
+    """The lock this process holds on `folder` (its lock file `name`), if any."""
     try:
         st = os.stat(folder)
     except OSError:
         return None
-    lock = _HELD.get((st.st_dev, st.st_ino))
-    return lock if lock is not None and _still_there(lock, Path(folder) / LOCK_FILE) else None
+    lock = _HELD.get((st.st_dev, st.st_ino, name))
+    return lock if lock is not None and _still_there(lock, Path(folder) / name) else None

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import stat
 import tempfile
 import time
 import warnings
@@ -23,6 +24,8 @@ from typing import Any
 from nasviz.errors import CheckpointError, ConfigError, one_line
 from nasviz.runs import dirlock, safe_json
 from nasviz.runs import lineage as lineages
+from nasviz.runs.folder_claim import claim_folder
+from nasviz.runs.regular_files import NotRegularFile, open_regular, read_text
 from nasviz.space.genotypes import Genotype
 from nasviz.userpath import expand
 
@@ -221,9 +224,10 @@ def genotype_from(text: str) -> Genotype:
 
 
 def read_json_or_none(path: Path) -> Any:
-    """A JSON file's content, or None when it is missing or not valid JSON (a run still being written)."""
+    """A JSON file's content, or None when it is missing or not valid JSON (a run still being written);
+    NotRegularFile (one line) when it is a FIFO, a device or a folder."""
     try:
-        return safe_json.loads(Path(path).read_text())
+        return safe_json.loads(read_text(path))
     except (OSError, ValueError):
         return None
 
@@ -243,12 +247,37 @@ def check_path(path: str | Path, setting: str = "out") -> Path:
 def foreign_entries(folder: Path, locked_before: bool | None = None) -> list[str]:
     """The entries of `folder` that are not a nasviz run's own: everything but the lock file and, beside it, what
     a run that stopped before its first checkpoint leaves (`LEFTOVERS`, temporary files). Those count as a run's
-    only where the lock file was there before (`locked_before`; None: where it is there now): a lock file that
-    this process has just made does not make a user's config.json a run's."""
+    only where the lock file was there before (`locked_before`; None: where it is there now) *and* their content is
+    a run's (`is_leftover`): a lock file alone proves nothing (one left by another tool, or by a claim that was
+    refused, must not make a user's config.json a run's)."""
     names = sorted(entry.name for entry in Path(folder).iterdir())
     if not (LOCK in names if locked_before is None else locked_before):
         return [n for n in names if n != LOCK]
-    return [n for n in names if n != LOCK and n not in LEFTOVERS and not _is_temporary(n)]
+    return [n for n in names if n != LOCK and not _is_temporary(n)
+            and not (n in LEFTOVERS and is_leftover(Path(folder) / n))]
+
+
+RUN_CONFIG_KEYS = frozenset({"method", "population", "generations", "seed", "preset", "dataset", "space"})
+"""Settings that every search's config.json holds (a JSON object without them is not a run's)."""
+
+
+def is_leftover(path: Path) -> bool:
+    """Whether `path` is a regular file that a nasviz search wrote: config.json with a search's settings, or
+    events.jsonl whose first line is an event (an object with a "type")."""
+    try:
+        if path.is_symlink():
+            return False
+        with open_regular(path) as f:
+            head = f.read(1 << 16) if path.name == CONFIG else f.readline(1 << 16)
+    except (OSError, NotRegularFile):
+        return False
+    try:
+        value = json.loads(head)
+    except ValueError:
+        return False
+    if path.name == CONFIG:
+        return isinstance(value, dict) and RUN_CONFIG_KEYS <= value.keys()
+    return isinstance(value, dict) and isinstance(value.get("type"), str)
 
 
 def check_new(out: str | Path, locked_before: bool | None = None) -> Path:
@@ -296,6 +325,8 @@ def check_resumable(run_dir: str | Path) -> Path:
     """`run_dir` as a Path if it is a directory holding a checkpoint (checked before anything is written there,
     the lock file included: a folder that holds no run is not touched)."""
     path = check_existing(run_dir)
+    if (path / CHECKPOINT).exists():
+        open_regular(path / CHECKPOINT).close()  # a FIFO or a device: NotRegularFile, never waited on
     if not (path / CHECKPOINT).is_file():
         raise CheckpointError(f"no checkpoint at {path / CHECKPOINT}; it is not a run that can be resumed",
                               setting="resume")
@@ -328,20 +359,6 @@ def check_output_folder(out: str | Path, files: tuple[str, ...], setting: str = 
     return path
 
 
-def clean_up_after(folder: Path, created: bool, locked_before: bool) -> None:
-    """What a command that failed leaves in `folder` goes again: the folder itself if the command `created` it and
-    only the lock file is in it, else the lock file if the command made it (`locked_before` False)."""
-    folder = Path(folder)
-    try:
-        if created and {e.name for e in folder.iterdir()} <= {LOCK}:
-            (folder / LOCK).unlink(missing_ok=True)
-            folder.rmdir()
-        elif not locked_before:
-            (folder / LOCK).unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
 # --- one writer -----------------------------------------------------------------------------------------------
 def lock(folder: str | Path, what: str = "run directory") -> dirlock.FolderLock:
     """This process's lock on the existing `folder` (see `nasviz.runs.dirlock`); `dirlock.FolderBusy`, naming the
@@ -352,18 +369,12 @@ def lock(folder: str | Path, what: str = "run directory") -> dirlock.FolderLock:
 def start_new(out: str | Path) -> dirlock.FolderLock:
     """Create the new run directory `out` and lock it; under the lock it is checked again (nothing started
     there meanwhile) and a stopped-before-its-first-checkpoint run's leftovers are removed."""
-    path = create(out)
-    locked_before = (path / LOCK).exists()
-    held = lock(path)
-    try:
-        check_new(path, locked_before)
-    except BaseException:
-        held.release_if_unowned()
-        raise
-    for name in LEFTOVERS:
-        (path / name).unlink(missing_ok=True)
-    remove_temporaries(path)
-    return held
+    path = check_new(out)
+    with claim_folder(path, "run directory", check=check_new) as claim:
+        for name in LEFTOVERS:  # proven a stopped run's by check_new (`is_leftover`), else it refused the folder
+            (path / name).unlink(missing_ok=True)
+        remove_temporaries(path)
+        return claim.keep()
 
 
 def claim_fresh(out: str | Path, *, folder_of_runs: bool = False) -> tuple[Path, str | None]:
@@ -389,30 +400,36 @@ def _candidates(path: Path, tries: int = 1000):
         yield path.with_name(f"{path.name}-{stamp}-{k}")
 
 
+class _NotFree(CheckpointError):
+    """A folder that `_claim` may not take (it holds a run, or something else)."""
+
+
 def _claim(folder: Path, folder_of_runs: bool) -> str | None:
-    """None if `folder` is now created and locked by this process for a new run, else why not."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    """None if `folder` is now created and locked by this process for a new run, else why not (and then the folder
+    is left as it was: no lock file, no folder made)."""
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
         return "is a file"
-    except OSError as exc:
-        raise CheckpointError(f"cannot create {folder}: {exc.strerror or exc}", setting="out") from None
-    locked_before = (folder / LOCK).exists()
+    mine = dirlock.held(folder)
+    if mine is not None and mine.owner is not None:
+        return "is in use by a search of this process"
+
+    def check(path: Path, locked_before: bool) -> None:
+        try:
+            if folder_of_runs:
+                if foreign_entries(path, False) or is_run_dir(path):
+                    raise CheckpointError("is not empty")
+            else:
+                check_new(path, locked_before)
+        except CheckpointError as exc:
+            raise _NotFree("already holds a run" if is_run_dir(path) else "is not empty") from exc
+
     try:
-        held = lock(folder)
+        with claim_folder(folder, "run directory", check=check) as claim:
+            claim.keep()
     except dirlock.FolderBusy as exc:
         return f"is in use by another process (pid {exc.pid})"
-    if held.owner is not None:
-        return "is in use by a search of this process"
-    try:
-        if folder_of_runs:
-            if foreign_entries(folder, False) or is_run_dir(folder):
-                raise CheckpointError("is not empty")
-        else:
-            check_new(folder, locked_before)
-    except CheckpointError:
-        held.release_if_unowned()
-        return "already holds a run" if is_run_dir(folder) else "is not empty"
+    except _NotFree as exc:
+        return str(exc)
     return None
 
 
@@ -452,6 +469,22 @@ def check_no_links(run_dir: Path) -> None:
         if (Path(run_dir) / name).is_symlink():
             raise CheckpointError(f"{Path(run_dir) / name} is a symbolic link; a run directory writes only inside "
                                   "itself")
+
+
+def real_subfolder(run_dir: str | Path, name: str) -> Path:
+    """The folder `run_dir/name`, made if missing; CheckpointError (one line, nothing written) if it is a symbolic
+    link or not a folder: a run directory's writers never write through a link to somewhere else."""
+    path = Path(run_dir) / name
+    if path.is_symlink():
+        raise CheckpointError(f"{path} is a symbolic link; a run directory writes only inside itself: remove the link "
+                              "(nothing was written)")
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"{path} is not a folder; remove it or move it away (nothing was written)")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def keep_events(run_dir: Path, lines: int | None) -> int:
@@ -547,8 +580,9 @@ def _dumps(path: Path, obj: Any, **kwargs: Any) -> str:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file's content; CheckpointError (one line) when it is missing, not JSON or not a regular file."""
     try:
-        return safe_json.loads(Path(path).read_text())
+        return safe_json.loads(read_text(path))
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -561,12 +595,15 @@ def write_jsonl(path: Path, rows: list[Any]) -> None:
 
 
 def read_jsonl(path: Path) -> list[Any]:
-    """All complete lines of a JSON-lines file (a line torn by a crash mid-append is skipped)."""
+    """All complete lines of a JSON-lines file (a line torn by a crash mid-append is skipped); [] when it is
+    missing; NotRegularFile (one line) when it is a FIFO, a device or a folder."""
     path = Path(path)
-    if not path.exists():
+    try:
+        text = read_text(path, errors="replace")
+    except FileNotFoundError:
         return []
     rows = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         try:
             rows.append(safe_json.loads(line))
         except json.JSONDecodeError:
@@ -579,11 +616,17 @@ def open_append(path: Path):
     inside itself). A last line torn by a crash is ended first, so the next line starts cleanly."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0),
+                     0o666)
     except OSError as exc:
         if path.is_symlink():
             raise CheckpointError(f"{path} is a symbolic link; a run directory writes only inside itself") from None
         raise CheckpointError(f"cannot append to {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO would block the writer for ever
+        os.close(fd)
+        raise NotRegularFile(f"{path} is not a regular file (a FIFO, a device or a socket); nasviz writes only "
+                             "regular files: remove it")
+    os.set_blocking(fd, True)
     size = os.fstat(fd).st_size
     if size and os.pread(fd, 1, size - 1) != b"\n":
         os.write(fd, b"\n")
@@ -640,12 +683,16 @@ def safe_torch_load(path: Path, kind: str = "checkpoint") -> Any:
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no {kind} at {path}")
     try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
+        file = open_regular(path)  # a FIFO or a device is refused, never waited on
+    except (FileNotFoundError, NotADirectoryError):
+        raise CheckpointError(f"no {kind} at {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the {kind} {path}: {exc.strerror or exc}") from None
+    try:
+        with file, warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = _unpickling_reason(exc)
         what = (f"is not a safe nasviz {kind}: it refers to code" if "global" in reason.lower()

@@ -27,7 +27,7 @@ from nasviz.errors import CheckpointError, ConfigError, DivergedError, NasvizErr
 from nasviz.latency import budget as latency_budget
 from nasviz.runs import events, rundir
 from nasviz.runs.recorder import Recorder
-from nasviz.search import final_pick, ga, lineage
+from nasviz.search import final_pick, ga, lineage, projection
 from nasviz.search.budget import Limits, check_limits
 from nasviz.search.checkpoint import SearchState, check_resumable, check_state
 from nasviz.search.config import SearchConfig
@@ -204,6 +204,8 @@ class Search(events.Publisher):
     def run(self) -> dict:
         """Run what is left of the search (or until `request_stop`); returns the result."""
         self.stop_requested = self._stop_agreed = False
+        if self.ranks.main:
+            projection.say_if_long(self.config, getattr(self.evaluator, "data", None), self.evaluator.device)
         bar = tqdm(total=self.config.generations, initial=max(self.generation, 0), desc="generations",
                    disable=not self.progress)
         try:

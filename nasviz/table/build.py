@@ -13,7 +13,6 @@ that measure the table's own noise.
 
 from __future__ import annotations
 
-import fcntl
 import math
 import random
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.runs import rundir
+from nasviz.runs.folder_claim import claim_folder
 from nasviz.space.genotypes import Genotype, SearchSpace, get_space
 from nasviz.table.recipe_config import Recipe
 
@@ -151,14 +151,22 @@ def _check_recipe(folder: Path, header: dict) -> None:
         rundir.write_json(path, header)
 
 
-def _lock(path: Path):
-    handle = open(path, "a")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ConfigError(f"another process is already building {path.with_suffix('')}; one writer per shard") from None
-    return handle
+BUILD_FILE = re.compile(r"recipe\.json|starts\.jsonl|rows-\d+-of-\d+\.jsonl|\.rows-\d+-of-\d+\.lock|\.nasviz\.lock|"
+                        r"\..+\.tmp")
+"""What a build folder holds (a folder holding anything else is not one, and a build never writes there)."""
+
+
+def check_build_folder(folder: Path) -> None:
+    """ConfigError unless `folder` is new, or a folder that holds only a build's files (`BUILD_FILE`)."""
+    folder = Path(folder)
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise ConfigError(f"build folder {folder} exists and is not a folder", setting="out")
+    if not folder.is_dir():
+        return
+    foreign = sorted(e.name for e in folder.iterdir() if not BUILD_FILE.fullmatch(e.name))
+    if foreign:
+        raise ConfigError(f"{folder} holds {foreign[0]!r}, which is not a table build's file; a build writes only "
+                          "into a new folder or its own build folder: choose another folder", setting="out")
 
 
 def build(
@@ -182,13 +190,16 @@ def build(
 
     k, n = shard
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     header = {"space": space.name, "recipe": recipe.to_dict(), "pilot": list(pilot[:1]) + [list(pilot[1])] if pilot
               else None}
-    _check_recipe(folder, header)
     rows_path = folder / f"rows-{k}-of-{n}.jsonl"
-    lock = _lock(folder / f".rows-{k}-of-{n}.lock")
-    try:
+
+    def check(path: Path, _locked_before: bool) -> None:
+        check_build_folder(path)
+        _check_recipe(path, header)
+
+    # one writer per shard: each shard has its own lock file in the build folder
+    with claim_folder(folder, f"shard {k}/{n} of the build folder", check=check, lock_name=f".rows-{k}-of-{n}.lock"):
         keys = networks(space)
         if data is None:
             data = load_dataset(recipe.dataset)
@@ -221,8 +232,6 @@ def build(
             "plan_complete": complete,
             "finished": complete and all(job in done for job in jobs),
         }
-    finally:
-        lock.close()
 
 
 def _take(todo: list[Job], limit: int | None, trained: int) -> Iterator[Job]:

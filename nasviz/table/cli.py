@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasviz.errors import ConfigError, NasvizError
+from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.options import parse_settings
 from nasviz.runs import safe_json
 from nasviz.space.genotypes import get_space
-from nasviz.table.build import RECIPE_FILE, Plan, build, load_header, parse_shard, read_rows
+from nasviz.table.build import RECIPE_FILE, Plan, build, check_build_folder, load_header, parse_shard, read_rows
 from nasviz.table.quality import quality
 from nasviz.table.recipe_config import Recipe
 from nasviz.table.table import from_rows, load
@@ -71,8 +71,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     seeds = _check_build(args)  # the whole recipe is checked before anything is written or torch imported
     out = rundir.check_path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; allowed: a build folder (new, or one to resume)")
+    check_build_folder(out)  # a file, or a folder of the user's, is refused before anything is written
     if (out / RECIPE_FILE).exists():
         load_header(out)  # a damaged build folder is refused before anything is added to it
     import torch
@@ -113,7 +112,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_assemble(args: argparse.Namespace) -> int:
     from nasviz.runs import rundir
+    from nasviz.runs.out_file import check_out_file
 
+    check_out_file(args.out, args.force)  # before the rows are read: a refusal costs nothing
     header = load_header(args.folder)
     rows = _rows(args.folder)
     if not rows:
@@ -129,7 +130,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
         "test_set": "the whole test set",
     }
     table = from_rows(args.name, get_space(header["space"]), rows, header["recipe"], provenance)
-    table.save(args.out)
+    table.save(args.out, force=args.force)
     print(f"wrote {args.out}: {len(table)} architectures, {len(rows)} trainings, "
           f"seed tau-b {table.noise['seed_tau_b']['tau_b']}")
     return 0
@@ -165,7 +166,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     a = sub.add_parser("assemble", help="turn a build folder into a table file (gzip JSON with provenance)")
     a.add_argument("folder", help="build folder")
     a.add_argument("--name", default="mini-fashion-mnist", help="table name (default: mini-fashion-mnist)")
-    a.add_argument("--out", required=True, help="table file to write (.json.gz)")
+    a.add_argument("--out", required=True, help="table file to write (.json.gz); an existing file is refused")
+    a.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     a.set_defaults(func=cmd_assemble)
 
 
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except NasvizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc, None)}", file=sys.stderr)
         return 2
 
 

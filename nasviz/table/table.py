@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nasviz.errors import NasvizError, suggest
 from nasviz.runs import safe_json
+from nasviz.runs.regular_files import read_bytes
 from nasviz.space.genotypes import Genotype, GenotypeError, SearchSpace, get_space
 from nasviz.table.quality import quality
 
@@ -135,10 +136,13 @@ class Table:
             ],
         }
 
-    def save(self, path: str | Path) -> None:
-        """Write the table as gzip-compressed JSON (reproducible bytes: no timestamp in the gzip header)."""
+    def save(self, path: str | Path, *, force: bool = False) -> None:
+        """Write the table as gzip-compressed JSON (reproducible bytes: no timestamp in the gzip header) to the new
+        file `path`; an existing one is refused unless `force` (written atomically, see `nasviz.runs.out_file`)."""
+        from nasviz.runs.out_file import write_out_file
+
         data = safe_json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
-        Path(path).write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+        write_out_file(path, gzip.compress(data, compresslevel=9, mtime=0), force)
 
 
 def from_rows(name: str, space: SearchSpace, rows: list[dict], recipe: dict, provenance: dict) -> Table:
@@ -159,7 +163,7 @@ def read(path: str | Path) -> Table:
     """Read a table file; a damaged one is refused with one line naming it."""
     path = Path(path)
     try:
-        obj = safe_json.loads(gzip.decompress(path.read_bytes()))
+        obj = safe_json.loads(gzip.decompress(read_bytes(path)))
         space = get_space(obj["space"])
         entries = [
             Entry(genotype=a["genotype"], params=int(a["params"]), flops=int(a["flops"]),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nasviz.errors import ConfigError, NasvizError, one_line
 from nasviz.runs import rundir
+from nasviz.runs.out_file import check_out_file, write_out_file
 
 RENDER_FORMATS = ("svg", "png", "pdf", "dot")
 
@@ -17,7 +18,9 @@ def add_render_command(sub) -> None:
     p = sub.add_parser("render", help="draw a genotype's cells (Graphviz): SVG, PNG, PDF or DOT text")
     p.add_argument("--genotype", required=True,
                    help="DARTS genotype text, a fixture name (DARTS_V2) or a run directory (its best genotype)")
-    p.add_argument("--out", required=True, help="output file; its suffix picks the format: .svg, .png, .pdf, .dot")
+    p.add_argument("--out", required=True, help="output file; its suffix picks the format: .svg, .png, .pdf, .dot; "
+                                                "an existing file is refused")
+    p.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     p.add_argument("--cell", choices=("normal", "reduce", "both"), default="both",
                    help="which cell to draw (default: both, side by side)")
     p.set_defaults(func=cmd_render)
@@ -26,21 +29,15 @@ def add_render_command(sub) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     from nasviz.viz.cells import dot_text, render
 
-    genotype = rundir.genotype_from(args.genotype)
-    out = rundir.check_path(args.out)
+    out = check_out_file(args.out, args.force)
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in RENDER_FORMATS:
         raise ConfigError(f"--out {out}: unknown format {out.suffix or '(no suffix)'!r}; "
                           f"allowed: {', '.join('.' + f for f in RENDER_FORMATS)}")
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a directory; give a file name such as {out / 'cells.svg'}")
-    above = next((p for p in out.parents if p.exists()), Path("."))
-    if not above.is_dir():
-        raise ConfigError(f"--out {out}: {above} is a file, not a folder")
+    genotype = rundir.genotype_from(args.genotype)
     cell = None if args.cell == "both" else args.cell
     data = dot_text(genotype, cell).encode() if fmt == "dot" else render(genotype, fmt, cell)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rundir.atomic_write_bytes(out, data)
+    write_out_file(out, data, args.force)
     print(out)
     return 0
 

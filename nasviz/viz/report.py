@@ -33,13 +33,13 @@ def _plotly_js() -> bytes:
 def write_report(run_dir: str | Path) -> list[Path]:
     """Write `figures/<name>.html` for every figure, `report.html` (all figures, the best cells, the result)
     and `best_normal.svg`/`best_reduce.svg`; returns the written paths. Works offline: plotly.js is written
-    once, to `figures/plotly.min.js`, and every page loads it from there."""
+    once, to `figures/plotly.min.js`, and every page loads it from there. Every file is written inside the run
+    directory: a `figures` link is refused, a link in place of a file is replaced, never written through."""
     run_dir = Path(run_dir)
     rows = rundir.load_history(run_dir, check=True)
     if not rows:
         raise ValueError(f"{run_dir} has no {rundir.HISTORY} rows yet; nothing to report")
-    folder = run_dir / rundir.FIGURES
-    folder.mkdir(exist_ok=True)
+    folder = rundir.real_subfolder(run_dir, rundir.FIGURES)  # never through a link out of the run directory
     written = []
     js = folder / PLOTLY_JS
     rundir.atomic_write_bytes(js, _plotly_js())

@@ -1,0 +1,16 @@
+"""A finished search without training (smoke preset, fitness from the shipped mini table): seconds, for the tests
+that need real run files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nasviz.search import Search
+from nasviz.search.config import SearchConfig
+
+
+def table_smoke_run(run_dir: Path, **settings) -> Path:
+    """Run a smoke search with table fitness into the new folder `run_dir`; returns it."""
+    config = SearchConfig.from_preset("smoke", fitness="table", space="mini", **settings)
+    Search(config, run_dir, progress=False).run()
+    return run_dir
