@@ -30,6 +30,8 @@ def arguments(command: str, tmp: Path) -> list[str]:
         "demo": ["--preset", "smoke"],
         "table build": ["--limit", "0"],
         "table assemble": [str(tmp / "build")],
+        "latency profile": ["--space", "mini", "--quiet"],
+        "latency validate": ["--networks", "3", "--quiet"],
     }
     assert command in known, f"new command {command!r} takes --out: add its other arguments to this test"
     return known[command]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nasviz.errors import ConfigError
+from nasviz.runs.out_file import check_out_file, write_out_file
 
 if TYPE_CHECKING:
     from nasviz.latency.layout import Layout
@@ -47,9 +48,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give the file to write, e.g. {out / 'profile.json'}")
+    if out is not None:
+        out = check_out_file(out, args.force)  # an existing file is refused before anything is measured
     prof = make_profile(layout, args.runtime, args.threads, args.batch, warmup=args.warmup, repeats=args.repeats,
                         statistic=args.statistic, progress=not args.quiet)
-    path = save_profile(prof, out or default_path(prof))
+    path = save_profile(prof, out, args.force) if out is not None else save_profile(prof, default_path(prof), True)
     ops = sorted(prof.ops.items(), key=lambda kv: -kv[1]["ms"])
     print(f"profiled {len(prof.ops)} operation shapes and {len(prof.fixed)} fixed pieces of the {layout.describe()} "
           f"network with {prof.runtime}, {prof.threads} thread(s), batch {prof.batch} on {prof.machine['cpu']}; "
@@ -61,9 +64,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from nasviz.latency.profile import default_path, load_profile
     from nasviz.latency.validation import validate
-    from nasviz.runs.rundir import atomic_write_bytes
-
     _check("--networks", args.networks, 3)
+    if args.out:
+        check_out_file(args.out, args.force)  # an existing file is refused before anything is measured
     if args.calibrate and Path(args.calibrate).exists():
         raise ConfigError(f"--calibrate {args.calibrate} exists; give a new file (no file is replaced)")
     _check("--repeats", args.repeats, 1)
@@ -84,9 +87,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         save_profile(calibrated(prof, report), args.calibrate)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out, (json.dumps(report, indent=1) + "\n").encode())
+        write_out_file(args.out, (json.dumps(report, indent=1) + "\n").encode(), args.force)
     if args.json:
         print(json.dumps({k: v for k, v in report.items() if k != "networks"}))
         return 0
@@ -128,6 +129,7 @@ def add_latency_command(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--statistic", default="median", help="median (default; an idle machine) or min (the fastest "
                                                          "round: a machine that other work shares)")
     q.add_argument("--out", default=None, help="file to write (default: this device's cache folder; printed)")
+    q.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=cmd_profile)
 
@@ -139,6 +141,7 @@ def add_latency_command(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--warmup", type=int, default=10, help="untimed calls per network first (default 10)")
     q.add_argument("--repeats", type=int, default=30, help="timed rounds; medians are reported (default 30)")
     q.add_argument("--out", default=None, help="write the full report (every network) to this JSON file")
+    q.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     q.add_argument("--calibrate", default=None, metavar="FILE", help="write a copy of the profile whose predictions "
                    "are multiplied by the factor fitted here (a new file)")
     q.add_argument("--json", action="store_true", help="print the summary as one JSON object")

@@ -229,14 +229,12 @@ def default_path(prof: Profile) -> Path:
     return cache_folder() / rt.device_name(prof.machine) / name
 
 
-def save_profile(prof: Profile, path: str | Path) -> Path:
-    """Write `prof` to `path` (atomically; its folder is made)."""
-    from nasviz.runs.rundir import atomic_write_bytes
+def save_profile(prof: Profile, path: str | Path, force: bool = False) -> Path:
+    """Write `prof` to the new file `path` (atomically; its folder is made); an existing file is refused unless
+    `force` (`nasviz.runs.out_file`)."""
+    from nasviz.runs.out_file import write_out_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(prof.to_dict(), indent=1) + "\n").encode())
-    return path
+    return write_out_file(path, (json.dumps(prof.to_dict(), indent=1) + "\n").encode(), force)
 
 
 def load_profile(path: str | Path, layout: Layout | None = None) -> Profile:
