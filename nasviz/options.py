@@ -34,6 +34,7 @@ OPTION_HINTS: dict[tuple[str, str], str] = {
     ("export", "force"): "command line: --force replaces it",
     ("render", "force"): "command line: --force replaces it",
     ("table", "force"): "command line: --force replaces it",
+    ("latency", "force"): "command line: --force replaces it",
 }
 """(command, setting) -> how to give that setting to that command."""
 
