@@ -27,7 +27,6 @@ from nasviz.space.genotypes import Genotype, SearchSpace
 from nasviz.table.recipe import Recipe, prepare_data, train_and_test
 
 RECIPE_FILE = "recipe.json"
-ROWS_PATTERN = re.compile(r"rows-(\d+)-of-(\d+)\.jsonl")
 
 
 @dataclass(frozen=True)

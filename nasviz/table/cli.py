@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from nasviz.errors import NasvizError
+from nasviz.errors import ConfigError, NasvizError
+from nasviz.runs import rundir
 from nasviz.space.genotypes import get_space
 from nasviz.table.build import Plan, build, load_header, parse_shard, read_rows
 from nasviz.table.quality import quality
@@ -58,7 +59,6 @@ def machine() -> dict:
 
 def _check_build(args: argparse.Namespace) -> tuple[int, ...]:
     """The build's numbers, checked before its folder is made (one-line errors); returns the pilot's seeds."""
-    from nasviz.errors import ConfigError
     from nasviz.settings import Rule
 
     Rule(low=1, high=256).apply("--threads", args.threads, int, None)
@@ -79,8 +79,6 @@ def _check_build(args: argparse.Namespace) -> tuple[int, ...]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     import torch
-
-    from nasviz.runs import rundir
 
     seeds = _check_build(args)
     torch.set_num_threads(args.threads)
@@ -118,8 +116,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
-    from nasviz.runs import rundir
-
     header = load_header(args.folder)
     rows = read_rows(args.folder)
     starts = rundir.read_jsonl(Path(args.folder) / STARTS_FILE)
