@@ -95,59 +95,21 @@ def _run_point(notebook: str, folder: str, parameters: dict, threads: int | None
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-
     notebook = check_notebook(args.notebook)
     grid = parse_grid(args.grid)
-    if not grid:
-        raise ConfigError("batch needs at least one --grid KEY=V1,V2,...")
-    if args.jobs is not None and args.jobs < 1:
-        raise ConfigError(f"--jobs {args.jobs} is out of range; allowed: an integer >= 1")
-    if args.backend == "local" and (args.address is not None or args.cpus_per_run is not None):
-        raise ConfigError(f"--{'address' if args.address is not None else 'cpus-per-run'} is for --backend ray only")
-    fixed: dict[str, Any] = {}
-    for key, value in args.parameter:
-        if not key.isidentifier():
-            raise ConfigError(f"-p {key!r}: a parameter name is a Python identifier")
-        if key in grid:
-            raise ConfigError(f"parameter {key!r} is given both in --grid and -p")
-        fixed[key] = parse_value(value)
-    declared = notebook_parameters(notebook)
-    if not declared:
-        raise ConfigError(f"notebook {str(notebook)!r} has no cell tagged 'parameters'")
-    for key in [*grid, *fixed]:
-        if key not in declared:
-            raise ConfigError(f"{notebook.name} has no parameter {key!r}{suggest(key, list(declared))}; "
-                              f"allowed: {', '.join(declared)}")
+    fixed = _fixed_parameters(args, grid)
+    declared = _declared_parameters(notebook, [*grid, *fixed])
     out = Path(rundir.check_path(args.out)).expanduser()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
-
-    combos = list(itertools.product(*grid.values()))
-    names = point_names([{k: t for k, (t, _v) in zip(grid, combo)} for combo in combos])
-    points = []
-    for name, combo in zip(names, combos):
-        folder = out / name
-        parameters = {**fixed, **{k: v for k, (_t, v) in zip(grid, combo)}}
-        if "out" in declared and "out" not in parameters:
-            parameters["out"] = str((folder / rundir.RUN_SUBDIR).resolve())
-        if "live" in declared and "live" not in parameters:
-            parameters["live"] = False
-        points.append({"name": name, "folder": folder, "parameters": parameters})
+    points = _plan_points(out, grid, fixed, declared)
     _check_run_dirs(points, "out" in fixed)
     _check_free(out, points)
     if args.backend == "ray":  # before anything is written: Ray installed, the cluster reachable, CPUs possible
         from nasviz.headless.ray_backend import RayBackend
 
         ray_backend = RayBackend(args)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create --out {str(out)!r}: {exc.strerror or exc}") from None
-    rundir.lock(out, "batch folder")  # one batch writes a folder at a time (this process holds it until it ends)
-    _check_free(out, points)  # again, under the lock
-    for point in points:
-        point["folder"].mkdir(parents=True, exist_ok=True)
-        rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
+    _claim(out, points)
 
     start = time.perf_counter()
     outcomes: dict[str, dict] = {}
@@ -165,11 +127,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         jobs = min(args.jobs or 1, len(points))
         print(f"batch: {len(points)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
         _run_local(notebook, points, jobs, finished)
-    records = []
-    for p in points:
-        o = outcomes.get(p["name"], {"status": "not run", "error": None, "seconds": None})
-        records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
-                        "notebook": str(p["folder"] / notebook.name), **o})
+    records = [_record(p, notebook, outcomes) for p in points]
     failed = [r for r in records if r["status"] != "ok"]
     summary = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
                "fixed": fixed, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
@@ -178,6 +136,74 @@ def cmd_batch(args: argparse.Namespace) -> int:
     print(summary_table(records))
     print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
     return 1 if failed else 0
+
+
+def _fixed_parameters(args: argparse.Namespace, grid: dict) -> dict[str, Any]:
+    """The `-p` parameters (the same for every point), after checking the grid, --jobs and the backend options."""
+    if not grid:
+        raise ConfigError("batch needs at least one --grid KEY=V1,V2,...")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs} is out of range; allowed: an integer >= 1")
+    if args.backend == "local" and (args.address is not None or args.cpus_per_run is not None):
+        raise ConfigError(f"--{'address' if args.address is not None else 'cpus-per-run'} is for --backend ray only")
+    fixed: dict[str, Any] = {}
+    for key, value in args.parameter:
+        if not key.isidentifier():
+            raise ConfigError(f"-p {key!r}: a parameter name is a Python identifier")
+        if key in grid:
+            raise ConfigError(f"parameter {key!r} is given both in --grid and -p")
+        fixed[key] = parse_value(value)
+    return fixed
+
+
+def _declared_parameters(notebook: Path, keys: list[str]) -> dict:
+    """The notebook's declared parameters; `ConfigError` if it has none or lacks one of `keys`."""
+    declared = notebook_parameters(notebook)
+    if not declared:
+        raise ConfigError(f"notebook {str(notebook)!r} has no cell tagged 'parameters'")
+    for key in keys:
+        if key not in declared:
+            raise ConfigError(f"{notebook.name} has no parameter {key!r}{suggest(key, list(declared))}; "
+                              f"allowed: {', '.join(declared)}")
+    return declared
+
+
+def _plan_points(out: Path, grid: dict, fixed: dict[str, Any], declared: dict) -> list[dict]:
+    """One point per combination of the grid's values: its name, folder and parameters (a run folder under the
+    point's folder for a notebook with an `out` parameter, `live` off where the notebook has it)."""
+    combos = list(itertools.product(*grid.values()))
+    names = point_names([{k: t for k, (t, _v) in zip(grid, combo)} for combo in combos])
+    points = []
+    for name, combo in zip(names, combos):
+        folder = out / name
+        parameters = {**fixed, **{k: v for k, (_t, v) in zip(grid, combo)}}
+        if "out" in declared and "out" not in parameters:
+            parameters["out"] = str((folder / rundir.RUN_SUBDIR).resolve())
+        if "live" in declared and "live" not in parameters:
+            parameters["live"] = False
+        points.append({"name": name, "folder": folder, "parameters": parameters})
+    return points
+
+
+def _claim(out: Path, points: list[dict]) -> None:
+    """Make and lock the batch folder (held until the process ends), check again under the lock that the points'
+    folders are free, then write each point's parameters."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create --out {str(out)!r}: {exc.strerror or exc}") from None
+    rundir.lock(out, "batch folder")  # one batch writes a folder at a time (this process holds it until it ends)
+    _check_free(out, points)  # again, under the lock
+    for point in points:
+        point["folder"].mkdir(parents=True, exist_ok=True)
+        rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
+
+
+def _record(point: dict, notebook: Path, outcomes: dict[str, dict]) -> dict:
+    """The summary's entry for one point: its name, folder, parameters, executed notebook and outcome."""
+    outcome = outcomes.get(point["name"], {"status": "not run", "error": None, "seconds": None})
+    return {"name": point["name"], "folder": str(point["folder"]), "parameters": point["parameters"],
+            "notebook": str(point["folder"] / notebook.name), **outcome}
 
 
 def run_batch(grid: dict[str, Sequence[Any]], out: str | Path, parameters: dict[str, Any] | None = None,

@@ -152,33 +152,13 @@ def build(
     header = {"space": space.name, "recipe": recipe.to_dict(), "pilot": list(pilot[:1]) + [list(pilot[1])] if pilot
               else None}
     _check_recipe(folder, header)
-    rows_path = folder / f"rows-{k}-of-{n}.jsonl"
     lock = _lock(folder / f".rows-{k}-of-{n}.lock")
     try:
         keys = networks(space)
-        if data is None:
-            data = load_dataset(recipe.dataset)
-        data = prepare_data(data, recipe)
-        trained = 0
-        while True:
-            rows = read_rows(folder)
-            done = {(r["genotype"], r["seed"]) for r in rows}
-            if pilot:
-                jobs, complete = pilot_jobs(keys, pilot[0], pilot[1]), True
-            else:
-                jobs, complete = plan_jobs(keys, rows, plan)
-            mine = [job for i, job in enumerate(jobs) if i % n == k]
-            todo = [job for job in mine if job not in done]
-            if not todo or (limit is not None and trained >= limit):
-                break
-            for key, seed in _take(todo, limit, trained):
-                row = {"genotype": key, "seed": seed, **train_and_test(Genotype.parse(key, space), seed, recipe, data)}
-                rundir.append_jsonl(rows_path, row)
-                trained += 1
-                if on_row is not None:
-                    on_row(row, trained, len(todo))
+        data = prepare_data(load_dataset(recipe.dataset) if data is None else data, recipe)
+        trained = _train_shard(space, recipe, data, folder, keys, shard, plan, pilot, limit, on_row)
         rows = read_rows(folder)
-        jobs, complete = (pilot_jobs(keys, pilot[0], pilot[1]), True) if pilot else plan_jobs(keys, rows, plan)
+        jobs, complete = _jobs(keys, rows, plan, pilot)
         done = {(r["genotype"], r["seed"]) for r in rows}
         return {
             "trained_now": trained,
@@ -189,6 +169,36 @@ def build(
         }
     finally:
         lock.close()
+
+
+def _jobs(keys: list[str], rows: list[dict], plan: Plan, pilot: tuple[int, tuple[int, ...]] | None,
+          ) -> tuple[list[Job], bool]:
+    """The build's jobs known so far (the pilot's, or the plan's given the rows) and whether that list is final."""
+    return (pilot_jobs(keys, pilot[0], pilot[1]), True) if pilot else plan_jobs(keys, rows, plan)
+
+
+def _train_shard(space: SearchSpace, recipe: Recipe, data, folder: Path, keys: list[str], shard: tuple[int, int],
+                 plan: Plan, pilot: tuple[int, tuple[int, ...]] | None, limit: int | None,
+                 on_row: Callable[[dict, int, int], None] | None) -> int:
+    """Train this shard's jobs not done yet (phase 2 once phase 1 completes, up to `limit`), appending each row to
+    the shard's file; returns how many were trained."""
+    k, n = shard
+    rows_path = folder / f"rows-{k}-of-{n}.jsonl"
+    trained = 0
+    while True:
+        rows = read_rows(folder)
+        done = {(r["genotype"], r["seed"]) for r in rows}
+        jobs, _complete = _jobs(keys, rows, plan, pilot)
+        mine = [job for i, job in enumerate(jobs) if i % n == k]
+        todo = [job for job in mine if job not in done]
+        if not todo or (limit is not None and trained >= limit):
+            return trained
+        for key, seed in _take(todo, limit, trained):
+            row = {"genotype": key, "seed": seed, **train_and_test(Genotype.parse(key, space), seed, recipe, data)}
+            rundir.append_jsonl(rows_path, row)
+            trained += 1
+            if on_row is not None:
+                on_row(row, trained, len(todo))
 
 
 def _take(todo: list[Job], limit: int | None, trained: int) -> Iterator[Job]:
