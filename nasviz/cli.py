@@ -229,7 +229,14 @@ GENOTYPE_HELP = "DARTS genotype text, a fixture name (e.g. DARTS_V2) or a run di
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="nasviz", description="One-shot NAS with supernet fine-tuning (SFT-GA), made visible.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for add_commands in (_add_info_and_data, _add_search, _add_train, _add_export_and_predict,
+                         *HEADLESS_COMMANDS, *VIZ_COMMANDS, add_table_command, add_latency_command):
+        add_commands(sub)
+    return parser
 
+
+def _add_info_and_data(sub) -> None:
+    """The `info` and `data` commands."""
     p = sub.add_parser("info", help="parameters and FLOPs of a genotype's evaluation network")
     p.add_argument("--genotype", required=True, help=GENOTYPE_HELP)
     p.add_argument("--dataset", default="cifar10", help="dataset the network is built for (default cifar10); "
@@ -249,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_data)
 
+
+def _add_search(sub) -> None:
+    """The `search` command."""
     p = sub.add_parser("search", help="run (or resume) a search")
     p.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist, cifar10, cifar100, svhn or "
                                                    "imagefolder:PATH")
@@ -265,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     p.set_defaults(func=cmd_search)
 
+
+def _add_train(sub) -> None:
+    """The `train` command (from scratch)."""
     p = sub.add_parser("train", help="train a genotype from scratch (DARTS protocol) and report test accuracy")
     p.add_argument("--genotype", required=True, help=GENOTYPE_HELP)
     p.add_argument("--dataset", default="fashion-mnist", help="dataset to train and test on (default fashion-mnist)")
@@ -283,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
+
+def _add_export_and_predict(sub) -> None:
+    """The `export` and `predict` commands."""
     p = sub.add_parser("export", help="export a trained model.pt to TorchScript or ONNX (checked against PyTorch)")
     p.add_argument("--model", required=True, help="a model.pt written by `nasviz train`")
     p.add_argument("--format", required=True, help="torchscript or onnx (onnx needs: pip install 'nasviz[export]')")
@@ -296,10 +312,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=1, help="how many classes to show per image (default 1)")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(func=cmd_predict)
-
-    for add_commands in (*HEADLESS_COMMANDS, *VIZ_COMMANDS, add_table_command, add_latency_command):
-        add_commands(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

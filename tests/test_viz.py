@@ -203,7 +203,7 @@ def test_fitness_vs_params_figure_and_pareto_front(smoke):
     points = [(i["params"], i["fitness"]) for i in rows[-1]["individuals"]]
     for p, f in front:
         assert not any(q <= p and g > f for q, g in points)
-    assert figures.pareto_front([(10, 0.5), (5, 0.4), (7, 0.3), (20, 0.5), (30, 0.9)]) == [
+    assert figures.front_line([(10, 0.5), (5, 0.4), (7, 0.3), (20, 0.5), (30, 0.9), (10, 0.5)]) == [
         (5, 0.4), (10, 0.5), (30, 0.9)]
 
 

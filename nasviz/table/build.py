@@ -27,7 +27,6 @@ from nasviz.space.genotypes import Genotype, SearchSpace, get_space
 from nasviz.table.recipe_config import Recipe
 
 RECIPE_FILE = "recipe.json"
-ROWS_PATTERN = re.compile(r"rows-(\d+)-of-(\d+)\.jsonl")
 
 
 @dataclass(frozen=True)
@@ -186,14 +185,12 @@ def build(
     `pilot` = (architectures, seeds) builds a pilot instead of the plan. `limit` stops after that many
     trainings (for tests and time-boxed runs); run again to continue."""
     from nasviz.data.loading import load_dataset
-    from nasviz.table.recipe import prepare_data, train_and_test
+    from nasviz.table.recipe import prepare_data
 
     k, n = shard
     folder = Path(out)
     header = {"space": space.name, "recipe": recipe.to_dict(), "pilot": list(pilot[:1]) + [list(pilot[1])] if pilot
               else None}
-    rows_path = folder / f"rows-{k}-of-{n}.jsonl"
-
     def check(path: Path, _locked_before: bool) -> None:
         check_build_folder(path)
         _check_recipe(path, header)
@@ -201,29 +198,10 @@ def build(
     # one writer per shard: each shard has its own lock file in the build folder
     with claim_folder(folder, f"shard {k}/{n} of the build folder", check=check, lock_name=f".rows-{k}-of-{n}.lock"):
         keys = networks(space)
-        if data is None:
-            data = load_dataset(recipe.dataset)
-        data = prepare_data(data, recipe)
-        trained = 0
-        while True:
-            rows = read_rows(folder)
-            done = {(r["genotype"], r["seed"]) for r in rows}
-            if pilot:
-                jobs, complete = pilot_jobs(keys, pilot[0], pilot[1]), True
-            else:
-                jobs, complete = plan_jobs(keys, rows, plan)
-            mine = [job for i, job in enumerate(jobs) if i % n == k]
-            todo = [job for job in mine if job not in done]
-            if not todo or (limit is not None and trained >= limit):
-                break
-            for key, seed in _take(todo, limit, trained):
-                row = {"genotype": key, "seed": seed, **train_and_test(Genotype.parse(key, space), seed, recipe, data)}
-                rundir.append_jsonl(rows_path, row)
-                trained += 1
-                if on_row is not None:
-                    on_row(row, trained, len(todo))
+        data = prepare_data(load_dataset(recipe.dataset) if data is None else data, recipe)
+        trained = _train_shard(space, recipe, data, folder, keys, shard, plan, pilot, limit, on_row)
         rows = read_rows(folder)
-        jobs, complete = (pilot_jobs(keys, pilot[0], pilot[1]), True) if pilot else plan_jobs(keys, rows, plan)
+        jobs, complete = _jobs(keys, rows, plan, pilot)
         done = {(r["genotype"], r["seed"]) for r in rows}
         return {
             "trained_now": trained,
@@ -232,6 +210,38 @@ def build(
             "plan_complete": complete,
             "finished": complete and all(job in done for job in jobs),
         }
+
+
+def _jobs(keys: list[str], rows: list[dict], plan: Plan, pilot: tuple[int, tuple[int, ...]] | None,
+          ) -> tuple[list[Job], bool]:
+    """The build's jobs known so far (the pilot's, or the plan's given the rows) and whether that list is final."""
+    return (pilot_jobs(keys, pilot[0], pilot[1]), True) if pilot else plan_jobs(keys, rows, plan)
+
+
+def _train_shard(space: SearchSpace, recipe: Recipe, data, folder: Path, keys: list[str], shard: tuple[int, int],
+                 plan: Plan, pilot: tuple[int, tuple[int, ...]] | None, limit: int | None,
+                 on_row: Callable[[dict, int, int], None] | None) -> int:
+    """Train this shard's jobs not done yet (phase 2 once phase 1 completes, up to `limit`), appending each row to
+    the shard's file; returns how many were trained."""
+    from nasviz.table.recipe import train_and_test  # torch: only when training
+
+    k, n = shard
+    rows_path = folder / f"rows-{k}-of-{n}.jsonl"
+    trained = 0
+    while True:
+        rows = read_rows(folder)
+        done = {(r["genotype"], r["seed"]) for r in rows}
+        jobs, _complete = _jobs(keys, rows, plan, pilot)
+        mine = [job for i, job in enumerate(jobs) if i % n == k]
+        todo = [job for job in mine if job not in done]
+        if not todo or (limit is not None and trained >= limit):
+            return trained
+        for key, seed in _take(todo, limit, trained):
+            row = {"genotype": key, "seed": seed, **train_and_test(Genotype.parse(key, space), seed, recipe, data)}
+            rundir.append_jsonl(rows_path, row)
+            trained += 1
+            if on_row is not None:
+                on_row(row, trained, len(todo))
 
 
 def _take(todo: list[Job], limit: int | None, trained: int) -> Iterator[Job]:

@@ -47,7 +47,6 @@ def machine() -> dict:
 
 def _check_build(args: argparse.Namespace) -> tuple[int, ...]:
     """The build's numbers, checked before its folder is made (one-line errors); returns the pilot's seeds."""
-    from nasviz.errors import ConfigError
     from nasviz.settings import Rule
 
     Rule(low=1, high=256).apply("--threads", args.threads, int, None)

@@ -9,18 +9,16 @@ always gives the same record on the same machine and thread count.
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from nasviz.data.loading import BatchStream, ImageData, crop_padding_for, eval_batches, resized
 from nasviz.space.genotypes import Genotype
 from nasviz.space.network import SearchNetwork, count_flops, count_params
 from nasviz.table.recipe_config import Recipe
-from nasviz.train.steps import accuracy, check_finite, prepare_model
+from nasviz.train import schedule
+from nasviz.train.steps import accuracy, prepare_model, train_step
 
 __all__ = ["DATA_SEED", "Recipe", "prepare_data", "train_and_test", "train_subset"]
 
@@ -55,23 +53,16 @@ def train_and_test(genotype: Genotype, seed: int, recipe: Recipe, data: ImageDat
     net = prepare_model(net, torch.device("cpu"))
     optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
+    weights = list(net.parameters())
     total = recipe.steps
     net.train()
     tail_losses: list[float] = []
     tail = max(1, total // 10)
     for step in range(total):
-        lr = 0.5 * recipe.lr * (1 + math.cos(math.pi * step / total))  # cosine, per batch, reaching 0 at the end
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = stream.next()
-        loss = F.cross_entropy(net(x), y)
-        value = check_finite(loss, step, lr, "table training")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
-        optimizer.step()
+        result = train_step(net, stream.next(), optimizer, weights, lr=schedule.cosine(recipe.lr, step, total),
+                            grad_clip=recipe.grad_clip, step=step, phase="table training")
         if step >= total - tail:
-            tail_losses.append(value)
+            tail_losses.append(result.loss)
     n_test = len(data.test_labels) if recipe.test_images is None else recipe.test_images
     test = eval_batches(data.test_images[:n_test], data.test_labels[:n_test], 500, data.mean, data.std,
                         channels_last=True)

@@ -10,7 +10,7 @@ from nasviz.lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(["accuracy", "check_finite", "fitness", "pick_device", "prepare_model", "recalibrate_bn",
-                     "train_steps"], "steps"),
+                     "train_step", "train_steps"], "steps"),
     **dict.fromkeys(["ScratchConfig", "train_from_scratch"], "scratch"),
     "autocast": "precision",
 }

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -33,7 +32,7 @@ from nasviz.settings import (
 from nasviz.space.genotypes import Genotype
 from nasviz.space.network import EvalNetwork, count_flops, count_params
 from nasviz.train import memory, schedule
-from nasviz.train.steps import accuracy, autocast, check_finite, pick_device, prepare_model
+from nasviz.train.steps import accuracy, pick_device, prepare_model, train_step
 
 LR_SCHEDULES = ("per-batch", "per-epoch")
 MIN_BATCH = BATCH["low"]
@@ -118,53 +117,13 @@ def train_from_scratch(
                           f"on {h}x{w} images", extra_bytes=n_train * c * h * w, device=pick_device(config.device))
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
-    order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(config.seed))[:n_train]
-    stream = BatchStream(data.train_images[order], data.train_labels[order], min(config.batch_size, n_train),
-                         data.mean, data.std, seed=config.seed, crop_padding=crop_padding_for(data.shape),
-                         flip=data.flip, cutout=config.cutout, device=device, channels_last=True)
+    stream, n_train = _training_stream(data, config, device)
     net = EvalNetwork(genotype, data.shape[0], data.num_classes, config.channels, config.layers)
     params, flops = count_params(net), count_flops(net, data.shape)
     net = prepare_model(net, device)
-    optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    per_epoch = config.lr_schedule == "per-epoch"
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs) if per_epoch else None
-    total = config.epochs * stream.steps_per_epoch
-    n_test = len(data.test_labels) if config.test_size is None else min(config.test_size, len(data.test_labels))
     start = time.perf_counter()
-    history = []
-    for epoch in tqdm(range(config.epochs), desc="train from scratch", disable=not progress):
-        net.train()
-        net.drop_prob = config.drop_path * epoch / config.epochs
-        losses, correct, seen, rates = [], 0, 0, []
-        for step in range(stream.steps_per_epoch):
-            if per_epoch:
-                lr = scheduler.get_last_lr()[0]
-            else:
-                lr = schedule.cosine(config.lr, epoch * stream.steps_per_epoch + step, total)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            rates.append(lr)
-            x, y = stream.next()
-            with autocast(device):
-                logits, aux = net.forward_with_aux(x)
-                loss = F.cross_entropy(logits.float(), y)
-                if aux is not None:
-                    loss = loss + config.auxiliary_weight * F.cross_entropy(aux.float(), y)
-            losses.append(check_finite(loss, epoch * stream.steps_per_epoch + step, lr, "training"))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            optimizer.step()
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += y.numel()
-        if per_epoch:
-            scheduler.step()
-        record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "train_accuracy": correct / seen,
-                  "lr_first": rates[0], "lr_last": rates[-1]}
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
+    history = _train(net, stream, config, on_epoch, progress)
+    n_test = len(data.test_labels) if config.test_size is None else min(config.test_size, len(data.test_labels))
     test = eval_batches(data.test_images[:n_test], data.test_labels[:n_test], 256, data.mean, data.std, device,
                         channels_last=True)
     test_accuracy = accuracy(net, None, test)
@@ -183,3 +142,53 @@ def train_from_scratch(
         "config": asdict(config),
         "history": history,
     }
+
+
+def _training_stream(data: ImageData, config: ScratchConfig, device: torch.device) -> tuple[BatchStream, int]:
+    """The augmented training batches (of the first `train_size` images of a seeded shuffle) and their count."""
+    n_train = len(data.train_labels) if config.train_size is None else min(config.train_size, len(data.train_labels))
+    order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(config.seed))[:n_train]
+    stream = BatchStream(data.train_images[order], data.train_labels[order], min(config.batch_size, n_train),
+                         data.mean, data.std, seed=config.seed, crop_padding=crop_padding_for(data.shape),
+                         flip=data.flip, cutout=config.cutout, device=device, channels_last=True)
+    return stream, n_train
+
+
+def _train(net: EvalNetwork, stream: BatchStream, config: ScratchConfig, on_epoch: Callable[[dict], None] | None,
+           progress: bool) -> list[dict]:
+    """Train `net` for `config.epochs` epochs (drop-path growing linearly, the cosine rate stepped per batch or per
+    epoch); one record per epoch, each passed to `on_epoch`."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    per_epoch = config.lr_schedule == "per-epoch"
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs) if per_epoch else None
+    params = list(net.parameters())
+    history = []
+    for epoch in tqdm(range(config.epochs), desc="train from scratch", disable=not progress):
+        net.train()
+        net.drop_prob = config.drop_path * epoch / config.epochs
+        record = _train_epoch(net, stream, optimizer, params, config, epoch, per_epoch)
+        if scheduler is not None:
+            scheduler.step()
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return history
+
+
+def _train_epoch(net: EvalNetwork, stream: BatchStream, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+                 config: ScratchConfig, epoch: int, per_epoch: bool) -> dict:
+    """One epoch of training steps; its record (mean loss, accuracy, first and last learning rate)."""
+    losses, correct, seen, rates = [], 0, 0, []
+    total = config.epochs * stream.steps_per_epoch
+    for step in range(epoch * stream.steps_per_epoch, (epoch + 1) * stream.steps_per_epoch):
+        lr = None if per_epoch else schedule.cosine(config.lr, step, total)  # per epoch: the scheduler's rate
+        x, y = stream.next()
+        result = train_step(net, (x, y), optimizer, params, lr=lr, grad_clip=config.grad_clip, step=step,
+                            phase="training", auxiliary_weight=config.auxiliary_weight)
+        rates.append(optimizer.param_groups[0]["lr"])
+        losses.append(result.loss)
+        correct += (result.logits.argmax(1) == y).sum().item()
+        seen += y.numel()
+    return {"epoch": epoch, "train_loss": sum(losses) / len(losses), "train_accuracy": correct / seen,
+            "lr_first": rates[0], "lr_last": rates[-1]}

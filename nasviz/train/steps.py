@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -57,23 +58,70 @@ def check_finite(loss: torch.Tensor | float, step: int, lr: float, phase: str) -
     return value
 
 
-def train_step(model: nn.Module, batch: Batch, optimizer: torch.optim.Optimizer, params: list[torch.Tensor], *,
-               lr: float, grad_clip: float, step: int, phase: str) -> tuple[float, torch.Tensor]:
-    """One SGD step of a standalone network at learning rate `lr`: cross-entropy on `batch`, gradients clipped to
-    norm `grad_clip`. Returns the loss and the logits; `DivergedError` (naming `phase` and `step`) on a NaN or
-    infinite loss."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+@dataclass(frozen=True)
+class StepResult:
+    """What one training step measured on its batch (the global batch's, when several processes trained it)."""
+
+    loss: float
+    accuracy: float
+    logits: torch.Tensor
+
+
+def train_step(
+    model: nn.Module,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.Tensor],
+    *,
+    grad_clip: float,
+    step: int,
+    phase: str,
+    lr: float | None = None,
+    genotype: Genotype | None = None,
+    auxiliary_weight: float | None = None,
+    ranks: Ranks | None = None,
+) -> StepResult:
+    """One SGD step, the one every training loop makes (supernet, from-scratch, the table's recipe, the final pick).
+
+    Cross-entropy on `batch` of the network (`genotype`: the supernet's path to run; None for a standalone
+    network), plus `auxiliary_weight` times the auxiliary head's loss when that is given (`forward_with_aux`);
+    gradients of `params` that have one clipped to norm `grad_clip`. `lr`, if given, is set first; else the
+    optimizer's rate is kept. With `ranks` the loss and accuracy are the processes' mean and the gradients are
+    averaged over the processes before clipping. `DivergedError` (naming `phase`, `step` and the rate) on a NaN
+    or infinite loss, raised on every process together."""
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    lr = optimizer.param_groups[0]["lr"]
     x, y = batch
     with autocast(x.device):
-        logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-    value = check_finite(loss, step, lr, phase)
+        loss, logits = _loss(model, x, y, genotype, auxiliary_weight)
+    if ranks is None:
+        loss_value = check_finite(loss, step, lr, phase)
+        accuracy_value = (logits.argmax(1) == y).float().mean().item()
+    else:  # every process sees the same loss, so all raise together where it is not finite
+        loss_value, accuracy_value = ranks.mean([loss.detach(), (logits.argmax(1) == y).float().mean()])
+        check_finite(loss_value, step, lr, phase)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    nn.utils.clip_grad_norm_(params, grad_clip)
+    if ranks is not None:
+        ranks.average_gradients(params)
+    nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], grad_clip)
     optimizer.step()
-    return value, logits
+    return StepResult(loss_value, accuracy_value, logits)
+
+
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, genotype: Genotype | None,
+          auxiliary_weight: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss of one batch and the network's logits (see `train_step`)."""
+    if auxiliary_weight is not None:
+        logits, aux = model.forward_with_aux(x)
+        loss = F.cross_entropy(logits.float(), y)
+        if aux is not None:
+            loss = loss + auxiliary_weight * F.cross_entropy(aux.float(), y)
+        return loss, logits
+    logits = model(x) if genotype is None else model(x, genotype)
+    return F.cross_entropy(logits.float(), y), logits
 
 
 def train_steps(
@@ -102,7 +150,6 @@ def train_steps(
     records say how many ran), so a Stop button takes effect within one step."""
     model.train()
     params = list(model.parameters())  # once per call: walking the supernet's ~2,900 modules costs ms per step
-    device = params[0].device
     if rates is not None and len(rates) != steps:
         raise ValueError(f"{len(rates)} learning rates for {steps} steps")
     records = []
@@ -111,42 +158,28 @@ def train_steps(
             for group in optimizer.param_groups:
                 group["lr"] = rates[step - first_step]
         genotype = sample_path()
-        x, y = next_batch()
-        with autocast(device):
-            logits = model(x, genotype)
-            loss = F.cross_entropy(logits.float(), y)
-        lr = optimizer.param_groups[0]["lr"]
-        if ranks is None:
-            loss_value = check_finite(loss, step, lr, phase)
-        else:  # every process sees the same loss, so all raise together where it is not finite
-            loss_value, accuracy_value = ranks.mean([loss.detach(), (logits.argmax(1) == y).float().mean()])
-            check_finite(loss_value, step, lr, phase)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if ranks is not None:
-            ranks.average_gradients(params)
-        nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], grad_clip)
-        optimizer.step()
-        record = {
-            "phase": phase,
-            "step": step,
-            "loss": loss_value,
-            "accuracy": (logits.argmax(1) == y).float().mean().item() if ranks is None else accuracy_value,
-            "lr": lr,
-            "genotype": genotype,
-        }
+        result = train_step(model, next_batch(), optimizer, params, grad_clip=grad_clip, step=step, phase=phase,
+                            genotype=genotype, ranks=ranks)
+        record = {"phase": phase, "step": step, "loss": result.loss, "accuracy": result.accuracy,
+                  "lr": optimizer.param_groups[0]["lr"], "genotype": genotype}
         records.append(record)
         if on_step is not None:
             on_step(record)
         if stop is not None and stop():
             break
-    maxima = torch.stack([p.detach().abs().max().float() for p in params])
-    if steps and not torch.isfinite(maxima).all():  # a finite loss whose update broke the weights
-        raise DivergedError(
-            f"{phase} diverged: the supernet weights became NaN or infinite at step {first_step + len(records) - 1} "
-            f"with learning rate {optimizer.param_groups[0]['lr']:g}; lower the learning rate"
-        )
+    if records:
+        _check_weights(params, phase, first_step + len(records) - 1, optimizer.param_groups[0]["lr"])
     return records
+
+
+def _check_weights(params: list[torch.Tensor], phase: str, step: int, lr: float) -> None:
+    """`DivergedError` if a finite loss's update made any of `params` NaN or infinite."""
+    maxima = torch.stack([p.detach().abs().max().float() for p in params])
+    if not torch.isfinite(maxima).all():
+        raise DivergedError(
+            f"{phase} diverged: the supernet weights became NaN or infinite at step {step} "
+            f"with learning rate {lr:g}; lower the learning rate"
+        )
 
 
 def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

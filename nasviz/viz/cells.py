@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nasviz.errors import NasvizError
 from nasviz.runs.rundir import atomic_write_bytes
-from nasviz.space.genotypes import CELL_TYPES, NODES
+from nasviz.space.genotypes import CELL_TYPES, NODES, Genotype
 from nasviz.viz.common import CELL_TITLES, OP_COLORS, GenotypeLike, as_genotype
 
 FORMATS = ("svg", "png", "pdf")
@@ -188,7 +188,6 @@ def cell_figure(genotype: GenotypeLike, cell_type: str | None = "normal"):
     Traces per cell: one curve trace per operation (named after it), 'concat' (nodes to c_{k}), 'op labels'
     (the 8 edge labels) and 'nodes'. Arrow heads are layout annotations.
     """
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     types = CELL_TYPES if cell_type in (None, "both") else (cell_type,)
@@ -197,56 +196,65 @@ def cell_figure(genotype: GenotypeLike, cell_type: str | None = "normal"):
     g = as_genotype(genotype)
     fig = make_subplots(rows=1, cols=len(types), subplot_titles=[CELL_TITLES[t] for t in types],
                         horizontal_spacing=0.04)
-    nodes = g.n_nodes
-    pos, out = _positions(nodes), nodes + 2
-    steps = [k / 16 for k in range(17)]
+    pos, out = _positions(g.n_nodes), g.n_nodes + 2
     shown: set[str] = set()
     for col, t in enumerate(types, start=1):
-        axis = "" if col == 1 else str(col)
-        segments: dict[str, tuple[list, list]] = {}
-        label_x, label_y, labels, label_colors, arrows = [], [], [], [], []
-        for k, (op, inp) in enumerate(g.cell(t)):
-            p0, p1 = pos[inp], pos[k // 2 + 2]
-            xs, ys = segments.setdefault(op, ([], []))
-            points = [_curve(p0, p1, s) for s in steps]
-            xs += [x for x, _ in points] + [None]
-            ys += [y for _, y in points] + [None]
-            lx, ly = _curve(p0, p1, 0.5)
-            label_x.append(lx)
-            label_y.append(ly)
-            labels.append(op)
-            label_colors.append(OP_COLORS[op])
-            arrows.append((_curve(p0, p1, 0.8), _curve(p0, p1, 0.86), OP_COLORS[op]))
-        for op, (xs, ys) in segments.items():
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=op, legendgroup=op, showlegend=op not in shown,
-                                     line={"color": OP_COLORS[op], "width": 2}, hoverinfo="skip"), row=1, col=col)
-            shown.add(op)
-        cx, cy = [], []
-        for j in range(nodes):
-            p0 = pos[j + 2]
-            cx += [p0[0], pos[out][0], None]
-            cy += [p0[1], pos[out][1], None]
-            arrows.append((_lerp(p0, pos[out], 0.78), _lerp(p0, pos[out], 0.84), "#bbbbbb"))
-        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name="concat", showlegend=False, hoverinfo="skip",
-                                 line={"color": "#cccccc", "width": 1.5}), row=1, col=col)
-        fig.add_trace(go.Scatter(x=label_x, y=label_y, mode="text", text=labels, name="op labels", showlegend=False,
-                                 textfont={"color": label_colors, "size": 10}, hoverinfo="text"), row=1, col=col)
-        fig.add_trace(go.Scatter(x=[pos[i][0] for i in range(out + 1)], y=[pos[i][1] for i in range(out + 1)],
-                                 mode="markers+text",
-                                 text=[_plotly_label(_node_name(i, nodes)) for i in range(out + 1)],
-                                 name="nodes", showlegend=False, textfont={"size": 11}, hoverinfo="text",
-                                 marker={"size": 40, "symbol": "square", "color": ["#c1ffc1"] * 2
-                                         + ["#add8e6"] * nodes + ["#eee8aa"], "line": {"width": 1.5, "color": "#333"}}),
-                      row=1, col=col)
-        for (ax, ay), (x, y), color in arrows:
-            fig.add_annotation(x=x, y=y, ax=ax, ay=ay, xref=f"x{axis}", yref=f"y{axis}", axref=f"x{axis}",
-                               ayref=f"y{axis}", showarrow=True, arrowhead=2, arrowsize=1.3, arrowwidth=1.5,
-                               arrowcolor=color, text="")
+        _draw_cell(fig, g, t, col, pos, shown)
     fig.update_xaxes(visible=False, range=[-0.5, pos[out][0] + 0.5])
     fig.update_yaxes(visible=False, range=[-1.6, 1.6])
     fig.update_layout(template="plotly_white", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       legend={"orientation": "h", "y": -0.02, "font": {"size": 10}}, uirevision="nasviz")
     return fig
+
+
+def _draw_cell(fig, g: Genotype, cell_type: str, col: int, pos: dict[int, tuple[float, float]],
+               shown: set[str]) -> None:
+    """Add one cell's traces (its operations' curves, 'concat', 'op labels', 'nodes') and arrow heads to column
+    `col` of `fig`; an operation already in `shown` gets no second legend entry."""
+    import plotly.graph_objects as go
+
+    nodes = g.n_nodes
+    out, steps = nodes + 2, [k / 16 for k in range(17)]
+    axis = "" if col == 1 else str(col)
+    segments: dict[str, tuple[list, list]] = {}
+    label_x, label_y, labels, label_colors, arrows = [], [], [], [], []
+    for k, (op, inp) in enumerate(g.cell(cell_type)):
+        p0, p1 = pos[inp], pos[k // 2 + 2]
+        xs, ys = segments.setdefault(op, ([], []))
+        points = [_curve(p0, p1, s) for s in steps]
+        xs += [x for x, _ in points] + [None]
+        ys += [y for _, y in points] + [None]
+        lx, ly = _curve(p0, p1, 0.5)
+        label_x.append(lx)
+        label_y.append(ly)
+        labels.append(op)
+        label_colors.append(OP_COLORS[op])
+        arrows.append((_curve(p0, p1, 0.8), _curve(p0, p1, 0.86), OP_COLORS[op]))
+    for op, (xs, ys) in segments.items():
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=op, legendgroup=op, showlegend=op not in shown,
+                                 line={"color": OP_COLORS[op], "width": 2}, hoverinfo="skip"), row=1, col=col)
+        shown.add(op)
+    cx, cy = [], []
+    for j in range(nodes):
+        p0 = pos[j + 2]
+        cx += [p0[0], pos[out][0], None]
+        cy += [p0[1], pos[out][1], None]
+        arrows.append((_lerp(p0, pos[out], 0.78), _lerp(p0, pos[out], 0.84), "#bbbbbb"))
+    fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name="concat", showlegend=False, hoverinfo="skip",
+                             line={"color": "#cccccc", "width": 1.5}), row=1, col=col)
+    fig.add_trace(go.Scatter(x=label_x, y=label_y, mode="text", text=labels, name="op labels", showlegend=False,
+                             textfont={"color": label_colors, "size": 10}, hoverinfo="text"), row=1, col=col)
+    fig.add_trace(go.Scatter(x=[pos[i][0] for i in range(out + 1)], y=[pos[i][1] for i in range(out + 1)],
+                             mode="markers+text",
+                             text=[_plotly_label(_node_name(i, nodes)) for i in range(out + 1)],
+                             name="nodes", showlegend=False, textfont={"size": 11}, hoverinfo="text",
+                             marker={"size": 40, "symbol": "square", "color": ["#c1ffc1"] * 2
+                                     + ["#add8e6"] * nodes + ["#eee8aa"], "line": {"width": 1.5, "color": "#333"}}),
+                  row=1, col=col)
+    for (ax, ay), (x, y), color in arrows:
+        fig.add_annotation(x=x, y=y, ax=ax, ay=ay, xref=f"x{axis}", yref=f"y{axis}", axref=f"x{axis}",
+                           ayref=f"y{axis}", showarrow=True, arrowhead=2, arrowsize=1.3, arrowwidth=1.5,
+                           arrowcolor=color, text="")
 
 
 def _plotly_label(name: str) -> str:

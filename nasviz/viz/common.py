@@ -79,13 +79,6 @@ def op_counts(paths: Sequence[GenotypeLike], space: SearchSpace | None = None) -
     return counts
 
 
-def op_frequencies(paths: Sequence[GenotypeLike]) -> list[list[float]] | None:
-    """`op_counts` as fractions of each node's edges (rows sum to 1); None when there are no paths."""
-    if not paths:
-        return None
-    return [[n / (2 * len(paths)) for n in row] for row in op_counts(paths)]
-
-
 def gene_entropy(genotypes: Sequence[GenotypeLike]) -> float:
     """Mean over the 32 canonical genes (per node: input, op, input, op) of the Shannon entropy in bits."""
     if not genotypes:

@@ -14,6 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from nasviz.analysis import kendall
+from nasviz.search.ga import pareto_front
 from nasviz.viz.common import (
     OP_SHORT,
     ROLE_COLORS,
@@ -347,14 +348,11 @@ def diversity_figure(rows: Sequence[Row]) -> go.Figure:
     return make_figure(traces, grid, "Population diversity", height=440)
 
 
-def pareto_front(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
-    """Non-dominated (params, fitness) points: no other point has fewer-or-equal params and higher fitness."""
-    front, best = [], float("-inf")
-    for params, fit in sorted(points, key=lambda p: (p[0], -p[1])):
-        if fit > best:
-            front.append((params, fit))
-            best = fit
-    return front
+def front_line(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The non-dominated (params, fitness) points (`ga.pareto_front`: no other point has fewer-or-equal params and
+    higher fitness), each once, by params: the steps of the front's line."""
+    front = pareto_front([(fit, -params) for params, fit in points])
+    return sorted(dict.fromkeys(points[i] for i in front))
 
 
 def fitness_vs_params_figure(rows: Sequence[Row]) -> go.Figure:
@@ -372,7 +370,7 @@ def fitness_vs_params_figure(rows: Sequence[Row]) -> go.Figure:
             gens.append(row["generation"])
             custom.append([ids[ind["genotype"]], ind["role"], row["generation"]])
     last = rows[-1] if rows else None
-    front = pareto_front([(i["params"], i["fitness"]) for i in last["individuals"]]) if last else []
+    front = front_line([(i["params"], i["fitness"]) for i in last["individuals"]]) if last else []
     traces = [
         go.Scatter(x=xs, y=ys, mode="markers", name="evaluated", customdata=custom,
                    marker={"color": gens, "colorscale": "Viridis", "size": 7, "opacity": 0.75, "showscale": bool(gens),
