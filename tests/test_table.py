@@ -135,9 +135,17 @@ def test_build_shards_partition_the_pilot_and_resume(tmp_path, fashion):
 
 
 def run_builder(out: Path, *extra: str) -> subprocess.Popen:
+    settings = {"channels": "2", "layers": "1", "train_images": "64", "epochs": "1", "batch_size": "32",
+                "image_size": "8", "test_images": "500"}
+    rest, words = [], iter(extra)
+    for word in words:  # a setting in `extra` replaces the default (the command refuses a setting given twice)
+        if word == "--set":
+            key, value = next(words).split("=", 1)
+            settings[key] = value
+        else:
+            rest.append(word)
     cmd = [sys.executable, "-m", "nasviz.table", "build", "--out", str(out), "--pilot", "3", "--seeds", "0",
-           "--set", "channels=2", "--set", "layers=1", "--set", "train_images=64", "--set", "epochs=1",
-           "--set", "batch_size=32", "--set", "image_size=8", "--set", "test_images=500", *extra]
+           *[arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")], *rest]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
