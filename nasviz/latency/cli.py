@@ -120,7 +120,7 @@ def _layout_options(p: argparse.ArgumentParser) -> None:
 
 def add_latency_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("latency", help="latency on this device: profile operations, validate the predictions")
-    cmds = p.add_subparsers(dest="latency_command", required=True, parser_class=type(p))
+    cmds = p.add_subparsers(dest="latency_command", required=True, parser_class=type(p), help="profile or validate")
 
     q = cmds.add_parser("profile", help="time every operation at every shape of the search network")
     _layout_options(q)
