@@ -126,7 +126,7 @@ def load_config(run_dir: str | Path) -> dict | None:
 
 def _object_or_none(path: Path) -> dict | None:
     try:
-        value = safe_json.loads(Path(path).read_text())
+        value = safe_json.loads(read_text(path))
     except (OSError, ValueError):
         return None  # missing, or torn: not JSON
     if not isinstance(value, dict):  # JSON null included: that is no torn write
