@@ -197,13 +197,15 @@ BAD: list[Bad] = [
     Bad("layers-huge", "layers=1000 is out of range; allowed: an integer in 1..100", cfg(layers=1000),
         smoke("layers=1000")),
     Bad("batch_size=0", "batch_size=0 is out of range", cfg(batch_size=0)),
-    Bad("weight_images<batch", "weight_images=10 is out of range; allowed: an integer >= 32", cfg(weight_images=10)),
+    Bad("weight_images<batch", "weight_images=10 is smaller than batch_size=32; allowed: weight_images >= batch_size",
+        cfg(weight_images=10)),
     Bad("fitness_images=0", "fitness_images=0 is out of range", cfg(fitness_images=0)),
     Bad("fitness_images>dataset", "fitness_images=70000 is more than the 60000 training images fashion-mnist has",
         cfg(fitness_images=70000), smoke("fitness_images=70000")),
     Bad("weight+fitness>dataset", "weight_images=50000 + fitness_images=20000 exceed fashion-mnist's 60000",
         cfg(weight_images=50000, fitness_images=20000)),
-    Bad("cifar10-split", "weight_images=50000 + fitness_images=200 exceed cifar10's 50000 training images",
+    Bad("cifar10-split", "weight_images=50000 is not less than the 50000 training images cifar10 has, which also "
+        "hold fitness_images=200; allowed: weight_images <= 49800",
         cfg(dataset="cifar10", weight_images=50000), smoke("dataset=cifar10", "weight_images=50000")),
     Bad("no-room-for-weights", "leaves 10 of fashion-mnist's 60000 training images for the weights, fewer than "
         "batch_size=32", cfg(weight_images=None, fitness_images=59990)),

@@ -394,6 +394,11 @@ class SearchConfig:
                               f"{max(n_train - self.weight_images - self.fitness_images, 0)}")
         if self.fitness_images + need <= n_train:
             return
+        if self.fitness_images >= n_train:
+            raise ConfigError(
+                f"fitness_images={self.fitness_images} is more than the {n_train} training images {dataset} has; "
+                f"allowed: fitness_images <= {max(n_train - need, 0)}"
+            )
         if self.weight_images is None and self.batch_size >= n_train:  # the batch alone does not fit
             raise ConfigError(
                 f"batch_size={self.batch_size} is more than the {n_train} training images {dataset} has (which also "
@@ -404,11 +409,6 @@ class SearchConfig:
                 f"weight_images={self.weight_images} is not less than the {n_train} training images {dataset} has, "
                 f"which also hold fitness_images={self.fitness_images}; allowed: weight_images <= "
                 f"{max(n_train - self.fitness_images, self.batch_size)}")
-        if self.fitness_images >= n_train:
-            raise ConfigError(
-                f"fitness_images={self.fitness_images} is more than the {n_train} training images {dataset} has; "
-                f"allowed: fitness_images <= {max(n_train - need, 0)}"
-            )
         if self.weight_images is None:
             raise ConfigError(
                 f"fitness_images={self.fitness_images} leaves {n_train - self.fitness_images} of {dataset}'s "
