@@ -27,7 +27,7 @@ class Toy:
 
 @pytest.mark.parametrize("values, message", [
     ({"batch": 0}, "batch=0 is out of range; allowed: an integer >= 1"),
-    ({"size": 4}, "size=4 is smaller than batch=8; allowed: size >= batch (or a smaller batch)"),  # a bound from another setting
+    ({"size": 4}, "size=4 is smaller than batch=8; allowed: size >= batch (or a smaller batch)"),  # another setting
     ({"width": 5}, "width=5 is out of range; allowed: an even integer in 2..16 (halved by reductions)"),
     ({"width": 18}, "width=18 is out of range; allowed: an even integer in 2..16"),
     ({"rate": 0}, "rate=0.0 must be a positive number"),
