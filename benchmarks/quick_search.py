@@ -59,7 +59,8 @@ def run_search(preset: str, seed: int, out: Path, settings: dict[str, Any] | Non
     wall = common.now() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     hwm = hwm_file.read_text().strip() if hwm_file.exists() else ""
-    return {"command": "python -m nasviz " + " ".join(args), "returncode": proc.returncode, "wall_s": wall,
+    shown = ["RUN_DIR" if a == str(out) else a for a in args]  # the temporary folder is no fact of the result
+    return {"command": "python -m nasviz " + " ".join(shown), "returncode": proc.returncode, "wall_s": wall,
             "peak_rss_bytes": int(hwm) * 1024 if hwm else usage.ru_maxrss * 1024,
             "peak_rss_source": "VmHWM" if hwm else "ru_maxrss",
             "user_cpu_s": usage.ru_utime, "system_cpu_s": usage.ru_stime,
