@@ -10,6 +10,10 @@ docs/screenshots/make_screenshots.py).
     python -m benchmarks notebooks                      # the class preset (the default here)
     python -m benchmarks notebooks --set preset=quick   # the notebooks' own default preset
     python -m benchmarks notebooks --quick              # smoke preset: does every notebook run?
+    python -m benchmarks notebooks --set busy=1         # the class preset with one other process busy
+
+`busy=N` keeps N other single-threaded processes spinning for the whole run: a classroom machine where
+something else is running (a browser, a second notebook).
 
 Parameters per notebook: `preset` (and `live=False` for 03); 05 keeps its own small-search `overrides` except
 at smoke, where it gets `overrides={}` (its documented dry run); 04 and 05 keep their from-scratch budgets
@@ -19,8 +23,12 @@ stated times, which must match a measurement.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +76,22 @@ def _skip(name: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[list[subprocess.Popen]]:
+    """`count` single-threaded processes spinning on the CPU while the block runs; stopped after it."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"busy={count!r}: give a whole number of busy processes >= 0")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield spinners
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def run(quick: bool = False, *, tiny: bool = False, preset: str | None = None,
-        notebooks: list[str] | None = None, keep: str | None = None) -> dict[str, Any]:
+        notebooks: list[str] | None = None, keep: str | None = None, busy: int = 0) -> dict[str, Any]:
     from nasviz.headless.execute import execute, notebook_dir
 
     started, load_before = common.now(), common.loadavg()
@@ -79,7 +101,7 @@ def run(quick: bool = False, *, tiny: bool = False, preset: str | None = None,
         raise ValueError(f"notebooks={notebooks!r} names none of {', '.join(NAMES)} (or their numbers 01..07)")
     timings: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="nasviz-bench-notebooks-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nasviz-bench-notebooks-") as tmp, busy_processes(busy):
         folder = Path(tmp)
         for name in chosen:
             if (why := _skip(name)) is not None:
@@ -104,7 +126,7 @@ def run(quick: bool = False, *, tiny: bool = False, preset: str | None = None,
         unit="s",
         goal=None,
         met=None,
-        inputs={"preset": preset, "notebooks": chosen, "quick": quick, "tiny": tiny, "kept": keep},
+        inputs={"preset": preset, "notebooks": chosen, "quick": quick, "tiny": tiny, "kept": keep, "busy": busy},
         results={"seconds": {n: t["seconds"] for n, t in timings.items()}, "failed": failed, "skipped": skipped,
                  "runs": timings},
         load_before=load_before,

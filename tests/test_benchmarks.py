@@ -199,3 +199,14 @@ def test_notebooks_benchmark_keeps_the_executed_notebooks_and_skips_07_without_i
     assert "not installed" in out["results"]["skipped"]["07_ground_truth.ipynb"]
     assert list(out["results"]["seconds"]) == []
     assert not (keep / "07_ground_truth.ipynb").exists()
+
+
+def test_busy_processes_spin_during_the_block_and_are_gone_after_it():
+    from benchmarks import notebooks
+
+    with notebooks.busy_processes(2) as spinners:
+        assert len(spinners) == 2 and all(s.poll() is None for s in spinners)  # running
+    assert all(s.returncode is not None for s in spinners)  # stopped and reaped
+    with pytest.raises(ValueError, match="busy=-1"):
+        with notebooks.busy_processes(-1):
+            pass
