@@ -1,5 +1,6 @@
 """Exploring a search in the views: the genealogy figure, the inspector, click-to-inspect in the dashboard and the
-replay, and the genealogy in report.html. (A real click in JupyterLab: tests/test_browser.py.)"""
+replay, and the genealogy in report.html; every view names an individual by its lineage id. (A real click in
+JupyterLab: tests/test_browser_explore.py.)"""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from nasviz.runs import lineage, rundir
 from nasviz.search.config import SearchConfig
 from nasviz.search.loop import Search
 from nasviz.viz import Dashboard, Replay, write_report
-from nasviz.viz.common import genotype_ids
+from nasviz.viz.common import population_table_html
 from nasviz.viz.explorer import Explorer
-from nasviz.viz.figures import fitness_figure
+from nasviz.viz.figures import before_after_figure, fitness_figure, fitness_vs_flops_figure
 from nasviz.viz.genealogy import genealogy_figure
 from nasviz.viz.inspector import HIGHLIGHT, Inspector
+from nasviz.viz.truth import fitness_vs_truth_figure as truth_figure
 
 pytest.importorskip("ipywidgets")
 
@@ -66,13 +68,15 @@ def test_a_click_on_a_figure_inspects_that_individual(run_dir):
         dash.handle({"type": "generation", **row})
     widget = dash.figures["fitness"]
     offspring = trace(widget, "offspring")
-    number = offspring.customdata[3][0]
-    genotype = next(text for text, n in genotype_ids(rows).items() if n == number)
+    key = offspring.customdata[3][0]  # its lineage id, as the hover text says
     click(dash.explorer, widget, "offspring", 3)
     assert not dash.explorer.errors, dash.explorer.errors
     shown = dash.explorer.inspector.shown
     record = rundir.individual(run_dir, shown)
-    assert record["genotype"] == genotype
+    assert shown == key
+    generation = offspring.customdata[3][3]  # the point is that individual: its fitness in that generation
+    assert next(g["fitness"] for g in record["generations"] if g["generation"] == generation) == offspring.y[3]
+    genotype = record["genotype"]
     assert shown in dash.explorer.inspector.facts.value
     assert json.dumps(genotype)[1:-1].replace("'", "&#x27;") in dash.explorer.inspector.facts.value
     story = dash.explorer.inspector.story.value
@@ -133,4 +137,45 @@ def test_views_of_a_run_recorded_before_lineage(run_dir, tmp_path):
     inspector.update(rows)
     inspector.show(rows[-1]["population"][0])
     assert "parents unknown" in inspector.parents.value or "no parents" in inspector.parents.value
-    assert fitness_figure(rows).data
+    # the figures name its individuals by the ids the same rule gives, as the inspector does
+    born = trace(fitness_figure(rows), "initial population").customdata
+    assert [c[0] for c in born] == [f"g0-{k}" for k in range(len(rows[0]["individuals"]))]
+    offspring = trace(fitness_figure(rows), "offspring").customdata
+    assert offspring[0][0] == "g1-0" and inspector.show(offspring[0][0])["born"] == 1
+
+
+def test_every_figure_and_table_names_individuals_by_their_lineage_id(run_dir):
+    rows = rundir.load_history(run_dir)
+    records = rundir.lineage(run_dir)
+    by_genotype = {r["genotype"]: key for key, r in records.items()}
+    last = rows[-1]
+    for fig, name in ((fitness_figure(rows), "offspring"), (before_after_figure(rows), "parents"),
+                      (fitness_vs_flops_figure(rows), "evaluated"), (truth_figure(rows), "population")):
+        points = trace(fig, name)
+        assert points.customdata is not None and len(points.customdata), name
+        assert all(c[0] in records for c in points.customdata), name
+        assert "%{customdata[0]}" in points.hovertemplate and "#" not in points.hovertemplate, name
+    truth = trace(truth_figure(rows), "population")
+    assert [c[0] for c in truth.customdata] == [by_genotype[i["genotype"]] for i in last["individuals"]]
+    table = population_table_html(last, None)
+    assert all(f">{key}<" in table for key in last["population_ids"]) and ">#" not in table
+
+
+def test_the_supernet_vs_truth_figure_is_shown_and_a_click_on_it_inspects(run_dir):
+    rows = rundir.load_history(run_dir)
+    dash = Dashboard(min_interval=0)
+    for row in rows:
+        dash.handle({"type": "generation", **row})
+    assert dash.truth is not None and dash.truth_box.children  # the mini space has a ground-truth table
+    dots = trace(dash.truth, "population")
+    click(dash.explorer, dash.truth, "population", 2)
+    assert not dash.explorer.errors, dash.explorer.errors
+    assert dash.explorer.inspector.shown == dots.customdata[2][0]
+    assert "table truth" in dash.explorer.inspector.facts.value
+    replay = Replay(run_dir)
+    replay.show(1)
+    dots = trace(replay.truth, "population")
+    assert len(dots.x) == len(rows[1]["individuals"])
+    click(replay.explorer, replay.truth, "population", 0)
+    assert replay.explorer.inspector.shown == dots.customdata[0][0]
+    assert rundir.individual(run_dir, dots.customdata[0][0])["genotype"] == rows[1]["individuals"][0]["genotype"]

@@ -38,18 +38,8 @@ def individuals(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     the region's size, how many were kept, and the cut: the last survivor's fitness and id (whom a dropped
     individual lost to)."""
     records: dict[str, dict[str, Any]] = {}
-    by_genotype: dict[str, str] = {}  # for rows without ids: a genotype is evaluated once, so it names one individual
-    for row in rows:
+    for row, keys in zip(rows, row_ids(rows)):
         generation, region = row["generation"], row["individuals"]
-        keys, newcomers = [], 0
-        for entry in region:
-            new = entry.get("role") in ("initial", "offspring")
-            key = entry.get("id") or by_genotype.get(entry["genotype"])
-            if key is None:
-                key = individual_id(generation, newcomers) if new else f"unknown-{entry['genotype']}"
-            newcomers += new
-            by_genotype.setdefault(entry["genotype"], key)
-            keys.append(key)
         kept = [k for k, e in enumerate(region) if e.get("selected")]
         last = min(kept, key=lambda k: (_score(region[k]["fitness"]), -kept.index(k))) if kept else None
         order = sorted(range(len(region)), key=lambda k: -_score(region[k]["fitness"]))
@@ -71,6 +61,36 @@ def individuals(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "cut": None if last is None else region[last]["fitness"],
                 "cut_id": None if last is None else keys[last]})
     return records
+
+
+def row_ids(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Per history row, the id of each of its individuals, in order: the recorded ids, or, in a run recorded
+    before lineage, those the same rule gives (a genotype is evaluated once in a run, so it names one individual;
+    a parent whose birth the rows do not show gets 'unknown-<genotype>')."""
+    out: list[list[str]] = []
+    by_genotype: dict[str, str] = {}
+    for row in rows:
+        keys, newcomers = [], 0
+        for entry in row.get("individuals", ()):
+            new = entry.get("role") in ("initial", "offspring")
+            key = entry.get("id") or by_genotype.get(entry["genotype"])
+            if key is None:
+                key = individual_id(row["generation"], newcomers) if new else f"unknown-{entry['genotype']}"
+            newcomers += new
+            by_genotype.setdefault(entry["genotype"], key)
+            keys.append(key)
+        out.append(keys)
+    return out
+
+
+def ids_by_genotype(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """The id of the individual each genotype text of the history `rows` is (`row_ids`; a population's members
+    are among its row's individuals), in order of first appearance."""
+    ids: dict[str, str] = {}
+    for row, keys in zip(rows, row_ids(rows)):
+        for entry, key in zip(row.get("individuals", ()), keys):
+            ids.setdefault(entry["genotype"], key)
+    return ids
 
 
 def _record(key: str, entry: dict[str, Any], born: int | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from nasviz.runs import lineage
 from nasviz.space.genotypes import CELL_TYPES, DARTS, NODES, Genotype, SearchSpace, space_of
 
 Row = dict[str, Any]
@@ -96,15 +97,10 @@ def distinct(genotypes: Iterable[GenotypeLike]) -> int:
     return len({as_genotype(g).key() for g in genotypes})
 
 
-def genotype_ids(rows: Sequence[Row]) -> dict[str, int]:
-    """A stable small id per genotype text, in order of first appearance in the history (for hover and tables)."""
-    ids: dict[str, int] = {}
-    for row in rows:
-        for ind in row.get("individuals", ()):
-            ids.setdefault(ind["genotype"], len(ids))
-        for text in row.get("population", ()):
-            ids.setdefault(text, len(ids))
-    return ids
+def genotype_ids(rows: Sequence[Row]) -> dict[str, str]:
+    """The lineage id (`g<born>-<index>`, `nasviz.runs.lineage`) of each genotype text of the history, for hover
+    text, tables and clicks; runs recorded before lineage get the ids the same rule gives."""
+    return lineage.ids_by_genotype(rows)
 
 
 def cell_summary(genotype: GenotypeLike, cell_type: str) -> str:
@@ -124,7 +120,7 @@ def ranks(values: Sequence[float]) -> list[int]:
     return out
 
 
-def population_table_html(row: Row | None, ids: dict[str, int] | None = None) -> str:
+def population_table_html(row: Row | None, ids: dict[str, str] | None = None) -> str:
     """The population of one history row as an HTML table: rank, id, fitness, params, origin, both cells."""
     if not row:
         return "<i>no population yet</i>"
@@ -139,7 +135,7 @@ def population_table_html(row: Row | None, ids: dict[str, int] | None = None) ->
         ind = by_text.get(text, {})
         before = ind.get("fitness_before")
         values = (
-            str(rank), f"#{ids.get(text, '?')}", f"{fit:.4f}", "" if before is None else f"{before:.4f}",
+            str(rank), ids.get(text, "?"), f"{fit:.4f}", "" if before is None else f"{before:.4f}",
             f"{params:,}", ind.get("role", ""), cell_summary(text, "normal"), cell_summary(text, "reduce"),
         )
         tds = "".join(f"<td style='padding:2px 6px;white-space:nowrap'>{html.escape(v)}</td>" for v in values)

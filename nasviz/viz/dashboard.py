@@ -431,7 +431,7 @@ class Dashboard(RunView):
                 self.draw_figure("before_after", figures.before_after_figure(self.rows))
                 self.show_population(self.rows, self.rows[-1] if self.rows else None)
                 self.explorer.update(self.rows)
-                self.explorer.connect(self.figures.values())
+                self.explorer.connect([*self.figures.values(), *filter(None, [self.show_truth(self.rows)])])
             if "final_pick" in dirty or ("final" in dirty and self.result and "final_pick" in self.result):
                 block = (self.result or {}).get("final_pick")
                 self.final_pick.value = candidates_table(block["candidates"], block["picked"]) if block else \

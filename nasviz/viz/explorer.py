@@ -1,7 +1,7 @@
 """Exploring a search: the genealogy figure and the inspector side by side, and click-to-inspect on figures.
 
-A click on a point that stands for an individual (the fitness, before/after, fitness-vs-size figures: their
-`customdata[0]` is the genotype's number, `nasviz.viz.common.genotype_ids`; the genealogy: its id) shows that
+A click on a point that stands for an individual (the fitness, before/after, fitness-vs-size, supernet-vs-truth
+figures and the genealogy: their `customdata[0]` is its lineage id, `nasviz.viz.common.genotype_ids`) shows that
 individual in the inspector. The dashboard and the replay each hold one `Explorer` and call `update` with the
 rows they show and `connect` on their figures after drawing them (plotly keeps a trace's click handler only while
 the trace is updated in place, so `connect` is repeated).
@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from nasviz.runs import lineage
-from nasviz.viz.common import Row, genotype_ids
+from nasviz.viz.common import Row
 from nasviz.viz.genealogy import genealogy_figure
 from nasviz.viz.inspector import Inspector
 from nasviz.viz.widgets import FIGURE_WIDTH, boxed, figure_widget, row, sync
@@ -34,10 +34,10 @@ class Explorer:
         """Tracebacks of exceptions raised by clicks (a click never raises into the front end)."""
         self.inspector = Inspector()
         self.genealogy = figure_widget(genealogy_figure([]), figure_width)
-        self._numbers: dict[int, str] = {}
         panel = widgets.Box([self.inspector.widget], layout=widgets.Layout(
             flex="1 1 430px", min_width="300px", overflow="auto", max_height="760px"))
         self.widget = row(boxed(self.genealogy, figure_width), panel)
+        self.widget.add_class("nasviz-explorer")
         self.connect([self.genealogy])
 
     def update(self, rows: Sequence[Row], generation: int | None = None) -> None:
@@ -45,7 +45,6 @@ class Explorer:
         the inspector."""
         self.rows, self.generation = list(rows), generation
         records = lineage.individuals(self.rows)
-        self._numbers = {number: text for text, number in genotype_ids(self.rows).items()}
         sync(self.genealogy, genealogy_figure(self.rows, generation, records), self.figure_width)
         self.connect([self.genealogy])
         self.inspector.records = records
@@ -73,11 +72,8 @@ class Explorer:
         except Exception:  # a click must never break the front end; keep the error for inspection
             self.errors.append(traceback.format_exc())
 
-    def resolve(self, custom: Any) -> str | None:
-        """The individual a point's customdata names: an id, or a genotype's number in the figures."""
+    @staticmethod
+    def resolve(custom: Any) -> str | None:
+        """The individual a point's customdata names: its id (the first value), or None."""
         first = custom[0] if isinstance(custom, (list, tuple)) and len(custom) else custom
-        if isinstance(first, str):
-            return first
-        if isinstance(first, (int, float)) and int(first) in self._numbers:
-            return self._numbers[int(first)]
-        return None
+        return first if isinstance(first, str) and first != "?" else None

@@ -74,7 +74,7 @@ def fitness_figure(rows: Sequence[Row], highlight: int | None = None) -> go.Figu
             x=xs, y=ys, mode="markers", name=ROLE_NAMES[role], customdata=custom,
             marker={"symbol": symbols, "size": 8, "color": ROLE_COLORS[role],
                     "line": {"width": 1.5, "color": ROLE_COLORS[role]}},
-            hovertemplate="#%{customdata[0]} (%{customdata[2]})<br>generation %{customdata[3]}<br>"
+            hovertemplate="%{customdata[0]} (%{customdata[2]})<br>generation %{customdata[3]}<br>"
                           "fitness %{y:.4f}<br>%{customdata[1]:,} params<extra>" + ROLE_NAMES[role] + "</extra>",
         ))
     gens = [r["generation"] for r in rows]
@@ -153,7 +153,7 @@ def before_after_figure(rows: Sequence[Row], generation: int | None = None) -> g
             marker={"color": ROLE_COLORS[role], "size": 9,
                     "symbol": ["circle" if i["selected"] else "circle-open" for i in sel],
                     "line": {"width": 1.5, "color": ROLE_COLORS[role]}},
-            hovertemplate="#%{customdata[0]} (%{customdata[1]})<br>before %{x:.4f}<br>after %{y:.4f}<extra></extra>",
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>before %{x:.4f}<br>after %{y:.4f}<extra></extra>",
             **grid.on(1, 1),
         ))
     values = [v for i in inds for v in (i["fitness_before"], i["fitness"])]
@@ -169,7 +169,7 @@ def before_after_figure(rows: Sequence[Row], generation: int | None = None) -> g
             if bool(i["selected"]) == kept:
                 xs += [0, 1, None]
                 ys += [rb, ra, None]
-                text += [f"#{ids[i['genotype']]} {i['role']}"] * 2 + [None]
+                text += [f"{ids[i['genotype']]} {i['role']}"] * 2 + [None]
         traces.append(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name, text=text, line={"color": color},
                                  hovertemplate="%{text}: rank %{y}<extra></extra>", **grid.on(1, 2)))
     tau, _p = kendall([i["fitness_before"] for i in inds], [i["fitness"] for i in inds])
@@ -375,7 +375,7 @@ def fitness_vs_params_figure(rows: Sequence[Row]) -> go.Figure:
         go.Scatter(x=xs, y=ys, mode="markers", name="evaluated", customdata=custom,
                    marker={"color": gens, "colorscale": "Viridis", "size": 7, "opacity": 0.75, "showscale": bool(gens),
                            "colorbar": {"title": {"text": GENERATION}, "thickness": 10, "dtick": 1}},
-                   hovertemplate="#%{customdata[0]} %{customdata[1]}, generation %{customdata[2]}<br>"
+                   hovertemplate="%{customdata[0]} %{customdata[1]}, generation %{customdata[2]}<br>"
                                  "%{x:,} params, fitness %{y:.4f}<extra></extra>"),
         go.Scatter(x=list(last["params"]) if last else [], y=list(last["fitness"]) if last else [], mode="markers",
                    name="last population", hoverinfo="skip",

@@ -53,11 +53,11 @@ def front_figure(rows: Sequence[Row], size: str = "flops", generation: int | Non
     ids = genotype_ids(rows)
     front = sorted((p for p in points if p["front"]), key=lambda p: (p["size"], p["fitness"]))
     label = LABELS[size]
-    hover = ("#%{customdata[0]} %{customdata[1]}, generation %{customdata[2]}<br>"
+    hover = ("%{customdata[0]} %{customdata[1]}, generation %{customdata[2]}<br>"
              f"%{{x:,}} {label}, fitness %{{y:.4f}}<extra></extra>")
 
     def custom(ps: list[dict]) -> list[list]:
-        return [[ids.get(p["genotype"], -1), p["role"], p["generation"]] for p in ps]
+        return [[ids.get(p["genotype"], "?"), p["role"], p["generation"]] for p in ps]
 
     gens = [p["generation"] for p in points]
     many = len(set(gens)) > 1

@@ -107,7 +107,7 @@ class Replay(RunView):
         self.draw_figure("training_curves", figures.training_curves_figure(rows_so_far))
         self.show_population(self.rows, row)
         self.explorer.update(rows_so_far, g)
-        self.explorer.connect(self.figures.values())
+        self.explorer.connect([*self.figures.values(), *filter(None, [self.show_truth(rows_so_far, g)])])
         self.show_best(row["best"]["genotype"], f"Best cells of generation {g} (fitness {row['best']['fitness']:.4f})")
         phase = "warm-up" if g == 0 else "fine-tuning"
         self.info.value = (f"generation <b>{g}</b> of {self.generations[-1]}: {row['supernet_steps']} supernet steps "

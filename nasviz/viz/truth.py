@@ -12,6 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from nasviz.analysis import kendall_tau_b
+from nasviz.viz.common import genotype_ids
 
 Row = dict[str, Any]
 HEIGHT = 380
@@ -24,7 +25,8 @@ def _truth(individual: Row) -> float | None:
 
 def fitness_vs_truth_figure(rows: Sequence[Row], generation: int | None = None) -> go.Figure:
     """Supernet fitness (x) vs table accuracy (y) of every individual evaluated in `generation` (default: the
-    last), with Kendall tau-b between the two in the title: the supernet's ranking against the truth."""
+    last), with Kendall tau-b between the two in the title: the supernet's ranking against the truth. Trace
+    'population', its points' customdata [id, genotype] (a click inspects one: `nasviz.viz.explorer`)."""
     rows = [r for r in rows if any(_truth(i) is not None for i in r.get("individuals", []))]
     fig = go.Figure(layout={"height": HEIGHT, "template": "plotly_white",
                             "xaxis": {"title": {"text": "supernet fitness (inherited weights)"}},
@@ -34,12 +36,16 @@ def fitness_vs_truth_figure(rows: Sequence[Row], generation: int | None = None) 
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="population"))
         return fig
     row = next((r for r in rows if r["generation"] == generation), rows[-1])
+    ids = genotype_ids(rows)
     people = [i for i in row["individuals"] if _truth(i) is not None and i.get("fitness") is not None]
     x, y = [i["fitness"] for i in people], [_truth(i) for i in people]
     colors = ["#1f77b4" if i.get("selected") else "#bbbbbb" for i in people]
     fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name="population", marker={"color": colors, "size": 9},
+                             customdata=[[ids.get(i["genotype"], "?"), i["genotype"]] for i in people],
                              text=[f"{i.get('role')}, percentile {i['truth'].get('percentile', 0):.0f}"
-                                   for i in people], hovertemplate="%{text}<br>fitness %{x:.3f}<br>truth %{y:.4f}"))
+                                   for i in people],
+                             hovertemplate="%{customdata[0]} %{text}<br>fitness %{x:.3f}<br>truth %{y:.4f}"
+                                           "<extra></extra>"))
     tau = kendall_tau_b(x, y)
     tau_text = "n/a" if tau is None else f"{tau:+.2f}"
     fig.update_layout(title=f"generation {row['generation']}: supernet fitness vs truth (Kendall τ-b {tau_text}; "

@@ -12,8 +12,9 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from nasviz.viz.cells import GraphvizMissing, cell_figure, svg_markup
-from nasviz.viz.common import GenotypeLike, genotype_ids, population_table_html
+from nasviz.viz.common import GenotypeLike, Row, genotype_ids, population_table_html
 from nasviz.viz.figures import FIGURES
+from nasviz.viz.truth import fitness_vs_truth_figure, has_truth
 
 FIGURE_WIDTH: int | None = None
 """Default pixel width of the dashboard's and the replay's figures. None: responsive — each figure takes the width
@@ -138,7 +139,8 @@ def _svg(genotype_text: str) -> str:
 
 class RunView:
     """What the live dashboard and the replay both show under their own controls (`header`): four figures of
-    the search (two rows of two), the best cells and the population table; it displays as its root widget."""
+    the search (two rows of two), the supernet-vs-truth figure in a space with a ground-truth table, the best
+    cells and the population table; it displays as its root widget."""
 
     LAYOUT = (("fitness", "before_after"), ("training_curves", "op_frequency"))
     """Names of the figures (`nasviz.viz.figures.FIGURES`), row by row."""
@@ -152,7 +154,10 @@ class RunView:
         self.table = widgets.HTML(population_table_html(None),  # scrolls sideways where the page is narrower
                                   layout=widgets.Layout(overflow="auto", max_width=full_width(w)))
         rows = [row(*(boxed(self.figures[name], w) for name in pair)) for pair in self.LAYOUT]
-        self.widget = widgets.VBox([*header, *rows, self.cells, self.table])
+        self.truth: go.FigureWidget | None = None
+        """Supernet fitness vs the table's truth (`show_truth`; None until a run with ground truth is shown)."""
+        self.truth_box = widgets.Box([])
+        self.widget = widgets.VBox([*header, *rows, self.truth_box, self.cells, self.table])
         """The root widget."""
 
     def _repr_mimebundle_(self, **kwargs):
@@ -166,6 +171,19 @@ class RunView:
     def draw_figure(self, name: str, fig: go.Figure) -> None:
         """Show `fig` in the figure widget `name`."""
         sync(self.figures[name], fig, self.figure_width)
+
+    def show_truth(self, rows: list[Row], generation: int | None = None) -> go.FigureWidget | None:
+        """Supernet fitness vs the table's truth for `generation` (default: the last of `rows`), where the run has
+        ground truth (the mini space with its table); returns the figure's widget (None without truth)."""
+        if not has_truth(rows):
+            return None
+        fig = fitness_vs_truth_figure(rows, generation)
+        if self.truth is None:
+            self.truth = figure_widget(fig, self.figure_width)
+            self.truth_box.children = [boxed(self.truth, self.figure_width)]
+        else:
+            sync(self.truth, fig, self.figure_width)
+        return self.truth
 
     def show_population(self, rows: list[dict], row: dict | None) -> None:
         """The population table of history row `row` (ids counted over `rows`)."""
