@@ -62,6 +62,9 @@ class Search(events.Publisher):
             """Whether `run()` stops at the next checkpoint (see `request_stop`; with several processes, a stop
             asked on any of them stops all)."""
             self._stop_agreed = False  # with several processes: whether any asked to stop, as of the last checkpoint
+            self.checkpoint_requested = False
+            """Whether the warm-up ends its current chunk after the current training step, with a checkpoint (see
+            `request_checkpoint`); cleared when that checkpoint is written."""
             self.space = get_space(config.space)
             self.truth = ground_truth(config.space, config.dataset, config.table)
             """The ground-truth table the run is judged by (None where the space and dataset have none)."""
@@ -102,6 +105,13 @@ class Search(events.Publisher):
         generation when it ends (its fine-tuning, re-evaluation and selection complete)."""
         self.stop_requested = True
 
+    def request_checkpoint(self) -> None:
+        """Ask a running warm-up to write a checkpoint after its current training step and then go on (what Pause
+        asks, so that a paused warm-up waits at a checkpointed state); the rest of the warm-up continues in chunks
+        of `checkpoint_every`. The result does not change: the path draws and batches continue where they were.
+        A generation is checkpointed when it ends anyway."""
+        self.checkpoint_requested = True
+
     @property
     def done(self) -> bool:
         """Every generation run, and the final pick made where it retrains."""
@@ -140,10 +150,11 @@ class Search(events.Publisher):
                 chunk = min(c.checkpoint_every, total - self.warmup_done)
                 uniform = uniform_sampler(self.state.rng_paths, self.space)
                 chunk = self._train(uniform, chunk, "warmup", 0, c.lr, self.warmup_log,
-                                    stop=self._stopping if self.ranks.size == 1 else None)
-                self.state.warmup_done += chunk  # fewer steps than asked where a stop cut the chunk short
+                                    stop=self._cut_warmup if self.ranks.size == 1 else None)
+                self.state.warmup_done += chunk  # fewer steps than asked where a stop or a pause cut the chunk short
                 bar.update(chunk)
                 self.state.wall_time_s, start = self.wall_time_s + time.perf_counter() - start, time.perf_counter()
+                self.checkpoint_requested = False
                 self._checkpoint()
             bar.close()
             if self.warmup_done < total:
@@ -379,6 +390,10 @@ class Search(events.Publisher):
             self.emit(events.Checkpoint(self.generation, self.warmup_done))
         if self.ranks.size > 1:  # every process stops here, or none
             self._stop_agreed = self.ranks.any(self.stop_requested)
+
+    def _cut_warmup(self) -> bool:
+        """Whether the warm-up's chunk ends after the current step: a stop, or a checkpoint asked for (a pause)."""
+        return self._stopping() or self.checkpoint_requested
 
     def _stopping(self) -> bool:
         """Whether `run()` stops now: a stop was asked (with several processes: on any of them, as they agreed at
