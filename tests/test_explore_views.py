@@ -179,3 +179,36 @@ def test_the_supernet_vs_truth_figure_is_shown_and_a_click_on_it_inspects(run_di
     click(replay.explorer, replay.truth, "population", 0)
     assert replay.explorer.inspector.shown == dots.customdata[0][0]
     assert rundir.individual(run_dir, dots.customdata[0][0])["genotype"] == rows[1]["individuals"][0]["genotype"]
+
+
+def test_a_click_relayed_from_the_browser_inspects_that_individual(run_dir):
+    """What `nasviz.viz.clicks.ClickRelay`'s view sends on a click (a custom message): it works while a cell awaits
+    the search, when a FigureWidget's own click message is held back by the browser."""
+    rows = rundir.load_history(run_dir)
+    dash = Dashboard(min_interval=0)
+    for row in rows:
+        dash.handle({"type": "generation", **row})
+    assert dash.explorer.relay in dash.explorer.widget.children and "nasviz-view" in dash.widget._dom_classes
+    key = trace(dash.figures["fitness"], "offspring").customdata[2][0]
+    dash.explorer.relay._handle_custom_msg({"event": "click", "customdata": [key, 1234, "kept", 1]}, [])
+    assert dash.explorer.inspector.shown == key and not dash.explorer.errors
+    dash.explorer.relay._handle_custom_msg({"event": "click", "customdata": [[3, 1], [0, 2]]}, [])  # a heatmap cell
+    assert dash.explorer.inspector.shown == key and not dash.explorer.errors
+
+
+def test_while_a_cell_awaits_the_search_the_dashboard_draws_in_the_event_loops_thread(tmp_path):
+    """Widgets are changed by one thread only: the search's thread hands every redraw to the event loop of the
+    awaiting cell (plotly's FigureWidget is not thread-safe)."""
+    import asyncio
+    import threading
+
+    search = Search(SearchConfig.from_preset("quick", space="mini", fitness="table", generations=3), tmp_path / "r")
+    dash = Dashboard(min_interval=0).attach(search)
+    drawn: list[int] = []
+    draw = dash._draw_here
+    dash._draw_here = lambda force: (drawn.append(threading.get_ident()), draw(force))[1]
+    result = asyncio.run(dash.call(search.run))
+    assert result["finished"] is True and dash._thread is not None
+    assert drawn and set(drawn) == {threading.get_ident()}, "a redraw ran in the search's thread"
+    assert len(trace(dash.figures["fitness"], "best").x) == 4  # generations 0..3, all drawn
+    assert "done" in dash.status.value

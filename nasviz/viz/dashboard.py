@@ -18,6 +18,12 @@ generations only. The status line says which, meanwhile.
 
 Redraws are throttled (train_step/evaluation events at most every `min_interval` seconds; generation,
 new_best and done always redraw) so a fast search never floods the browser.
+
+While a cell awaits `call`, the drawing is done by the kernel's event loop, not the search's thread: the search
+hands each redraw over (`draw`), so every widget is changed by one thread only, the one that also handles the
+browser's messages. (plotly's FigureWidget is not thread-safe: it sends its updates as a trait set to a message
+and back to None, and a redraw from the search's thread while the kernel handled a message from the same
+figure's view lost the message, leaving the view blank or stale.)
 """
 
 from __future__ import annotations
@@ -81,6 +87,11 @@ class Dashboard(RunView):
         self.stopped = False
         """True once Stop was pressed: `call` and `run` then start nothing (unless `resume=True`)."""
         self._lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The event loop of the cell awaiting `call` (the kernel's): it draws, in `_loop_thread`."""
+        self._loop_thread: int | None = None
+        self._draw_scheduled = False
+        self._force_next = False
         self._pending = TrainLog()
         self._pending_generation = 0
         self._pending_end = 0
@@ -179,6 +190,9 @@ class Dashboard(RunView):
         owner = getattr(fn, "__self__", None)
         if owner is not None and hasattr(owner, "request_stop") and owner is not self.search:
             self.attach(owner)
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (e.g. asyncio.run per call): nothing is pending on it
+            self._loop, self._loop_thread, self._draw_scheduled = loop, threading.get_ident(), False
         future = self._start(fn, args, resume, background=True)
         return None if future is None else await asyncio.wrap_future(future)
 
@@ -405,7 +419,33 @@ class Dashboard(RunView):
             self._dirty.add("status")
 
     def draw(self, force: bool = True) -> None:
-        """Redraw what changed; unless `force`, at most once every `min_interval` seconds."""
+        """Redraw what changed; unless `force`, at most once every `min_interval` seconds. From another thread than
+        that of the event loop of a cell awaiting `call`, the redraw is handed to that loop (one at a time)."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed() or not loop.is_running():
+            self._draw_here(force)
+            return
+        with self._lock:
+            self._force_next = self._force_next or force
+            if self._draw_scheduled:
+                return
+            self._draw_scheduled = True
+        try:
+            loop.call_soon_threadsafe(self._draw_handed_over)
+        except RuntimeError:  # the loop closed meanwhile
+            self._draw_handed_over()
+
+    def _draw_handed_over(self) -> None:
+        with self._lock:
+            force, self._force_next, self._draw_scheduled = self._force_next, False, False
+        try:
+            self._draw_here(force)
+        except Exception as exc:  # as `handle`: a drawing bug never reaches the kernel's loop
+            self.errors.append(traceback.format_exc())
+            self.status.value = f"<span style='color:#c00'>dashboard error: {html.escape(repr(exc))}</span>"
+
+    def _draw_here(self, force: bool) -> None:
+        """Redraw what changed, in this thread."""
         now = time.monotonic()
         if not force and now - self._last_draw < self.min_interval:
             return

@@ -17,6 +17,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from nasviz.runs import lineage
+from nasviz.viz.clicks import ClickRelay
 from nasviz.viz.common import Row
 from nasviz.viz.genealogy import genealogy_figure
 from nasviz.viz.inspector import Inspector
@@ -36,7 +37,10 @@ class Explorer:
         self.genealogy = figure_widget(genealogy_figure([]), figure_width)
         panel = widgets.Box([self.inspector.widget], layout=widgets.Layout(
             flex="1 1 430px", min_width="300px", overflow="auto", max_height="760px"))
-        self.widget = row(boxed(self.genealogy, figure_width), panel)
+        self.relay = ClickRelay(self._on_relayed_click)
+        """Sends the clicks on every figure of the view to `_on_relayed_click`, also while a cell awaits the search
+        (`nasviz.viz.clicks`: then a FigureWidget's own click never arrives)."""
+        self.widget = row(boxed(self.genealogy, figure_width), panel, self.relay)
         self.widget.add_class("nasviz-explorer")
         self.connect([self.genealogy])
 
@@ -68,6 +72,14 @@ class Explorer:
                 return
             key = self.resolve(trace.customdata[points.point_inds[0]])
             if key is not None:
+                self.inspect(key)
+        except Exception:  # a click must never break the front end; keep the error for inspection
+            self.errors.append(traceback.format_exc())
+
+    def _on_relayed_click(self, customdata: Any) -> None:
+        try:
+            key = self.resolve(customdata)
+            if key is not None and key in self.inspector.records:
                 self.inspect(key)
         except Exception:  # a click must never break the front end; keep the error for inspection
             self.errors.append(traceback.format_exc())

@@ -12,6 +12,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from nasviz.viz.cells import GraphvizMissing, cell_figure, svg_markup
+from nasviz.viz.clicks import SCOPE
 from nasviz.viz.common import GenotypeLike, Row, genotype_ids, population_table_html
 from nasviz.viz.figures import FIGURES
 from nasviz.viz.truth import fitness_vs_truth_figure, has_truth
@@ -158,6 +159,7 @@ class RunView:
         """Supernet fitness vs the table's truth (`show_truth`; None until a run with ground truth is shown)."""
         self.truth_box = widgets.Box([])
         self.widget = widgets.VBox([*header, *rows, self.truth_box, self.cells, self.table])
+        self.widget.add_class(SCOPE)  # a click on any of its figures reaches the explorer (`nasviz.viz.clicks`)
         """The root widget."""
 
     def _repr_mimebundle_(self, **kwargs):
