@@ -5,12 +5,15 @@ queued, **Pause** must hold the search: the dashboard's generation counter and h
 A click on a node of the genealogy must show that individual's cells in the inspector. **Step** must advance the
 counter by exactly one, **Continue** must run the search to the end, and the run must end with the same result
 as an uninterrupted run with the same seed (run here in a separate process, one thread as in the kernel).
+Set NASVIZ_SCREENSHOT=path to keep a screenshot of the explore view (genealogy and inspector; the PNG of
+docs/screenshots/03_explore.png).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import browser_support as bs
 import pytest
+
+from nasviz.runs.rundir import individual
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +33,7 @@ GENERATIONS = 12
 on a loaded machine) and Pause is clicked."""
 PARAMETERS = {"preset": '"smoke"', "live": "True", "seed": "0", "overrides": json.dumps({"generations": GENERATIONS})}
 HOLD_S = 6
-"""How long the test watches a paused search to see that nothing moves (an observation, not a wait for a state)."""
+"""How long the test watches a paused search for a move that must not come (a wait that should time out)."""
 
 PAUSE_STATE = """() => {
   const label = document.querySelector('.nasviz-pause');
@@ -48,18 +53,29 @@ GENEALOGY_NODE = """() => {
   gd.scrollIntoView({block: 'center'});
   const k = gd.data.findIndex((t) => t.name === 'individuals');
   if (k < 0 || !gd.data[k].customdata || !gd.data[k].customdata.length) return null;
-  const point = gd.querySelectorAll('.scatterlayer .trace')[k].querySelectorAll('path.point')[0];
+  // the trace's group of SVG points: d3 binds each group to its trace's calcdata
+  const group = Array.from(gd.querySelectorAll('.scatterlayer .trace'))
+    .find((g) => g.__data__ && g.__data__[0] && g.__data__[0].trace && g.__data__[0].trace.index === k);
+  const point = group ? group.querySelectorAll('path.point')[0] : null;
   if (!point) return null;
   const r = point.getBoundingClientRect();
-  return {x: r.x + r.width / 2, y: r.y + r.height / 2, id: gd.data[k].customdata[0][0]};
+  if (!r.width) return null;
+  return {x: r.x + r.width / 2, y: r.y + r.height / 2, id: gd.data[k].customdata[0][0],
+          genotype: gd.data[k].customdata[0][1]};
 }"""
+
+PLOTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map((gd) => [
+  gd.layout && gd.layout.title ? String(gd.layout.title.text || gd.layout.title).slice(0, 40) : null,
+  (gd.data || []).map((t) => `${t.name}:${t.x ? t.x.length : '-'}`).join(',')])"""
+"""Each plotly graph of the page: its title and its traces' names and sizes (for failure reports)."""
 
 INSPECTOR = """() => {
   const el = document.querySelector('.nasviz-inspector');
   if (!el) return null;
   const svgs = Array.from(el.querySelectorAll('svg')).filter((s) => !s.closest('.js-plotly-plot')
     && (s.querySelector('g.graph') || s.textContent.includes('c_{k-1}'))).length;
-  return {text: el.innerText, cells: svgs};
+  const genotype = el.querySelector('textarea');
+  return {text: el.innerText, cells: svgs, genotype: genotype ? genotype.value : null};
 }"""
 
 
@@ -97,7 +113,39 @@ def _wait(page, js_condition: str, timeout_s: float, what: str) -> dict:
 
 
 def _click(page, name: str) -> None:
-    page.locator(".jp-OutputArea-output button.widget-button", has_text=name).first.click(timeout=10_000)
+    """Click the dashboard's button `name`. Its effect is waited for by the caller (a state of the page): the
+    click does not wait for "scheduled navigations", which a page busy drawing widgets may not settle in time."""
+    page.locator(".jp-OutputArea-output button.widget-button", has_text=name).first.click(timeout=30_000,
+                                                                                        no_wait_after=True)
+
+
+def _stays(page, js_condition: str, hold_s: float) -> dict:
+    """Watch the page for `hold_s` seconds for a state in which `js_condition` (over `p`) is false: fail at once if
+    one comes; return the state after the watch."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        moved = page.wait_for_function(f"() => {{ const p = ({PAUSE_STATE})(); return ({js_condition}) ? false : p; }}",
+                                       polling=250, timeout=hold_s * 1000).json_value()
+    except PlaywrightTimeout:
+        return page.evaluate(PAUSE_STATE)
+    raise AssertionError(f"the paused search moved: {moved}")
+
+
+def _screenshot(page, target: Path) -> None:
+    """The explore view (genealogy and inspector) at the top of the window, saved as a small palette PNG."""
+    page.evaluate("() => { const s = window.jupyterapp.shell; if (!s.leftCollapsed) s.collapseLeft(); }")
+    page.evaluate("() => document.querySelector('.nasviz-explorer').scrollIntoView({block: 'start'})")
+    page.mouse.move(2, page.viewport_size["height"] - 2)  # no hover effects (plotly's mode bar) in the picture
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shot = target.with_suffix(".raw.png")
+    page.screenshot(path=str(shot))
+    sys.path.insert(0, str(bs.REPO / "docs" / "screenshots"))
+    from make_screenshots import shrink
+
+    shrink(shot)
+    shutil.move(shot, target)
 
 
 def _rows(run_dir: Path) -> int:
@@ -117,9 +165,6 @@ def _uninterrupted(run_dir: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skip(reason="issue 24, left open: in headless Chromium the genealogy node is not found to click "
-                         "(the FigureWidget views stay empty); Pause/Step/Continue are tested in-process in "
-                         "tests/test_run_controls.py")
 @pytest.mark.timeout(1200)
 def test_pause_step_continue_and_inspect_in_jupyterlab(lab, lab_root, tmp_path):
     run_dir = tmp_path / "run"
@@ -138,8 +183,7 @@ def test_pause_step_continue_and_inspect_in_jupyterlab(lab, lab_root, tmp_path):
             queued = bs.state(page)
             assert queued["codeCells"] > queued["executed"], "Pause was not tested under Run All: nothing queued"
             rows = _rows(run_dir)
-            page.wait_for_timeout(HOLD_S * 1000)  # watch: a paused search writes nothing and the counter stays
-            held = page.evaluate(PAUSE_STATE)
+            held = _stays(page, f"p.generation === {g} && /paused after generation {g} /.test(p.label)", HOLD_S)
             assert held["generation"] == g and _rows(run_dir) == rows == g + 1, (held, rows, g)
 
             # inspect: click a node of the genealogy (stable while paused)
@@ -148,9 +192,12 @@ def test_pause_step_continue_and_inspect_in_jupyterlab(lab, lab_root, tmp_path):
             page.mouse.move(node["x"], node["y"])
             page.mouse.click(node["x"], node["y"])
             page.wait_for_function(f"() => {{ const i = ({INSPECTOR})(); return i && i.cells >= 1 && "
-                                   f"i.text.includes('Individual {node['id']}') ? i : false; }}",
+                                   f"i.text.includes('Individual {node['id']} ') ? i : false; }}",
                                    polling=250, timeout=60_000)
             inspected = page.evaluate(INSPECTOR)
+            if os.environ.get("NASVIZ_SCREENSHOT"):
+                _screenshot(page, Path(os.environ["NASVIZ_SCREENSHOT"]))
+            assert _rows(run_dir) == g + 1 and page.evaluate(PAUSE_STATE)["generation"] == g  # still paused
 
             _click(page, "Step")
             stepped = _wait(page, f"p.label && /paused after generation {g + 1} /.test(p.label)", 300,
@@ -163,7 +210,9 @@ def test_pause_step_continue_and_inspect_in_jupyterlab(lab, lab_root, tmp_path):
             ended = page.evaluate(PAUSE_STATE)
         except BaseException:
             page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"\nfailure screenshot: {tmp_path / 'failure.png'}\njupyter log:\n{lab.log_tail(3000)}")
+            print(f"\nfailure screenshot: {tmp_path / 'failure.png'}\nplotly views: {page.evaluate(PLOTS)}\n"
+                  "browser console:\n" + "\n".join(page.console_messages_seen[-30:])
+                  + f"\njupyter log:\n{lab.log_tail(3000)}")
             raise
     result = json.loads((run_dir / "result.json").read_text())
     plain = _uninterrupted(tmp_path / "plain")
@@ -171,6 +220,7 @@ def test_pause_step_continue_and_inspect_in_jupyterlab(lab, lab_root, tmp_path):
           f"{time.monotonic() - t0:.0f} s; final: {bs.summary(final)}")
     assert result["finished"] is True and result["generation"] == GENERATIONS
     assert ended["generation"] == GENERATIONS and ended["label"] == "", ended
-    assert inspected["cells"] >= 1 and f"Individual {node['id']}" in inspected["text"]
+    assert inspected["cells"] >= 1 and f"Individual {node['id']} " in inspected["text"]
+    assert inspected["genotype"] == node["genotype"] == individual(run_dir, node["id"])["genotype"]
     for key in ("best_genotype", "best_fitness", "top_k", "evaluations"):
         assert result[key] == plain[key], key

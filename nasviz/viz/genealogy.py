@@ -88,8 +88,8 @@ def genealogy_figure(rows: Sequence[Row], generation: int | None = None,
     grid = Grid()
     grid.x(title=axis_title(f"{GENERATION} born"), dtick=1)
     grid.y(showticklabels=False, zeroline=False, showgrid=False)
-    title = (f"Genealogy of generation {shown}'s population ({len(nodes)} individuals; solid: mutation, dashed: "
-             "crossover)" if nodes else "Genealogy: no lineage recorded yet")
+    title = (f"Genealogy of generation {shown}'s population ({len(nodes)} individuals)" if nodes
+             else "Genealogy: no lineage recorded yet")  # the legend tells mutation (solid) from crossover (dashed)
     return make_figure(traces, grid, title)
 
 
