@@ -10,6 +10,10 @@ benchmarks/results/notebooks_smoke_threads1.jsonl. 07 is executed and shot only 
 ground-truth table is installed. The browser is the system's /usr/bin/chromium driven by Playwright (never
 `playwright install`); JupyterLab and everything it writes live in a temporary folder. PNGs are reduced to a
 256-colour palette, so each stays well under 300 KB.
+
+03_explore.png (the live dashboard's genealogy and inspector, the search paused) needs a running kernel, so the
+browser test that drives it takes it: `NASVIZ_SCREENSHOT=docs/screenshots/03_explore.png python -m pytest
+tests/test_browser_explore.py` (it uses `shrink` below).
 """
 
 from __future__ import annotations
