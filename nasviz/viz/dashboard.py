@@ -19,11 +19,12 @@ generations only. The status line says which, meanwhile.
 Redraws are throttled (train_step/evaluation events at most every `min_interval` seconds; generation,
 new_best and done always redraw) so a fast search never floods the browser.
 
-While a cell awaits `call`, the drawing is done by the kernel's event loop, not the search's thread: the search
-hands each redraw over (`draw`), so every widget is changed by one thread only, the one that also handles the
-browser's messages. (plotly's FigureWidget is not thread-safe: it sends its updates as a trait set to a message
-and back to None, and a redraw from the search's thread while the kernel handled a message from the same
-figure's view lost the message, leaving the view blank or stale.)
+While a cell awaits `call`, the figures are drawn by the kernel's event loop, not the search's thread: the search
+hands each redraw over (`draw`; it updates only the progress bars and the status line itself), so every figure is
+changed by one thread only, the one that also handles the browser's messages. (plotly's FigureWidget is not
+thread-safe: it sends its updates as a trait set to a message and back to None, and a redraw from the search's
+thread while the kernel handled a message from the same figure's view could lose the message, leaving the view
+blank or stale.)
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ from nasviz.viz.widgets import FIGURE_WIDTH, RunView, boxed, figure_widget, full
 from nasviz.viz.widgets import row as side_by_side
 
 _LABELS = {"warmup": "warm-up", "finetune": "fine-tune", "generations": "generations"}
+_PLAIN = frozenset({"progress", "status"})
+"""What `draw` updates in any thread: the progress bars and the status line (plain widgets; the figures, tables
+and the explorer are drawn in the event loop's thread)."""
 _PHASE_NOTES = {"warmup": "warming up the supernet (uniform path sampling)",
                 "initial": "evaluating the initial population",
                 "generation": "generation {generation}: offspring, fine-tuning, fair re-evaluation",
@@ -96,6 +100,7 @@ class Dashboard(RunView):
         self._pending_generation = 0
         self._pending_end = 0
         self._last_draw = 0.0
+        self._last_plain = 0.0
         self._dirty: set[str] = set()
         self._best: str | None = None
         self._evaluations = 0
@@ -248,7 +253,10 @@ class Dashboard(RunView):
             if error is None and (self.stopped or unfinished) and not getattr(self.search, "done", False):
                 self._note(self._stopped_text() + "; the cells below show the run so far. Continue with "
                            "await dash.call(search.run, resume=True), or later with Search.resume(run_dir)")
-            self.draw(force=True)
+            try:
+                self.draw(force=True)
+            except Exception:  # a drawing bug must never keep the awaiting cell from getting the result
+                self.errors.append(traceback.format_exc())
         if error is not None:
             future.set_exception(error)
         else:
@@ -425,6 +433,7 @@ class Dashboard(RunView):
         if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed() or not loop.is_running():
             self._draw_here(force)
             return
+        self._draw_here(force, plain_only=True)  # plain widgets (they send no messages back): at once
         with self._lock:
             self._force_next = self._force_next or force
             if self._draw_scheduled:
@@ -444,14 +453,19 @@ class Dashboard(RunView):
             self.errors.append(traceback.format_exc())
             self.status.value = f"<span style='color:#c00'>dashboard error: {html.escape(repr(exc))}</span>"
 
-    def _draw_here(self, force: bool) -> None:
-        """Redraw what changed, in this thread."""
+    def _draw_here(self, force: bool, plain_only: bool = False) -> None:
+        """Redraw what changed, in this thread (`plain_only`: only the progress bars and the status line)."""
         now = time.monotonic()
-        if not force and now - self._last_draw < self.min_interval:
+        if not force and now - (self._last_plain if plain_only else self._last_draw) < self.min_interval:
             return
         with self._lock:
-            self._last_draw = now
-            dirty, self._dirty = self._dirty, set()
+            if plain_only:
+                self._last_plain = now
+                dirty = self._dirty & _PLAIN
+                self._dirty -= _PLAIN
+            else:
+                self._last_draw = self._last_plain = now
+                dirty, self._dirty = self._dirty, set()
             if "progress" in dirty:
                 for name, (value, total) in self._counts.items():
                     total = max(total, value)  # without a search attached, totals come from the events
@@ -462,6 +476,8 @@ class Dashboard(RunView):
             if "status" in dirty or self.stopped:
                 pending = self.stopped and self._busy
                 self.status.value = (self._stopping_text() if pending else "") + self._status_html
+            if plain_only:
+                return
             if "training" in dirty or "generation" in dirty:
                 rows = self._partial_rows()
                 self.draw_figure("training_curves", figures.training_curves_figure(rows))
