@@ -43,7 +43,7 @@ from nasviz.notebooks.lessons import (
     space_size_table,
     weight_sharing_check,
 )
-from nasviz.notebooks.params import as_dict, as_int, as_list, as_seeds
+from nasviz.notebooks.params import as_dict, as_int, as_list, as_runtime, as_seeds
 from nasviz.notebooks.runs import (
     comparable_runs,
     compare_figure,
@@ -95,6 +95,7 @@ __all__ = [
     "as_dict",
     "as_list",
     "as_int",
+    "as_runtime",
     "as_seeds",
     "headless",
     "use_live",
