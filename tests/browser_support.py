@@ -501,8 +501,9 @@ def show_output(page, selector: str, max_height: int = 2000) -> None:
     _frames(page)
 
 
-def click_stop(page, timeout_s: float = 10) -> None:
-    """Click the dashboard's Stop button (an ipywidgets Button labelled 'Stop')."""
+def click_stop(page, timeout_s: float = 90) -> None:
+    """Click the dashboard's Stop button (an ipywidgets Button labelled 'Stop'). Playwright waits until the button can
+    take the click; on a loaded 2-core machine the page, busy drawing the dashboard, took over 10 s to let it."""
     page.locator(".jp-OutputArea-output button.widget-button", has_text="Stop").first.click(timeout=timeout_s * 1000)
 
 
