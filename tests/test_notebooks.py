@@ -454,8 +454,8 @@ def test_seeds_parameter_accepts_lists_and_papermill_text():
 def test_latency_runtime_parameter_defaults_by_preset_and_is_checked_in_one_line():
     from nasviz.errors import ConfigError
 
-    assert nv.as_runtime("latency_runtime", None, "class") == "torch"  # 05's class budget: no export
-    assert nv.as_runtime("latency_runtime", None, "smoke") == "torch"
+    assert nv.as_runtime("latency_runtime", None, "smoke") == "torch"  # seconds: no export
+    assert nv.as_runtime("latency_runtime", None, "class") == "onnxruntime"  # what nasviz export deploys
     assert nv.as_runtime("latency_runtime", None, "quick") == "onnxruntime"
     assert nv.as_runtime("latency_runtime", "Torch", "quick") == "torch"
     with pytest.raises(ConfigError, match=r"latency_runtime='tensorrt': unknown runtime .*allowed: onnxruntime, torch"):

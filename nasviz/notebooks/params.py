@@ -65,14 +65,15 @@ def as_seeds(name: str, value: Any, most: int = 20) -> list[int]:
     return seeds
 
 
-QUICK_RUNTIME_PRESETS = ("smoke", "class")
-"""Presets whose latency section profiles in PyTorch (seconds) unless told otherwise: onnxruntime exports every
-piece first, which took about 1.5 minutes of 05's class budget on an idle 2-core CPU."""
+QUICK_RUNTIME_PRESETS = ("smoke",)
+"""Presets whose latency section profiles in eager PyTorch (seconds) unless told otherwise. At `class` onnxruntime
+stays the default although its exports took 88 s of 05 on an idle 2-core CPU: in eager PyTorch the sums of the
+pieces predicted whole networks poorly (Spearman rho 0.29 against onnxruntime's 0.94, one run each)."""
 
 
 def as_runtime(name: str, value: Any, preset: str) -> str:
     """The latency runtime: `value` ("torch" or "onnxruntime") checked, or for None the preset's choice — torch at
-    smoke and class, onnxruntime (what `nasviz export` deploys) otherwise. ConfigError naming `name` otherwise."""
+    smoke, onnxruntime (what `nasviz export` deploys) otherwise. ConfigError naming `name` otherwise."""
     from nasviz.latency.runtime import check_runtime
 
     if value is None:
