@@ -95,13 +95,18 @@ def run_copy(gen1_run, tmp_path) -> Path:
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     """Ten 8x8 grayscale PNGs in two classes (8 for training, 2 held out)."""
+    return png_classes(tmp_path / "images", 5, lambda i, c: 40 * i + c)
+
+
+def png_classes(root: Path, per_class: int, grey: Callable[[int, int], int]) -> Path:
+    """`root` with two class folders of `per_class` 8x8 grayscale PNGs each, image i of class c of grey value
+    `grey(i, c)`."""
     from PIL import Image
 
-    root = tmp_path / "images"
     for c in range(2):
         (root / f"class{c}").mkdir(parents=True)
-        for i in range(5):
-            Image.new("L", (8, 8), color=40 * i + c).save(root / f"class{c}" / f"{i}.png")
+        for i in range(per_class):
+            Image.new("L", (8, 8), color=grey(i, c)).save(root / f"class{c}" / f"{i}.png")
     return root
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import reliability_support as shared
 import torch
-from reliability_support import run_cli, subprocess_cli
+from reliability_support import png_classes, run_cli, subprocess_cli
 
 from nasviz.errors import ConfigError, NasvizError
 from nasviz.runs import rundir
@@ -25,14 +25,7 @@ image_folder = shared.image_folder
 @pytest.fixture
 def small_folder(tmp_path) -> Path:
     """60 8x8 grayscale PNGs in two classes: 48 for training, 12 held out."""
-    from PIL import Image
-
-    root = tmp_path / "small"
-    for c in range(2):
-        (root / f"class{c}").mkdir(parents=True)
-        for i in range(30):
-            Image.new("L", (8, 8), color=(7 * i + 100 * c) % 256).save(root / f"class{c}" / f"{i}.png")
-    return root
+    return png_classes(tmp_path / "small", 30, lambda i, c: (7 * i + 100 * c) % 256)
 
 
 def test_a_presets_sizes_shrink_to_a_small_dataset_and_explicit_ones_are_refused(small_folder, image_folder, tmp_path,
