@@ -3,6 +3,8 @@ every field of it by its type, and rows recorded before the lineage fields exist
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from nasviz.runs import events, rundir
@@ -68,4 +70,4 @@ def test_every_field_of_an_individual_is_checked_by_its_type(run, name):
 
 def test_the_generation_event_carries_the_rows_fields():
     """The Generation event is the row without the paths trained (the TrainStep events carried them)."""
-    assert {f for f in events.Generation.__dataclass_fields__} == set(fields(HistoryRow)) - {"trained_paths"}
+    assert {f.name for f in dataclasses.fields(events.Generation)} == set(fields(HistoryRow)) - {"trained_paths"}
