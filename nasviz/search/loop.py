@@ -376,7 +376,7 @@ class Search(events.Publisher):
     def _checkpoint(self) -> None:
         if self.run_dir is not None:
             self.recorder.checkpoint(self.state_dict(), self.result())
-            self.emit(events.Checkpoint(self.generation, self.warmup_done))
+            self.emit(events.Checkpoint(self.generation, self.warmup_done, self.recorder.run_id))
         if self.ranks.size > 1:  # every process stops here, or none
             self._stop_agreed = self.ranks.any(self.stop_requested)
 
