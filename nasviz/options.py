@@ -16,6 +16,8 @@ from nasviz.userpath import expand
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+LAUNCHER_ENV = "NASVIZ_LAUNCHER"
+"""Set in the processes that `python -m nasviz search --nproc-per-node N` starts (`nasviz.headless.launch`)."""
 
 PATH_ARGUMENTS = frozenset({"out", "resume", "data_root", "root", "model", "run_dir", "folder", "images", "notebook",
                             "genotype"})
@@ -93,9 +95,16 @@ def merge_options(options: dict[str, object], settings: dict[str, str]) -> dict[
 def report(line: str) -> None:
     """Print a command's one error line on stderr: once for a command that a launcher such as torchrun started
     on several processes (rank 0 prints; every process failed alike, before they could agree); there every
-    process also writes it into torchrun's error file, so that torchrun's summary names it as the root cause."""
-    if launched_rank() in (None, 0):
+    process also writes it into torchrun's error file, so that torchrun's summary names it as the root cause.
+    Under nasviz's own launcher (`nasviz.headless.launch`) no process prints it: the launcher prints one."""
+    rank = launched_rank()
+    if rank is None or (rank == 0 and not os.environ.get(LAUNCHER_ENV)):
         print(line, file=sys.stderr)
+    record_error(line)
+
+
+def record_error(line: str) -> None:
+    """Write `line` into this process's torchrun error file, if a launcher gave it one and it holds none yet."""
     error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")  # each process's own: torchrun shows the first failure's
     if error_file and launched_rank() is not None and not os.path.exists(error_file):
         with contextlib.suppress(OSError):
