@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,18 +138,31 @@ def test_a_search_on_2_launched_processes_finishes_quietly_and_records_2_process
 
 # --- Ctrl-C ---------------------------------------------------------------------------------------------------------
 def start(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    given = {e.split("=")[0] for e in extra if "=" in e}
+    sets = [a for k, v in zip(SETS[1::2], SETS[1::2], strict=True) if k.split("=")[0] not in given
+            for a in ("--set", v)]
     return subprocess.Popen([sys.executable, "-m", "nasviz", "search", "--nproc-per-node", "2", "--preset", "smoke",
-                             *SETS, "--set", "generations=50", "--set", "warmup_steps=400", *extra, "--out", "run"],
+                             *sets, "--set", "generations=50", "--set", "warmup_steps=400", *extra, "--out", "run"],
                             cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # as a terminal's Ctrl-C: SIGINT to the launcher only
 
 
-def wait_for_checkpoint(proc: subprocess.Popen, run: Path) -> None:
-    """Until the run's events.jsonl records a checkpoint (the search runs on both processes)."""
+def wait_for_checkpoint(proc: subprocess.Popen, run: Path, kind: str = "checkpoint") -> None:
+    """Until the run's events.jsonl records an event of `kind` (the search runs on both processes)."""
     deadline = time.monotonic() + TIMEOUT
-    while not any(r.get("type") == "checkpoint" for r in rundir.read_jsonl(run / rundir.EVENTS)):
+    while not any(r.get("type") == kind for r in rundir.read_jsonl(run / rundir.EVENTS)):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
         time.sleep(0.2)
+
+
+def read_until(proc: subprocess.Popen, text: str) -> str:
+    """What the launcher wrote on stderr, read until it holds `text` (progress bars end no line)."""
+    seen = ""
+    while text not in seen:
+        chunk = os.read(proc.stderr.fileno(), 4096).decode(errors="replace")
+        assert chunk, seen
+        seen += chunk
+    return seen
 
 
 def finish(proc: subprocess.Popen) -> tuple[str, str]:
@@ -167,7 +181,7 @@ def test_ctrl_c_stops_every_process_at_the_next_checkpoint_with_exit_130_and_it_
     out, err = finish(proc)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "ChildFailedError" not in err and "torch.distributed" not in err, err
-    ours = [line for line in err.splitlines() if line.startswith("nasviz:")]
+    ours = re.findall(r"nasviz: [^\r\n\x1b]*", err)  # progress bars share its line
     assert ours == ["nasviz: stopping after the next checkpoint (Ctrl-C again to quit now)"], err
     assert out.count("search stopped (resume with --resume)") == 1, out
     state = rundir.load_checkpoint(tmp_path / "run" / rundir.CHECKPOINT)
@@ -177,16 +191,20 @@ def test_ctrl_c_stops_every_process_at_the_next_checkpoint_with_exit_130_and_it_
 
 @pytest.mark.slow
 def test_a_second_ctrl_c_stops_every_process_now_with_one_line_and_exit_130(tmp_path):
-    proc = start(tmp_path, "--quiet")
-    wait_for_checkpoint(proc, tmp_path / "run")
+    proc = start(tmp_path, "--set", "checkpoint_every=300")  # the first Ctrl-C waits for step 300
+    wait_for_checkpoint(proc, tmp_path / "run", "train_step")
     proc.send_signal(signal.SIGINT)
+    seen = read_until(proc, "Ctrl-C again to quit now")
     proc.send_signal(signal.SIGINT)
     out, err = finish(proc)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines() == ["nasviz: interrupted"], err
-    rundir.load_checkpoint(tmp_path / "run" / rundir.CHECKPOINT)  # whole
+    assert proc.returncode == 130, seen + err
+    ours = re.findall(r"nasviz: [^\r\n\x1b]*", seen + err)
+    assert ours == ["nasviz: stopping after the next checkpoint (Ctrl-C again to quit now)", "nasviz: interrupted"], err
+    assert "Traceback" not in seen + err and "ChildFailedError" not in err
+    assert not (tmp_path / "run" / rundir.CHECKPOINT).exists()  # stopped before its first checkpoint: none
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_the_processes_start_is_one_line_and_exit_130(tmp_path):
     proc = start(tmp_path, "--quiet")
     deadline = time.monotonic() + TIMEOUT
