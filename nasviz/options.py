@@ -41,8 +41,30 @@ OPTION_HINTS: dict[tuple[str, str], str] = {
 """(command, setting) -> how to give that setting to that command."""
 
 
+class _StoreOnce(argparse._StoreAction):
+    """argparse's `store`, but an option given twice with different values is a usage error (argparse would take
+    the last silently)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault(_GIVEN, {})
+        if self.dest in given and given[self.dest] != values and option_string is not None:
+            parser.error(f"argument {'/'.join(self.option_strings)}: given twice ({given[self.dest]!r} and "
+                         f"{values!r}); allowed: once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
+_GIVEN = "_nasviz_given"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
+    """argparse, but a usage error is one line on stderr and exit code 2, and an option given twice with different
+    values is one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         report(f"nasviz: error: {message} (see: {self.prog} --help)")
@@ -52,6 +74,7 @@ class Parser(argparse.ArgumentParser):
         """argparse's, then: a blank or whitespace-only value is refused for every argument (a blank path would
         mean the current folder, a blank name the default)."""
         namespace, extras = super().parse_known_args(args, namespace)
+        namespace.__dict__.pop(_GIVEN, None)
         for action in self._actions:
             value = getattr(namespace, action.dest, None)
             values = value if isinstance(value, list) else [value]
