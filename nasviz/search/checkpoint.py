@@ -1,6 +1,7 @@
 """A search's own state (`SearchState`: counters, population, every genotype seen, random generators) and the
 checks a checkpoint passes before a resume touches any file (`check_state`, `check_belongs`, `check_resumable`).
-A checkpoint is `SearchState.state_dict()` plus the config, the run's identity and the evaluator's part."""
+A checkpoint is `SearchState.state_dict()` plus the config, the run's identity and the evaluator's part
+(`checkpoint_dict`; `restore` reads one back into a search's state and evaluator)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nasviz.errors import CheckpointError, NasvizError
+from nasviz.errors import CheckpointError, NasvizError, one_line
 from nasviz.runs import rundir
 from nasviz.runs.events import TrainLog
 from nasviz.search.evaluators import evaluator_class, random_state
@@ -21,6 +22,9 @@ from nasviz.search.final_pick import Candidate
 from nasviz.search.fitness_sources import SOURCES
 from nasviz.search.population import Population
 from nasviz.space.genotypes import Genotype
+
+if TYPE_CHECKING:
+    from nasviz.search.evaluators import Evaluator
 
 COUNTERS = ("generation", "warmup_done", "steps", "evaluations", "diagnostic_evaluations", "wall_time_s")
 
@@ -78,6 +82,32 @@ class SearchState:
         self.rng_ga.setstate(random_state(state["rng"]["ga"]))
         self.rng_paths.setstate(random_state(state["rng"]["paths"]))
         torch.set_rng_state(state["rng"]["torch"])
+
+
+def checkpoint_dict(config: dict[str, Any], state: SearchState, evaluator: Evaluator, run_id: str, events: int,
+                    processes: int) -> dict[str, Any]:
+    """checkpoint.pt's content: the search's `config` (as a dict), its `state`, its `evaluator`'s part, the run's id,
+    the lines events.jsonl will have with the Checkpoint event that follows (`events`), and, where it ran on several,
+    the number of processes."""
+    searched, own = state.state_dict(), evaluator.state_dict()
+    rng = {**searched.pop("rng"), **evaluator.random_states()}
+    return {"format": "nasviz-checkpoint", "version": 1, "config": config, **searched, "run_id": run_id,
+            "events": events, **own, "rng": rng, **({"processes": processes} if processes > 1 else {})}
+
+
+def restore(checkpoint: dict[str, Any], state: SearchState, evaluator: Evaluator, source: str | Path,
+            key: Callable[[Genotype], str]) -> None:
+    """Load `checkpoint` (from `source`) into a search's `state` and `evaluator` (`key`: its space's genotype key);
+    CheckpointError, naming `source`, where it is damaged or does not fit this search."""
+    check_state(checkpoint, source)
+    try:
+        state.load_state_dict(checkpoint, key)
+        evaluator.load_state_dict(checkpoint)
+    except NasvizError as exc:
+        raise CheckpointError(f"{source} cannot be resumed: {exc}") from None
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # missing fields, wrong shapes
+        raise CheckpointError(f"{source} does not match this search ({type(exc).__name__}: {one_line(exc)})") \
+            from None
 
 
 def _is_int(value: Any, low: int = 0) -> bool:

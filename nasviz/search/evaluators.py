@@ -14,7 +14,7 @@ implement `score`, and `state_dict`/`load_state_dict`/`check_state` if it has st
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -262,6 +262,17 @@ def evaluator_class(name: str) -> type[Evaluator]:
 def make_evaluator(config: SearchConfig, space: SearchSpace, truth: Table | None, ranks: Ranks) -> Evaluator:
     """The evaluator `config.fitness` names, set up (data loaded, supernet built where it has one)."""
     return evaluator_class(config.fitness)(config, space, truth, ranks)
+
+
+def score_all(evaluator: Evaluator, ranks: Ranks, genotypes: Sequence[Genotype]) -> Iterator[float]:
+    """The scores of `genotypes`, in order. With one process each is scored as it is asked for (the search records
+    it before the next is scored). With several each scores its share and every process receives every value; an
+    evaluator that is not `shardable` (e.g. a table lookup) scores all on every process: it is cheap, and its noise
+    is drawn in order."""
+    if ranks.size == 1 or not evaluator.shardable:
+        yield from (evaluator.score(g) for g in genotypes)
+    else:
+        yield from ranks.gather([evaluator.score(g) for g in ranks.shard(genotypes)], len(genotypes))
 
 
 def random_state(state) -> tuple:

@@ -7,12 +7,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any
 
+from nasviz.runs.history_row import HistoryRow
 from nasviz.space.genotypes import CELL_TYPES, DARTS, NODES, Genotype, SearchSpace, space_of
 
-Row = dict[str, Any]
-"""One history row (a history.jsonl line): see `nasviz.search.search_records.history_row`."""
+Row = HistoryRow
+"""One history row (a history.jsonl line): `nasviz.runs.history_row.HistoryRow`."""
 
 GenotypeLike = Genotype | str
 """A Genotype, its DARTS text, or a fixture name such as 'DARTS_V2'."""
