@@ -415,6 +415,25 @@ def load_search_state(run_dir: str | Path) -> dict:
     return state
 
 
+def repairs_on_resume(run_dir: Path, generation: int) -> list[str]:
+    """What a resume from a checkpoint at `generation` rewrites because it was missing or damaged, one sentence
+    each: config.json and result.json (rewritten whole from the checkpoint), events.jsonl (only what follows
+    is recorded). history.jsonl cannot be repaired: a resume without it is refused before this
+    (`nasviz.search.checkpoint.check_history`)."""
+    where = "the warm-up" if generation < 0 else f"generation {generation}"
+    repairs = []
+    for name in (CONFIG, RESULT):
+        path = Path(run_dir) / name
+        state = "missing" if not path.exists() else "damaged (not a JSON object)" if not isinstance(
+            read_json_or_none(path), dict) else None
+        if state:
+            repairs.append(f"{path} was {state}: rewritten from {CHECKPOINT} (at {where})")
+    if not (Path(run_dir) / EVENTS).exists():
+        repairs.append(f"{Path(run_dir) / EVENTS} was missing: the events from now on are recorded in a new one "
+                       "(those before the checkpoint are lost)")
+    return repairs
+
+
 def keep_history(run_dir: Path, generation: int) -> None:
     """Drop the history rows after `generation` (written after the last checkpoint) and torn lines."""
     rows = [r for r in read_jsonl(Path(run_dir) / HISTORY)

@@ -204,20 +204,44 @@ def check_resumable(state: dict[str, Any], run_dir: Path, processes: int = 1, fo
 
 def check_belongs(state: dict[str, Any], run_dir: Path, source: str | Path = "the checkpoint") -> None:
     """CheckpointError unless the checkpoint `state` belongs to the run in `run_dir`: the run id that result.json
-    records, and the population history.jsonl records for the checkpoint's generation (a checkpoint copied in from
-    another run would continue in this run's files)."""
+    and events.jsonl's checkpoint events record, the population history.jsonl records for the checkpoint's
+    generation, and no generation recorded beyond the one after it (a checkpoint copied in from another run, or an
+    older copy of the run's own, would continue in this run's files and drop what they record since)."""
     result = rundir.read_json_or_none(run_dir / rundir.RESULT)
     recorded = result.get("run_id") if isinstance(result, dict) else None
     if state.get("run_id") and recorded and recorded != state["run_id"]:
         raise CheckpointError(f"{source} belongs to another run (run id {state['run_id']}, but "
                               f"{run_dir / rundir.RESULT} records {recorded}); nothing was changed")
+    check_events(state, run_dir, source)
     generation = state.get("generation")
     history = run_dir / rundir.HISTORY
-    rows = [r for r in rundir.read_jsonl(history) if isinstance(r, dict) and r.get("generation") == generation]
+    all_rows = [r for r in rundir.read_jsonl(history) if isinstance(r, dict)]
+    rows = [r for r in all_rows if r.get("generation") == generation]
     if rows and isinstance(rows[-1].get("population"), list) and rows[-1]["population"] != state["population"]:
         raise CheckpointError(f"{source} belongs to another run: its generation {generation} is not the one "
                               f"{history} records; nothing was changed")
+    later = [r["generation"] for r in all_rows if _is_int(r.get("generation")) and isinstance(generation, int)
+             and r["generation"] > generation + 1]  # the row after it may precede its checkpoint (a crash between)
+    if later:
+        where = "the warm-up" if generation == -1 else f"generation {generation}"
+        raise CheckpointError(f"{source} is at {where}, but {history} records generation {max(later)}: it is "
+                              "another run's checkpoint or an older copy of this run's, and resuming it would drop "
+                              "the generations recorded since; nothing was changed")
     check_history(run_dir, generation, source)
+
+
+def check_events(state: dict[str, Any], run_dir: Path, source: str | Path) -> None:
+    """CheckpointError where events.jsonl's checkpoint events name another run than the checkpoint `state` (the
+    run's identity where result.json is gone; events of runs recorded before they named it are not checked)."""
+    mine = state.get("run_id")
+    if not mine:
+        return
+    path = run_dir / rundir.EVENTS
+    other = next((r["run_id"] for r in rundir.read_jsonl(path) if isinstance(r, dict) and r.get("type") == "checkpoint"
+                  and isinstance(r.get("run_id"), str) and r["run_id"] != mine), None)
+    if other is not None:
+        raise CheckpointError(f"{source} belongs to another run (run id {mine}, but {path} records checkpoints of "
+                              f"run {other}); nothing was changed")
 
 
 def check_history(run_dir: Path, generation: int, source: str | Path) -> None:

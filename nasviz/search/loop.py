@@ -229,7 +229,7 @@ class Search(SearchViews, events.Publisher):
     def _checkpoint(self) -> None:
         if self.run_dir is not None:
             self.recorder.checkpoint(self.state_dict(), self.result())
-            self.emit(events.Checkpoint(self.generation, self.warmup_done))
+            self.emit(events.Checkpoint(self.generation, self.warmup_done, self.recorder.run_id))
         self.stop.agree()
 
     @classmethod
