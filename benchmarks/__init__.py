@@ -38,6 +38,7 @@ REGISTRY: dict[str, str] = {
     "distributed": "benchmarks.distributed",
     "yardsticks": "benchmarks.yardsticks",
     "picks": "benchmarks.picks",
+    "busy-threads": "benchmarks.busy_threads",
 }
 OPTIONAL: dict[str, str] = {"memory-growth": "benchmarks.memory_growth"}
 """Benchmarks listed only when their module exists."""

@@ -11,13 +11,16 @@ reported as medians; the load average is printed so a reader can judge how busy 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -263,3 +266,17 @@ def network_size(tiny: bool, channels: int | None, layers: int | None, batch_siz
         layers or (3 if tiny else preset.layers),
         batch_size or (8 if tiny else preset.batch_size),
     )
+
+
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[list[subprocess.Popen]]:
+    """`count` single-threaded processes spinning on the CPU while the block runs; stopped after it."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"busy={count!r}: give a whole number of busy processes >= 0")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield spinners
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()

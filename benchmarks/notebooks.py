@@ -23,12 +23,8 @@ stated times, which must match a measurement.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,20 +72,6 @@ def _skip(name: str) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def busy_processes(count: int) -> Iterator[list[subprocess.Popen]]:
-    """`count` single-threaded processes spinning on the CPU while the block runs; stopped after it."""
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise ValueError(f"busy={count!r}: give a whole number of busy processes >= 0")
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    try:
-        yield spinners
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
-
-
 def run(quick: bool = False, *, tiny: bool = False, preset: str | None = None,
         notebooks: list[str] | None = None, keep: str | None = None, busy: int = 0) -> dict[str, Any]:
     from nasviz.headless.execute import execute, notebook_dir
@@ -101,7 +83,7 @@ def run(quick: bool = False, *, tiny: bool = False, preset: str | None = None,
         raise ValueError(f"notebooks={notebooks!r} names none of {', '.join(NAMES)} (or their numbers 01..07)")
     timings: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="nasviz-bench-notebooks-") as tmp, busy_processes(busy):
+    with tempfile.TemporaryDirectory(prefix="nasviz-bench-notebooks-") as tmp, common.busy_processes(busy):
         folder = Path(tmp)
         for name in chosen:
             if (why := _skip(name)) is not None:

@@ -21,6 +21,7 @@ from nasviz.options import (
     error_line,
     merge_options,
     parse_settings,
+    record_error,
     report,
 )
 from nasviz.runs import rundir, safe_json
@@ -83,6 +84,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     """A search here, or on every process that torchrun started (rank 0 writes and prints: `train.distributed`).
     A new search's settings are checked before torch is imported, so a mistake is refused at once."""
     config = _new_search_config(args)
+    if args.nproc_per_node is not None:
+        return _launch_search(args, config)
     from nasviz.train import distributed
 
     try:
@@ -90,11 +93,41 @@ def cmd_search(args: argparse.Namespace) -> int:
     except BaseException as exc:
         if not distributed.silenced(exc):
             raise
-        if isinstance(exc, NasvizError):
+        if isinstance(exc, NasvizError):  # rank 0 prints it; a launcher that stops rank 0 first finds it here too
+            record_error(error_line(exc, args.command))
             return getattr(exc, "exit_code", EXIT_USAGE)
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
     finally:
         distributed.shutdown()
+
+
+def _launch_search(args: argparse.Namespace, config) -> int:
+    """`--nproc-per-node N`: the search on N processes that nasviz starts (`nasviz.headless.launch`), after every
+    check that needs no process of them (1: this process runs it)."""
+    from nasviz.headless import launch
+
+    nproc = args.nproc_per_node
+    launch.check_processes(nproc, getattr(config, "batch_size", None), getattr(config, "device", None))
+    if config is not None:
+        rundir.check_new(args.out)
+    else:
+        rundir.check_resumable(args.resume)
+    if nproc == 1:
+        args.nproc_per_node = None
+        return cmd_search(args)
+    return launch.run(_search_argv(args), nproc)
+
+
+def _search_argv(args: argparse.Namespace) -> list[str]:
+    """The `search` command line of `args`, without --nproc-per-node (what each launched process runs)."""
+    argv = ["search"]
+    for name in ("dataset", "data_root", "preset", "seed", "method", "device", "out", "resume"):
+        value = getattr(args, name)
+        if value is not None:
+            argv.append(f"--{name.replace('_', '-')}={value}")
+    argv += [f"--set={pair}" for pair in args.set]
+    argv += [flag for flag, on in (("--override", args.override), ("--quiet", args.quiet)) if on]
+    return argv
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -273,6 +306,9 @@ def _add_search(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (any SearchConfig field, e.g. population=20); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    p.add_argument("--nproc-per-node", type=int, default=None, metavar="N",
+                   help="run the search on N processes of this machine (one per GPU, or N CPU processes), started "
+                        "by nasviz: one error line, exit 2 or 130 as with one process (see README, Scaling out)")
     p.set_defaults(func=cmd_search)
 
 

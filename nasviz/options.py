@@ -16,6 +16,8 @@ from nasviz.userpath import expand
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+LAUNCHER_ENV = "NASVIZ_LAUNCHER"
+"""Set in the processes that `python -m nasviz search --nproc-per-node N` starts (`nasviz.headless.launch`)."""
 
 PATH_ARGUMENTS = frozenset({"out", "resume", "data_root", "root", "model", "run_dir", "folder", "images", "notebook",
                             "genotype"})
@@ -39,8 +41,30 @@ OPTION_HINTS: dict[tuple[str, str], str] = {
 """(command, setting) -> how to give that setting to that command."""
 
 
+class _StoreOnce(argparse._StoreAction):
+    """argparse's `store`, but an option given twice with different values is a usage error (argparse would take
+    the last silently)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault(_GIVEN, {})
+        if self.dest in given and given[self.dest] != values and option_string is not None:
+            parser.error(f"argument {'/'.join(self.option_strings)}: given twice ({given[self.dest]!r} and "
+                         f"{values!r}); allowed: once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
+_GIVEN = "_nasviz_given"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
+    """argparse, but a usage error is one line on stderr and exit code 2, and an option given twice with different
+    values is one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         report(f"nasviz: error: {message} (see: {self.prog} --help)")
@@ -50,6 +74,7 @@ class Parser(argparse.ArgumentParser):
         """argparse's, then: a blank or whitespace-only value is refused for every argument (a blank path would
         mean the current folder, a blank name the default)."""
         namespace, extras = super().parse_known_args(args, namespace)
+        namespace.__dict__.pop(_GIVEN, None)
         for action in self._actions:
             value = getattr(namespace, action.dest, None)
             values = value if isinstance(value, list) else [value]
@@ -93,9 +118,16 @@ def merge_options(options: dict[str, object], settings: dict[str, str]) -> dict[
 def report(line: str) -> None:
     """Print a command's one error line on stderr: once for a command that a launcher such as torchrun started
     on several processes (rank 0 prints; every process failed alike, before they could agree); there every
-    process also writes it into torchrun's error file, so that torchrun's summary names it as the root cause."""
-    if launched_rank() in (None, 0):
+    process also writes it into torchrun's error file, so that torchrun's summary names it as the root cause.
+    Under nasviz's own launcher (`nasviz.headless.launch`) no process prints it: the launcher prints one."""
+    rank = launched_rank()
+    if rank is None or (rank == 0 and not os.environ.get(LAUNCHER_ENV)):
         print(line, file=sys.stderr)
+    record_error(line)
+
+
+def record_error(line: str) -> None:
+    """Write `line` into this process's torchrun error file, if a launcher gave it one and it holds none yet."""
     error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")  # each process's own: torchrun shows the first failure's
     if error_file and launched_rank() is not None and not os.path.exists(error_file):
         with contextlib.suppress(OSError):

@@ -7,6 +7,7 @@ the "Jupyter news" pop-up away) goes to a temporary folder; nothing in the venv 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -290,20 +291,30 @@ PROBE_JS = r"""
   const status = () => { const e = document.querySelector('.nasviz-status'); return e ? e.innerText : null; };
   const state = () => {
     const p = panel();
-    const out = {app: !!window.jupyterapp, panel: !!p, kernel: null, codeCells: 0, executed: 0, errors: [],
+    const out = {app: !!window.jupyterapp, panel: !!p, kernel: null, codeCells: 0, executed: 0, running: 0,
+                 ready: false, current: false, notebooks: 0, errors: [],
                  plots: plots().length, allPlots: allPlots().length, figs: figSigs(), points: points(),
                  progress: progress(), cellSvgs: cellSvgs(false), widgetSvgs: cellSvgs(true),
                  staticFigs: staticFigs(), stop: stop(), labels: labels(), status: status(),
                  dirty: p ? p.context.model.dirty : null};
     if (!p) return out;
     const s = p.sessionContext;
-    out.kernel = (s && s.session && s.session.kernel) ? s.session.kernel.status : null;
+    const kernel = (s && s.session && s.session.kernel) ? s.session.kernel : null;
+    out.kernel = kernel ? kernel.status : null;
     out.kernelName = s ? s.kernelDisplayName : null;
+    // the kernel can take code: the session is ready and its websocket connected (an idle status alone can be
+    // a kernel still connecting, and Run All then clears the cells instead of running them)
+    out.ready = !!(s && s.isReady && kernel && kernel.connectionStatus === 'connected');
+    out.current = window.jupyterapp.shell.currentWidget === p;
+    out.notebooks = Array.from(window.jupyterapp.shell.widgets('main')).filter((w) => w.content
+      && w.content.widgets && w.context && /\.ipynb$/.test(w.context.path)).length;
     out.dialog = !!document.querySelector('.jp-Dialog');
+    out.running = 0;
     for (const cell of p.content.widgets) {
       if (cell.model.type !== 'code') continue;
       out.codeCells += 1;
       if (cell.model.executionCount !== null) out.executed += 1;
+      if (cell.model.executionState === 'running') out.running += 1;  // queued or running: the [*] prompt
       const outputs = cell.model.outputs;
       for (let i = 0; i < outputs.length; i++) {
         if (outputs.get(i).type !== 'error') continue;  // cheap: never serialise big (e.g. plotly.js) outputs
@@ -325,7 +336,7 @@ PROBE_JS = r"""
       if (trace.length > 5000) trace.splice(1, 1000);
     }
   };
-  window.__nasviz = {state, trace, sample, timer: setInterval(sample, 250)};
+  window.__nasviz = {path: nbPath, state, trace, sample, timer: setInterval(sample, 250)};
   return true;
 }
 """
@@ -352,25 +363,32 @@ def stderr_text(page, chars: int = 6000, skip: tuple[str, ...] = ()) -> str:
     return "\n---\n".join(t for t in texts if not any(s in t for s in skip))[-chars:]
 
 
-def wait_for_state(page, condition_js: str, timeout_s: float, what: str) -> dict:
+def poll_state(page, condition_js: str, timeout_s: float, what: str) -> dict | None:
     """Wait (polling in the page every 250 ms) until `condition_js` — a JS expression over `s`, the probe's state —
-    holds, or the notebook shows an error output; returns the state. Raises AssertionError with the page's
-    error text on an error output or on timeout."""
+    holds, or the notebook shows an error output; returns the state, or None on timeout. Raises AssertionError
+    with the page's error text on an error output."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     js = f"() => {{ const s = window.__nasviz.state(); return (s.errors.length || ({condition_js})) ? s : false; }}"
     try:
-        handle = page.wait_for_function(js, polling=250, timeout=timeout_s * 1000)
-        st = handle.json_value()
+        st = page.wait_for_function(js, polling=250, timeout=timeout_s * 1000).json_value()
     except PlaywrightTimeout:
-        st = state(page)
-        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; state: {summary(st)}\n"
-                             f"stderr outputs:\n{stderr_text(page)}") from None
+        return None
     if st["errors"]:
         heads = tuple(e.splitlines()[0] for e in st["errors"])
         other = stderr_text(page, skip=heads)
         raise AssertionError(f"the notebook raised while waiting for {what}:\n" + "\n\n".join(st["errors"])[-6000:]
                              + (f"\nother stderr outputs:\n{other}" if other else ""))
+    return st
+
+
+def wait_for_state(page, condition_js: str, timeout_s: float, what: str) -> dict:
+    """`poll_state`, raising AssertionError (with the page's state and stderr outputs) on timeout."""
+    st = poll_state(page, condition_js, timeout_s, what)
+    if st is None:
+        st = state(page)
+        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; state: {summary(st)}\n"
+                             f"stderr outputs:\n{stderr_text(page)}")
     return st
 
 
@@ -381,16 +399,56 @@ def summary(st: dict) -> str:
     return json.dumps(keep)
 
 
+_workspaces = itertools.count()
+
+
 def open_notebook(page, server: LabServer, nb_path: str, timeout_s: float = 90) -> dict:
-    """Open the notebook in JupyterLab and wait until its kernel is idle."""
-    page.goto(server.notebook_url(nb_path), wait_until="domcontentloaded")
+    """Open the notebook in JupyterLab, alone, and wait until its kernel is idle and connected.
+
+    Each call opens it in a new JupyterLab workspace. In the default workspace, which the server keeps across
+    pages, JupyterLab restores every notebook opened before (by earlier tests on the same server) and reconnects
+    to their kernels; the tab it restores can then be the current one when Run All is chosen, and the page
+    carries their widgets too. That made the third notebook of a session sometimes never run."""
+    workspace = f"nasviz-test-{os.getpid()}-{next(_workspaces)}"
+    page.goto(f"{server.url}/lab/workspaces/{workspace}/tree/{nb_path}", wait_until="domcontentloaded")
     page.wait_for_function("() => !!window.jupyterapp", polling=250, timeout=timeout_s * 1000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_s * 1000)
     install_probe(page, nb_path)
-    return wait_for_state(page, "s.panel && s.kernel === 'idle'", timeout_s, "the kernel to be idle")
+    return wait_for_state(page, "s.panel && s.kernel === 'idle' && s.ready && s.notebooks === 1", timeout_s,
+                          f"{nb_path}, the only notebook open, with its kernel idle and connected")
 
 
-def run_all(page) -> str:
+ACTIVATE_JS = """(nbPath) => {
+  for (const w of window.jupyterapp.shell.widgets('main')) {
+    if (w.context && w.context.path === nbPath) { window.jupyterapp.shell.activateById(w.id); return w.id; }
+  }
+  return null;
+}"""
+RUN_ALL_JS = "(id) => window.jupyterapp.commands.execute('notebook:run-all-cells', {widgetId: id})"
+
+
+def run_all(page, nb_path: str | None = None, confirm_s: float = 60, timeout_s: float = 120) -> str:
+    """Run → Run All Cells on the notebook `nb_path` (default: the one the probe watches), as a user does; says how.
+
+    Before: the notebook's kernel is idle and connected, no dialog is open, and the notebook is the current tab
+    (the menu acts on the current one). After: waits until a cell has started (the kernel busy, a cell queued
+    or run); if none has within `confirm_s`, Run All is issued again through its command, naming the notebook,
+    and that is said in the returned text."""
+    nb_path = nb_path or page.evaluate("() => window.__nasviz && window.__nasviz.path")
+    wait_for_state(page, "s.panel && s.kernel === 'idle' && s.ready && !s.dialog", timeout_s,
+                   "the notebook's kernel idle and connected, no dialog open, before Run All")
+    widget_id = page.evaluate(ACTIVATE_JS, nb_path)
+    wait_for_state(page, "s.current", timeout_s, f"{nb_path} to be the current tab")
+    started = "s.kernel === 'busy' || s.running > 0 || s.executed > 0"
+    how = _run_all_from_menu(page)
+    if poll_state(page, started, confirm_s, "a cell to start") is not None:
+        return how
+    page.evaluate(RUN_ALL_JS, widget_id)
+    wait_for_state(page, started, confirm_s, "a cell to start after Run All was issued twice")
+    return f"{how}: no cell started within {confirm_s:.0f} s; issued again with notebook:run-all-cells"
+
+
+def _run_all_from_menu(page) -> str:
     """Run → Run All Cells, through the menu bar (the command itself if the menu cannot be used); says which."""
     from playwright.sync_api import Error as PlaywrightError
 
@@ -443,8 +501,9 @@ def show_output(page, selector: str, max_height: int = 2000) -> None:
     _frames(page)
 
 
-def click_stop(page, timeout_s: float = 10) -> None:
-    """Click the dashboard's Stop button (an ipywidgets Button labelled 'Stop')."""
+def click_stop(page, timeout_s: float = 90) -> None:
+    """Click the dashboard's Stop button (an ipywidgets Button labelled 'Stop'). Playwright waits until the button can
+    take the click; on a loaded 2-core machine the page, busy drawing the dashboard, took over 10 s to let it."""
     page.locator(".jp-OutputArea-output button.widget-button", has_text="Stop").first.click(timeout=timeout_s * 1000)
 
 
@@ -453,6 +512,11 @@ def save_and_shut_down(page, nb_path: str, timeout_s: float = 60) -> None:
     a teacher does before handing out an executed notebook."""
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     wait_for_state(page, "s.dirty === false", timeout_s, "the notebook to be saved")
+    shut_down(page, nb_path)
+
+
+def shut_down(page, nb_path: str) -> None:
+    """Shut the notebook's kernel down (no dialog), so that it holds no memory or CPU for the tests after it."""
     page.evaluate(
         """async (nbPath) => {
           for (const w of window.jupyterapp.shell.widgets('main')) {

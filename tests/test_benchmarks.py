@@ -202,11 +202,23 @@ def test_notebooks_benchmark_keeps_the_executed_notebooks_and_skips_07_without_i
 
 
 def test_busy_processes_spin_during_the_block_and_are_gone_after_it():
-    from benchmarks import notebooks
+    from benchmarks import common
 
-    with notebooks.busy_processes(2) as spinners:
+    with common.busy_processes(2) as spinners:
         assert len(spinners) == 2 and all(s.poll() is None for s in spinners)  # running
     assert all(s.returncode is not None for s in spinners)  # stopped and reaped
     with pytest.raises(ValueError, match="busy=-1"):
-        with notebooks.busy_processes(-1):
+        with common.busy_processes(-1):
             pass
+
+
+def test_busy_threads_times_one_thread_and_every_core_idle_and_busy_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    out = benchmarks.run("busy-threads", tiny=True, busy=1)
+    check_layout(out, "busy-threads")
+    cores = out["inputs"]["cores"]
+    keys = {f"threads={t} busy={b}" for t in {1, cores} for b in (0, 1)}
+    assert set(out["results"]["median_step_s"]) == keys
+    assert all(v > 0 for v in out["results"]["median_step_s"].values())
+    assert out["figure"]["value"] > 0 and out["results"]["ratio_idle"] > 0
+    assert torch.get_num_threads() == before

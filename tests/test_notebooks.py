@@ -451,6 +451,17 @@ def test_seeds_parameter_accepts_lists_and_papermill_text():
     assert nv.as_seeds("seeds", "[3, 4]") == [3, 4] and nv.as_seeds("seeds", "5,6") == [5, 6]
 
 
+def test_latency_runtime_parameter_defaults_by_preset_and_is_checked_in_one_line():
+    from nasviz.errors import ConfigError
+
+    assert nv.as_runtime("latency_runtime", None, "smoke") == "torch"  # seconds: no export
+    assert nv.as_runtime("latency_runtime", None, "class") == "onnxruntime"  # what nasviz export deploys
+    assert nv.as_runtime("latency_runtime", None, "quick") == "onnxruntime"
+    assert nv.as_runtime("latency_runtime", "Torch", "quick") == "torch"
+    with pytest.raises(ConfigError, match=r"latency_runtime='tensorrt': unknown runtime .*allowed: onnxruntime, torch"):
+        nv.as_runtime("latency_runtime", "tensorrt", "class")
+
+
 def test_precomputed_methods_comparison_matches_the_benchmark_report():
     rows = nv.precomputed_methods()
     assert len(rows) == 18 and {r["method"] for r in rows} == {"sft-ga", "ga", "random"}

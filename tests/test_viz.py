@@ -249,6 +249,10 @@ def test_population_table_lists_the_population(smoke):
     assert table.count("<tr title=") == len(row["population"])
     assert f"{row['best']['fitness']:.4f}" in table
     assert "sep3" in table or "max3" in table or "dil3" in table or "skip" in table
+    # the cell columns wrap between nodes (never inside one), so a narrow dashboard shows the table whole
+    first = table.split("<tr title=")[1]
+    assert first.count("<td style='padding:2px 6px'><span style='white-space:nowrap'>") == 2, first
+    assert first.count("</span> | <span") == 6, first  # four nodes per cell
 
 
 # --- cells --------------------------------------------------------------------------------------------------

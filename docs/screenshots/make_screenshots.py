@@ -151,7 +151,8 @@ def screenshots(executed: Path, out: Path) -> dict[str, int]:
                     target = out / name.replace(".ipynb", ".png")
                     page.screenshot(path=str(target))
                     sizes[target.name] = shrink(target)
-                    print(f"{target.relative_to(REPO)}: {sizes[target.name]:,} bytes", flush=True)
+                    shown = target.relative_to(REPO) if target.is_relative_to(REPO) else target  # --out elsewhere
+                    print(f"{shown}: {sizes[target.name]:,} bytes", flush=True)
                     page.evaluate(CLOSE_JS, name)
     return sizes
 

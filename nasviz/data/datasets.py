@@ -26,6 +26,8 @@ class DatasetFacts:
     """Per-channel standard deviation of the training images, in [0, 1] units."""
     flip: bool
     """Whether mirrored images keep their meaning (digits do not, so they are never flipped)."""
+    test_images: int = 10000
+    """Size of the test set."""
 
 
 BUILTIN: dict[str, DatasetFacts] = {
@@ -34,7 +36,8 @@ BUILTIN: dict[str, DatasetFacts] = {
     "cifar10": DatasetFacts((3, 32, 32), 10, 50000, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), flip=True),
     "cifar100": DatasetFacts((3, 32, 32), 100, 50000, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
                              flip=True),
-    "svhn": DatasetFacts((3, 32, 32), 10, 73257, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), flip=False),
+    "svhn": DatasetFacts((3, 32, 32), 10, 73257, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), flip=False,
+                         test_images=26032),
 }
 """The built-in datasets (torchvision's), by name."""
 

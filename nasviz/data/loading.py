@@ -32,6 +32,7 @@ from nasviz.data.batches import (
     split_indices,
 )
 from nasviz.data.datasets import BUILTIN, DATASETS, IMAGEFOLDER_PREFIX, check_dataset_name
+from nasviz.data.regular import check_tree, open_regular
 from nasviz.errors import ConfigError, DataError, one_line
 from nasviz.userpath import expand
 
@@ -57,7 +58,13 @@ HOLDOUT_FRACTION = 0.2
 HOLDOUT_SEED = 0
 DEFAULT_IMAGE_SIZE = 32
 """Side to which an image folder's images are resized when they differ in size."""
-
+TORCHVISION_FILES = {
+    "mnist": ("MNIST",),
+    "cifar10": ("cifar-10-batches-py", "cifar-10-python.tar.gz"),
+    "cifar100": ("cifar-100-python", "cifar-100-python.tar.gz"),
+    "svhn": ("train_32x32.mat", "test_32x32.mat"),
+}
+"""What torchvision reads of each built-in dataset under its root (files, or folders of them)."""
 
 @dataclass
 class ImageData:
@@ -146,6 +153,7 @@ def _folders(root: Path) -> set[Path]:
 def _load_fashion_mnist(root: Path, download: bool) -> ImageData:
     """Try `root`, then Debian's files (decompressed into `root`), then a torchvision download."""
     raw = root / "FashionMNIST" / "raw"
+    check_tree([root / "FashionMNIST"])  # a FIFO there would block torchvision's reader (or be replaced)
     if _has_files(raw):
         try:
             return _read_fashion_mnist(root, f"root {root}")
@@ -216,6 +224,7 @@ def _read_fashion_mnist(root: Path, source: str, download: bool = False) -> Imag
 def _load_torchvision(name: str, root: Path, download: bool) -> ImageData:
     from torchvision import datasets
 
+    check_tree([root / entry for entry in TORCHVISION_FILES[name]])  # a FIFO there would block torchvision
     try:
         if name == "svhn":
             train = datasets.SVHN(root, split="train", download=download)
@@ -325,7 +334,9 @@ def _image_files(folder: Path, classes: list[str]) -> tuple[list[Path], list[int
     for index, name in enumerate(classes):
         if not (folder / name).is_dir():
             continue
-        found = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                       and not p.is_dir())
+        check_tree(found)  # a FIFO, device or broken link named like an image stops the load, as a bad image does
         files += found
         labels += [index] * len(found)
     if not files:
@@ -359,7 +370,7 @@ def read_image(path: Path, mode: str, size: tuple[int, int]):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with open_regular(path) as f, Image.open(f) as im:
             im = to_8bit(im, mode)
             if im.size != size:
                 im = im.resize(size, Image.Resampling.BILINEAR)
@@ -380,7 +391,7 @@ def _read_images(groups: list[list[Path]], image_size: int | None) -> list[torch
     modes, sizes = set(), set()
     for f in (f for group in groups for f in group):
         try:
-            with Image.open(f) as im:  # reads only the header
+            with open_regular(f) as file, Image.open(file) as im:  # reads only the header
                 modes.add(im.mode)
                 sizes.add(im.size)
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from nasviz.data.loading import IMAGE_EXTENSIONS, normalize, read_image
+from nasviz.data.regular import check_tree
 from nasviz.deploy.model_file import ModelInfo
 from nasviz.errors import DataError
 
@@ -31,7 +32,8 @@ def image_files(inputs: Iterable[str | Path]) -> list[Path]:
             raise DataError(f"image path {str(item)!r} is blank; allowed: an image file or a folder of them")
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
+            check_tree(found)  # a FIFO or broken link named like an image: one line naming it, as a bad image
             if not found:
                 raise DataError(f"no images in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)})")
             files += found

@@ -147,9 +147,39 @@ def _run_point(notebook: str, folder: str, parameters: dict, threads: int | None
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-
+    """`python -m nasviz batch`: check everything before anything is written (one-line ConfigError), claim --out,
+    prepare the points' folders, run the points, write batch.json and sum up. Returns 0, 1 if a point failed, or
+    EXIT_INTERRUPTED after Ctrl-C (the same command then continues the batch: its finished points are kept)."""
     notebook = check_notebook(args.notebook)
     grid = parse_grid(args.grid)
+    _check_options(args, grid)
+    fixed = _fixed_parameters(args.parameter, grid)
+    declared = _declared_parameters(notebook, [*grid, *fixed])
+    out = _batch_folder(args.out)
+    points = _points(out, grid, fixed, declared)
+    _check_run_dirs(points, "out" in fixed)
+    summary_of = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
+                  "fixed": fixed}
+    _check_free(out, points, summary_of)
+    ray_backend = _ray_backend(args)  # before anything is written: Ray installed, the cluster reachable, CPUs possible
+    # one batch writes a folder at a time; checked again under the lock (an interrupted run of this very batch
+    # continues: its finished points are kept)
+    found: list[dict[str, dict] | None] = []
+    with claim_folder(out, "batch folder", check=lambda *_: found.append(_check_free(out, points, summary_of))):
+        done_before = found[0]
+        _prepare_folders(out, points, done_before)
+        start = time.perf_counter()
+        outcomes, jobs, interrupted = _run_points(args, ray_backend, notebook, points, out, done_before)
+        records = _records(points, outcomes, notebook, interrupted)
+        failed = [r for r in records if r["status"] != "ok"]
+        rundir.write_json(out / rundir.BATCH, {**summary_of, "backend": args.backend, "jobs": jobs, "points": records,
+                                               "failed": len(failed), "interrupted": interrupted,
+                                               "seconds": round(time.perf_counter() - start, 1)})
+        return _sum_up(out, records, len(failed), interrupted)
+
+
+def _check_options(args: argparse.Namespace, grid: dict) -> None:
+    """Refuse an empty grid, a --jobs below 1 and options of the other backend (Ray's own, before Ray starts)."""
     if not grid:
         raise ConfigError("batch needs at least one --grid KEY=V1,V2,...")
     if args.jobs is not None and args.jobs < 1:
@@ -160,24 +190,44 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from nasviz.headless.ray_backend import check_options
 
         check_options(args)  # before the notebook is read (papermill) and long before Ray starts
+
+
+def _fixed_parameters(pairs: Sequence[tuple[str, str]], grid: dict) -> dict[str, Any]:
+    """The -p KEY VALUE parameters set for every point (names are identifiers, none also in the grid)."""
     fixed: dict[str, Any] = {}
-    for key, value in args.parameter:
+    for key, value in pairs:
         if not key.isidentifier():
             raise ConfigError(f"-p {key!r}: a parameter name is a Python identifier")
         if key in grid:
             raise ConfigError(f"parameter {key!r} is given both in --grid and -p")
         fixed[key] = parse_value(value)
+    return fixed
+
+
+def _declared_parameters(notebook: Path, keys: Sequence[str]) -> dict[str, Any]:
+    """The parameters `notebook` declares (its cell tagged 'parameters'); every one of `keys` must be among them."""
     declared = notebook_parameters(notebook)
     if not declared:
         raise ConfigError(f"notebook {str(notebook)!r} has no cell tagged 'parameters'")
-    for key in [*grid, *fixed]:
+    for key in keys:
         if key not in declared:
             raise ConfigError(f"{notebook.name} has no parameter {key!r}{suggest(key, list(declared))}; "
                               f"allowed: {', '.join(declared)}")
-    out = Path(rundir.check_path(args.out)).expanduser()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
+    return declared
 
+
+def _batch_folder(out: str) -> Path:
+    """--out as a path (checked; it may not be a file)."""
+    folder = Path(rundir.check_path(out)).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {str(folder)!r} exists and is not a folder")
+    return folder
+
+
+def _points(out: Path, grid: dict[str, list[tuple[str, Any]]], fixed: dict[str, Any],
+            declared: dict[str, Any]) -> list[dict]:
+    """One point per combination of the grid's values: its name, folder and parameters (a notebook's `out`: the
+    point's run/ folder, and `live`: False, unless given)."""
     combos = list(itertools.product(*grid.values()))
     names = point_names([{k: t for k, (t, _v) in zip(grid, combo)} for combo in combos])
     points = []
@@ -189,64 +239,74 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if "live" in declared and "live" not in parameters:
             parameters["live"] = False
         points.append({"name": name, "folder": folder, "parameters": parameters})
-    _check_run_dirs(points, "out" in fixed)
-    summary_of = {"notebook": str(notebook), "grid": {k: [v for _t, v in vs] for k, vs in grid.items()},
-                  "fixed": fixed}
-    _check_free(out, points, summary_of)
-    if args.backend == "ray":  # before anything is written: Ray installed, the cluster reachable, CPUs possible
-        from nasviz.headless.ray_backend import RayBackend
+    return points
 
-        ray_backend = RayBackend(args)
-    # one batch writes a folder at a time; checked again under the lock (an interrupted run of this very batch
-    # continues: its finished points are kept)
-    found: list[dict[str, dict] | None] = []
-    with claim_folder(out, "batch folder", check=lambda *_: found.append(_check_free(out, points, summary_of))):
-        done_before = found[0]
-        if done_before is not None:
-            print(f"batch: continuing the interrupted batch in {out}: {len(done_before)} point(s) done, kept",
-                  flush=True)
-        for point in points:
-            if done_before is not None and point["name"] in done_before:
-                continue
-            _set_aside(point["folder"])
-            point["folder"].mkdir(parents=True, exist_ok=True)
-            rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
 
-        start = time.perf_counter()
-        outcomes: dict[str, dict] = dict(done_before or {})
-        todo = [p for p in points if p["name"] not in outcomes]
+def _ray_backend(args: argparse.Namespace) -> Any:
+    """With --backend ray, the Ray backend (Ray installed, the cluster reachable, the CPUs possible); else None."""
+    if args.backend != "ray":
+        return None
+    from nasviz.headless.ray_backend import RayBackend
 
-        def finished(name: str, outcome: dict) -> None:
-            outcomes[name] = outcome
-            tail = "" if outcome["status"] == "ok" else f": {outcome['error']}"
-            print(f"[{len(outcomes)}/{len(points)}] {name}: {outcome['status']} ({outcome['seconds']} s){tail}",
-                  flush=True)
+    return RayBackend(args)
 
-        interrupted = False
-        if args.backend == "ray":
-            jobs = args.jobs
-            ray_backend.run(notebook, todo, out, finished)
-        else:
-            jobs = max(1, min(args.jobs or 1, len(todo)))
-            print(f"batch: {len(todo)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
-            interrupted = _run_local(notebook, todo, jobs, finished)
-        records = []
-        for p in points:
-            o = outcomes.get(p["name"], {"status": INTERRUPTED if interrupted else "not run", "error": None,
-                                         "seconds": None})
-            records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
-                            "notebook": str(p["folder"] / notebook.name), **o})
-        failed = [r for r in records if r["status"] != "ok"]
-        summary = {**summary_of, "backend": args.backend, "jobs": jobs, "points": records, "failed": len(failed),
-                   "interrupted": interrupted, "seconds": round(time.perf_counter() - start, 1)}
-        rundir.write_json(out / rundir.BATCH, summary)
-        print(summary_table(records))
-        if interrupted:
-            print(f"batch interrupted: {len(records) - len(failed)} ok; summary in {out / rundir.BATCH}; run the same "
-                  "command again to run the rest", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"{len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / rundir.BATCH}")
-        return 1 if failed else 0
+
+def _prepare_folders(out: Path, points: list[dict], done_before: dict[str, dict] | None) -> None:
+    """Give every point left to run a fresh folder with its parameters.json (what an interrupted point left there
+    is set aside); say so where an interrupted batch continues."""
+    if done_before is not None:
+        print(f"batch: continuing the interrupted batch in {out}: {len(done_before)} point(s) done, kept", flush=True)
+    for point in points:
+        if done_before is not None and point["name"] in done_before:
+            continue
+        _set_aside(point["folder"])
+        point["folder"].mkdir(parents=True, exist_ok=True)
+        rundir.write_json(point["folder"] / rundir.PARAMETERS, point["parameters"])
+
+
+def _run_points(args: argparse.Namespace, ray_backend: Any, notebook: Path, points: list[dict], out: Path,
+                done_before: dict[str, dict] | None) -> tuple[dict[str, dict], int | None, bool]:
+    """Run the points not done before on the backend, printing a line as each finishes; returns every point's
+    outcome so far, the jobs that ran at a time and whether Ctrl-C interrupted the batch."""
+    outcomes: dict[str, dict] = dict(done_before or {})
+    todo = [p for p in points if p["name"] not in outcomes]
+
+    def finished(name: str, outcome: dict) -> None:
+        outcomes[name] = outcome
+        tail = "" if outcome["status"] == "ok" else f": {outcome['error']}"
+        print(f"[{len(outcomes)}/{len(points)}] {name}: {outcome['status']} ({outcome['seconds']} s){tail}",
+              flush=True)
+
+    if ray_backend is not None:
+        ray_backend.run(notebook, todo, out, finished)
+        return outcomes, args.jobs, False
+    jobs = max(1, min(args.jobs or 1, len(todo)))
+    print(f"batch: {len(todo)} run(s) of {notebook.name}, {jobs} at a time, into {out}", flush=True)
+    interrupted = _run_local(notebook, todo, jobs, finished)
+    return outcomes, jobs, interrupted
+
+
+def _records(points: list[dict], outcomes: dict[str, dict], notebook: Path, interrupted: bool) -> list[dict]:
+    """batch.json's "points": each point's name, folder, parameters, executed notebook and outcome ('interrupted'
+    or 'not run' where it has none)."""
+    records = []
+    for p in points:
+        o = outcomes.get(p["name"], {"status": INTERRUPTED if interrupted else "not run", "error": None,
+                                     "seconds": None})
+        records.append({"name": p["name"], "folder": str(p["folder"]), "parameters": p["parameters"],
+                        "notebook": str(p["folder"] / notebook.name), **o})
+    return records
+
+
+def _sum_up(out: Path, records: list[dict], failed: int, interrupted: bool) -> int:
+    """Print the batch's table and how it went; returns the exit code."""
+    print(summary_table(records))
+    if interrupted:
+        print(f"batch interrupted: {len(records) - failed} ok; summary in {out / rundir.BATCH}; run the same "
+              "command again to run the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"{len(records) - failed} ok, {failed} failed; summary in {out / rundir.BATCH}")
+    return 1 if failed else 0
 
 
 def run_batch(grid: dict[str, Sequence[Any]], out: str | Path, parameters: dict[str, Any] | None = None,

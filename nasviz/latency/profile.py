@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 from nasviz.errors import ConfigError
 from nasviz.latency import runtime as rt
 from nasviz.latency.layout import CellShape, Layout, edge_input, edge_stride, genotype_ops, is_free, op_key, pieces
+from nasviz.runs import safe_json
+from nasviz.runs.regular_files import NotRegularFile, read_text
 from nasviz.space.genotypes import Genotype, GenotypeError, get_space
 
 FORMAT = "nasviz-latency-profile"
@@ -241,11 +243,13 @@ def load_profile(path: str | Path, layout: Layout | None = None) -> Profile:
     """The profile in `path`; ConfigError (one line) if it is missing, damaged, or (given `layout`) made for
     another network than `layout`."""
     path = Path(path)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise ConfigError(f"latency_profile={str(path)!r} does not exist; make one with: {MAKE}"
                           + (f" ({layout.describe()})" if layout else ""), setting="latency_profile")
     try:
-        data = json.loads(path.read_text())
+        data = safe_json.loads(read_text(path))  # a FIFO or a folder: one line, never waited on; deep JSON: damaged
+    except NotRegularFile as exc:
+        raise ConfigError(f"latency_profile: {exc}", setting="latency_profile") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"latency_profile={str(path)!r} cannot be read ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); make a new one with: {MAKE}",

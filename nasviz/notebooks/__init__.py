@@ -19,6 +19,7 @@ and nasviz's light modules are imported: plotly, torch and scipy are imported in
 
 from nasviz.analysis import kendall
 from nasviz.lazy import lazy_exports
+from nasviz.notebooks.cpu_share import use_threads
 from nasviz.notebooks.evidence import fitness_images_figure, load_evidence, regret_figure, regret_table, tau_figure
 from nasviz.notebooks.experiments import (
     ABLATIONS,
@@ -43,7 +44,7 @@ from nasviz.notebooks.lessons import (
     space_size_table,
     weight_sharing_check,
 )
-from nasviz.notebooks.params import as_dict, as_int, as_list, as_seeds
+from nasviz.notebooks.params import as_dict, as_int, as_list, as_runtime, as_seeds
 from nasviz.notebooks.runs import (
     comparable_runs,
     compare_figure,
@@ -92,9 +93,11 @@ __all__ = [
     "tau_figure",
     "HEADLESS_ENV",
     "setup",
+    "use_threads",
     "as_dict",
     "as_list",
     "as_int",
+    "as_runtime",
     "as_seeds",
     "headless",
     "use_live",

@@ -63,3 +63,22 @@ def as_seeds(name: str, value: Any, most: int = 20) -> list[int]:
         raise ConfigError(f"{name}={value!r} is not allowed; allowed: 1 to {most} distinct seeds (integers >= 0), "
                           f"e.g. [0, 1, 2] or -p {name} 0,1,2")
     return seeds
+
+
+QUICK_RUNTIME_PRESETS = ("smoke",)
+"""Presets whose latency section profiles in eager PyTorch (seconds) unless told otherwise. At `class` onnxruntime
+stays the default although its exports took 88 s of 05 on an idle 2-core CPU: in eager PyTorch the sums of the
+pieces predicted whole networks poorly (Spearman rho 0.29 against onnxruntime's 0.94, one run each)."""
+
+
+def as_runtime(name: str, value: Any, preset: str) -> str:
+    """The latency runtime: `value` ("torch" or "onnxruntime") checked, or for None the preset's choice — torch at
+    smoke, onnxruntime (what `nasviz export` deploys) otherwise. ConfigError naming `name` otherwise."""
+    from nasviz.latency.runtime import check_runtime
+
+    if value is None:
+        return "torch" if preset in QUICK_RUNTIME_PRESETS else "onnxruntime"
+    try:
+        return check_runtime(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}={value!r}: {exc}") from None

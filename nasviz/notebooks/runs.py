@@ -174,7 +174,7 @@ def compare_figure(runs: Sequence[dict], title: str = "Runs side by side"):
 
 VALUES = {
     "fitness": ("best fitness (own supernet)", "Final best fitness"),
-    "truth": ("true accuracy (table)", "What the runs returned, by the ground truth"),
+    "truth": ("true accuracy (table)", "Ground-truth accuracy of each run's answer"),
 }
 """What `final_values` can read from each run: its final best fitness, or (runs judged by a ground-truth table:
 the `mini` space with `table=`) the table's test accuracy of the network it returned."""

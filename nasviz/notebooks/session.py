@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from nasviz.notebooks.cpu_share import advise_threads
 from nasviz.notebooks.tables import display_html, html_table
 from nasviz.runs import rundir
 from nasviz.runs.events import Checkpoint, Event, Generation
@@ -16,13 +17,16 @@ HEADLESS_ENV = "NASVIZ_HEADLESS"
 
 
 def setup() -> None:
-    """Call once at the top of a notebook. Headless (papermill), plotly figures carry their HTML, with plotly.js
-    inlined once, beside their JSON: nbconvert's HTML export and nbviewer show them, offline. In a front end
-    plotly's own default stays (JupyterLab draws the JSON; no 4 MB of plotly.js saved into the notebook)."""
+    """Call once at the top of a notebook. Says so when other programs keep cores busy (`cpu_share`). Headless
+    (papermill), plotly figures carry their HTML, with plotly.js inlined once, beside their JSON: nbconvert's HTML
+    export and nbviewer show them, offline. In a front end plotly's own default stays (JupyterLab draws the JSON;
+    no 4 MB of plotly.js saved into the notebook)."""
     import plotly.io as pio
 
     if headless():
         pio.renderers.default = "plotly_mimetype+notebook"
+    if (advice := advise_threads()) is not None:
+        print(advice)
 
 
 def headless() -> bool:

@@ -1,5 +1,6 @@
 """Layer `runs`: the run directory. Its file names, layout, readers and atomic writes (`rundir`), the folder
-lock (`dirlock`), the typed events a search emits (`events`) and the writer of a search's files (`recorder`). It
+lock (`dirlock`), the history.jsonl row (`history_row.HistoryRow`, which the readers check), lineage (`lineage`),
+the typed events a search emits (`events`) and the writer of a search's files (`recorder`). It
 may import the base modules, `nasviz.space`, `nasviz.data` and `nasviz.train`; every front end reads runs through
 it, never through the search.
 """

@@ -120,6 +120,8 @@ class Checkpoint(_Event):
     kind: ClassVar[str] = "checkpoint"
     generation: int
     warmup_done: int
+    run_id: str | None = None
+    """The run's identity (as in checkpoint.pt and result.json): a resume checks the checkpoint against it."""
 
 
 @dataclass

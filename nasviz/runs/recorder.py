@@ -4,6 +4,7 @@ come from the search (`nasviz.search.search_records`, `nasviz.search.checkpoint`
 
 from __future__ import annotations
 
+import sys
 import uuid
 import weakref
 from pathlib import Path
@@ -44,10 +45,12 @@ class Recorder:
         if self.run_dir is None:
             return
         try:
+            repairs: list[str] = []
             if self.resuming:
                 self._take(rundir.lock(self.run_dir))
                 rundir.check_no_links(self.run_dir)
                 rundir.remove_temporaries(self.run_dir)
+                repairs = rundir.repairs_on_resume(self.run_dir, generation)
                 rundir.keep_history(self.run_dir, generation)
                 self.events_logged = rundir.keep_events(self.run_dir, events)
             else:
@@ -59,6 +62,8 @@ class Recorder:
             self.close()
             raise
         self._mark = rundir.fingerprint(self.run_dir)
+        for repair in repairs:  # repaired, and said: never silently
+            print(f"nasviz: note: {repair}", file=sys.stderr, flush=True)
 
     def _take(self, lock: dirlock.FolderLock) -> None:
         lock.adopt(self._token)

@@ -25,6 +25,7 @@ from nasviz.errors import CheckpointError, ConfigError, one_line
 from nasviz.runs import dirlock, safe_json
 from nasviz.runs import lineage as lineages
 from nasviz.runs.folder_claim import claim_folder
+from nasviz.runs.history_row import row_problem
 from nasviz.runs.regular_files import NotRegularFile, open_regular, read_text
 from nasviz.space.genotypes import Genotype
 from nasviz.userpath import expand
@@ -88,7 +89,7 @@ def find_run_dirs(root: str | Path) -> list[Path]:
 
 def load_history(run_dir: str | Path, *, check: bool = False) -> list[dict]:
     """The history rows (one per generation) of a run directory, running or finished: [] while there are none
-    (a line torn by a crash is skipped). With `check`, every row must have a history row's fields (`row_problem`):
+    (a line torn by a crash is skipped). With `check`, every row must be a `HistoryRow` (`history_row.row_problem`):
     CheckpointError, naming the file and the row, where one does not (what the figures and reports read)."""
     path = Path(run_dir) / HISTORY
     rows = read_jsonl(path)
@@ -145,48 +146,6 @@ def read_json_object(path: Path) -> dict | None:
         raise CheckpointError(f"{path} is damaged: it holds {type(value).__name__} {one_line(json.dumps(value), 40)}"
                               ", not a JSON object")
     return value
-
-
-ROW_FIELDS: dict[str, Any] = {
-    "generation": int, "supernet_steps": int, "evaluations": int, "individuals": list, "population": list,
-    "fitness": list, "params": list, "best": dict, "mean_fitness": (int, float), "trained_paths": list,
-    "train_loss": list, "train_accuracy": list,
-}
-"""Every history row's fields and their JSON types."""
-INDIVIDUAL_FIELDS: dict[str, Any] = {
-    "genotype": str, "role": str, "fitness": (int, float), "fitness_before": (int, float, type(None)), "params": int,
-    "selected": bool,
-}
-"""Every field of a history row's individual."""
-ROW_LISTS: dict[str, Any] = {"population": str, "fitness": (int, float), "params": int, "trained_paths": str,
-                             "train_loss": (int, float), "train_accuracy": (int, float)}
-"""The type of every element of a history row's lists."""
-
-
-def row_problem(row: Any) -> str | None:
-    """What is wrong with a history row (None: nothing): not an object, a field missing or of the wrong type."""
-    if not isinstance(row, dict):
-        return f"is {type(row).__name__}, not an object"
-    for name, kind in ROW_FIELDS.items():
-        if not _has(row, name, kind):
-            return f"lacks {name!r}" if name not in row else f"has {name}={one_line(repr(row[name]), 40)}"
-    for name, kind in ROW_LISTS.items():
-        bad = next((v for v in row[name] if not _has({"v": v}, "v", kind)), ...)
-        if bad is not ...:
-            return f"has {one_line(repr(bad), 40)} in {name}"
-    for name, kind in (("genotype", str), ("fitness", (int, float))):
-        if not _has(row["best"], name, kind):
-            return f"has best={one_line(repr(row['best']), 60)}, without a {name}"
-    for k, individual in enumerate(row["individuals"]):
-        if not isinstance(individual, dict) or not all(_has(individual, n, t) for n, t in INDIVIDUAL_FIELDS.items()):
-            return f"has individual {k} = {one_line(repr(individual), 60)}, which lacks a field or has a wrong type"
-    return None
-
-
-def _has(obj: dict, name: str, kind: Any) -> bool:
-    value = obj.get(name, ...)
-    return isinstance(value, kind) and not (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
-                                                                                      else (kind,)))
 
 
 def load_parameters(folder: str | Path) -> dict | None:
@@ -454,6 +413,25 @@ def load_search_state(run_dir: str | Path) -> dict:
     if not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path} holds no search config; it is not a nasviz search checkpoint")
     return state
+
+
+def repairs_on_resume(run_dir: Path, generation: int) -> list[str]:
+    """What a resume from a checkpoint at `generation` rewrites because it was missing or damaged, one sentence
+    each: config.json and result.json (rewritten whole from the checkpoint), events.jsonl (only what follows
+    is recorded). history.jsonl cannot be repaired: a resume without it is refused before this
+    (`nasviz.search.checkpoint.check_history`)."""
+    where = "the warm-up" if generation < 0 else f"generation {generation}"
+    repairs = []
+    for name in (CONFIG, RESULT):
+        path = Path(run_dir) / name
+        state = "missing" if not path.exists() else "damaged (not a JSON object)" if not isinstance(
+            read_json_or_none(path), dict) else None
+        if state:
+            repairs.append(f"{path} was {state}: rewritten from {CHECKPOINT} (at {where})")
+    if not (Path(run_dir) / EVENTS).exists():
+        repairs.append(f"{Path(run_dir) / EVENTS} was missing: the events from now on are recorded in a new one "
+                       "(those before the checkpoint are lost)")
+    return repairs
 
 
 def keep_history(run_dir: Path, generation: int) -> None:

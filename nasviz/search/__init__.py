@@ -1,6 +1,8 @@
-"""Layer `search`: the architecture search. The loop (`loop.Search`), its settings (`config.SearchConfig`),
-population, genetic operators (`ga`), path sampling, the size budget, the search's data split (`data_split`), the
-fitness sources and their evaluators (`fitness_sources`, `evaluators`), the search's state (`checkpoint`), its
+"""Layer `search`: the architecture search. The loop (`loop.Search`, with its read-only `views`), its settings
+(`config.SearchConfig`), population, genetic operators (`ga`) and a generation's `offspring`, path sampling, the
+supernet's training phases (`phase_training`), the size budget, the search's data split (`data_split`), the fitness
+sources and their evaluators (`fitness_sources`, `evaluators`), the bookkeeping of individuals and measurements
+(`ledger`, `lineage`), stop requests (`stopping`), the search's state (`checkpoint`) and resuming it (`resume`), its
 history rows and result (`search_records`), zero-cost proxies (`proxies`) and the final pick (`final_pick`). It
 may import every lower layer (base, `space`, `data`, `train`, `runs`, `table`); `deploy`, `viz`, `notebooks`,
 `headless` and `cli` may import it.

@@ -1,6 +1,7 @@
 """A search's own state (`SearchState`: counters, population, every genotype seen, random generators) and the
 checks a checkpoint passes before a resume touches any file (`check_state`, `check_belongs`, `check_resumable`).
-A checkpoint is `SearchState.state_dict()` plus the config, the run's identity and the evaluator's part."""
+A checkpoint is `SearchState.state_dict()` plus the config, the run's identity and the evaluator's part
+(`checkpoint_dict`; `restore` reads one back into a search's state and evaluator)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nasviz.errors import CheckpointError, NasvizError
+from nasviz.errors import CheckpointError, NasvizError, one_line
 from nasviz.runs import rundir
 from nasviz.runs.events import TrainLog
 from nasviz.search.evaluators import evaluator_class, random_state
@@ -21,6 +22,9 @@ from nasviz.search.final_pick import Candidate
 from nasviz.search.fitness_sources import SOURCES
 from nasviz.search.population import Population
 from nasviz.space.genotypes import Genotype
+
+if TYPE_CHECKING:
+    from nasviz.search.evaluators import Evaluator
 
 COUNTERS = ("generation", "warmup_done", "steps", "evaluations", "diagnostic_evaluations", "wall_time_s")
 
@@ -78,6 +82,32 @@ class SearchState:
         self.rng_ga.setstate(random_state(state["rng"]["ga"]))
         self.rng_paths.setstate(random_state(state["rng"]["paths"]))
         torch.set_rng_state(state["rng"]["torch"])
+
+
+def checkpoint_dict(config: dict[str, Any], state: SearchState, evaluator: Evaluator, run_id: str, events: int,
+                    processes: int) -> dict[str, Any]:
+    """checkpoint.pt's content: the search's `config` (as a dict), its `state`, its `evaluator`'s part, the run's id,
+    the lines events.jsonl will have with the Checkpoint event that follows (`events`), and, where it ran on several,
+    the number of processes."""
+    searched, own = state.state_dict(), evaluator.state_dict()
+    rng = {**searched.pop("rng"), **evaluator.random_states()}
+    return {"format": "nasviz-checkpoint", "version": 1, "config": config, **searched, "run_id": run_id,
+            "events": events, **own, "rng": rng, **({"processes": processes} if processes > 1 else {})}
+
+
+def restore(checkpoint: dict[str, Any], state: SearchState, evaluator: Evaluator, source: str | Path,
+            key: Callable[[Genotype], str]) -> None:
+    """Load `checkpoint` (from `source`) into a search's `state` and `evaluator` (`key`: its space's genotype key);
+    CheckpointError, naming `source`, where it is damaged or does not fit this search."""
+    check_state(checkpoint, source)
+    try:
+        state.load_state_dict(checkpoint, key)
+        evaluator.load_state_dict(checkpoint)
+    except NasvizError as exc:
+        raise CheckpointError(f"{source} cannot be resumed: {exc}") from None
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # missing fields, wrong shapes
+        raise CheckpointError(f"{source} does not match this search ({type(exc).__name__}: {one_line(exc)})") \
+            from None
 
 
 def _is_int(value: Any, low: int = 0) -> bool:
@@ -174,20 +204,44 @@ def check_resumable(state: dict[str, Any], run_dir: Path, processes: int = 1, fo
 
 def check_belongs(state: dict[str, Any], run_dir: Path, source: str | Path = "the checkpoint") -> None:
     """CheckpointError unless the checkpoint `state` belongs to the run in `run_dir`: the run id that result.json
-    records, and the population history.jsonl records for the checkpoint's generation (a checkpoint copied in from
-    another run would continue in this run's files)."""
+    and events.jsonl's checkpoint events record, the population history.jsonl records for the checkpoint's
+    generation, and no generation recorded beyond the one after it (a checkpoint copied in from another run, or an
+    older copy of the run's own, would continue in this run's files and drop what they record since)."""
     result = rundir.read_json_or_none(run_dir / rundir.RESULT)
     recorded = result.get("run_id") if isinstance(result, dict) else None
     if state.get("run_id") and recorded and recorded != state["run_id"]:
         raise CheckpointError(f"{source} belongs to another run (run id {state['run_id']}, but "
                               f"{run_dir / rundir.RESULT} records {recorded}); nothing was changed")
+    check_events(state, run_dir, source)
     generation = state.get("generation")
     history = run_dir / rundir.HISTORY
-    rows = [r for r in rundir.read_jsonl(history) if isinstance(r, dict) and r.get("generation") == generation]
+    all_rows = [r for r in rundir.read_jsonl(history) if isinstance(r, dict)]
+    rows = [r for r in all_rows if r.get("generation") == generation]
     if rows and isinstance(rows[-1].get("population"), list) and rows[-1]["population"] != state["population"]:
         raise CheckpointError(f"{source} belongs to another run: its generation {generation} is not the one "
                               f"{history} records; nothing was changed")
+    later = [r["generation"] for r in all_rows if _is_int(r.get("generation")) and isinstance(generation, int)
+             and r["generation"] > generation + 1]  # the row after it may precede its checkpoint (a crash between)
+    if later:
+        where = "the warm-up" if generation == -1 else f"generation {generation}"
+        raise CheckpointError(f"{source} is at {where}, but {history} records generation {max(later)}: it is "
+                              "another run's checkpoint or an older copy of this run's, and resuming it would drop "
+                              "the generations recorded since; nothing was changed")
     check_history(run_dir, generation, source)
+
+
+def check_events(state: dict[str, Any], run_dir: Path, source: str | Path) -> None:
+    """CheckpointError where events.jsonl's checkpoint events name another run than the checkpoint `state` (the
+    run's identity where result.json is gone; events of runs recorded before they named it are not checked)."""
+    mine = state.get("run_id")
+    if not mine:
+        return
+    path = run_dir / rundir.EVENTS
+    other = next((r["run_id"] for r in rundir.read_jsonl(path) if isinstance(r, dict) and r.get("type") == "checkpoint"
+                  and isinstance(r.get("run_id"), str) and r["run_id"] != mine), None)
+    if other is not None:
+        raise CheckpointError(f"{source} belongs to another run (run id {mine}, but {path} records checkpoints of "
+                              f"run {other}); nothing was changed")
 
 
 def check_history(run_dir: Path, generation: int, source: str | Path) -> None:

@@ -14,11 +14,12 @@ implement `score`, and `state_dict`/`load_state_dict`/`check_state` if it has st
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from nasviz.data.datasets import BUILTIN
 from nasviz.data.loading import ImageData, load_dataset, resized
 from nasviz.search.budget import Size, Sizes, measure_search_network, smallest, smallest_of
 from nasviz.search.data_split import search_batches
@@ -69,12 +70,26 @@ class Evaluator:
         raise NotImplementedError
 
     def dataset(self) -> ImageData:
-        """The search's images (at `image_size`), loaded at the first call where this evaluator needs none itself."""
+        """The search's images (at `image_size`), loaded at the first call where this evaluator needs none itself;
+        checked against the memory available before they are resized (`check_memory`)."""
         if getattr(self, "data", None) is None:
             c = self.config
             data = load_dataset(c.dataset, c.data_root)
+            self.check_memory(data.shape, data.num_classes, len(data.train_labels) + len(data.test_labels))
             self.data = resized(data, c.image_size) if c.image_size is not None else data
         return self.data
+
+    def network_batches(self) -> dict[str, int]:
+        """The batch settings with which this evaluator trains or scores search-width networks one at a time
+        (outside a supernet), and their sizes: the final pick's retraining (`final_pick=retrain`)."""
+        c = self.config
+        return {"batch_size": c.batch_size} if c.final_pick == "retrain" else {}
+
+    def check_memory(self, shape: tuple[int, int, int], num_classes: int, images: int) -> None:
+        """ConfigError (one line naming the setting and the memory available) where the data (`images` of
+        `shape`, at `image_size`) and the networks of `network_batches` cannot fit (`nasviz.train.memory`)."""
+        c = self.config
+        memory.check_scoring(c, shape, num_classes, images, c.image_size or shape[1], self.network_batches())
 
     def smallest(self) -> tuple[Size, str]:
         """The least parameters and FLOPs a network of this search can have, and which networks those are."""
@@ -181,6 +196,9 @@ class TableEvaluator(Evaluator):
         assert truth is not None  # SearchConfig.validate refuses fitness=table without a table
         self.sizes = Sizes(lambda g: Size(truth.entry(g).params, truth.entry(g).flops), space.key)
         self.rng_noise = random.Random(config.seed + 2_000_003)
+        facts = BUILTIN.get(config.dataset)
+        if self.network_batches() and facts is not None:  # the final pick's data and networks, checked now
+            self.check_memory(facts.shape, facts.classes, facts.train_images + facts.test_images)
 
     def score(self, genotype: Genotype) -> float:
         return self.truth.noisy_accuracy(genotype, self.config.table_noise, self.rng_noise)
@@ -216,6 +234,15 @@ class ProxyEvaluator(Evaluator):
                                     else (None, None))
         self.scores: dict[str, float] = {}
 
+    def network_batches(self) -> dict[str, int]:
+        """The proxy's batch (where it needs images: its backward or forward pass runs on `proxy_batch_size`
+        images) besides the final pick's."""
+        from nasviz.search import proxies
+
+        c = self.config
+        own = {"proxy_batch_size": c.proxy_batch_size} if proxies.PROXIES[c.fitness].needs_images else {}
+        return {**own, **super().network_batches()}
+
     def score(self, genotype: Genotype) -> float:
         if self.proxy.name in ("params", "flops"):
             return float(getattr(self.sizes(genotype), self.proxy.name))
@@ -235,6 +262,17 @@ def evaluator_class(name: str) -> type[Evaluator]:
 def make_evaluator(config: SearchConfig, space: SearchSpace, truth: Table | None, ranks: Ranks) -> Evaluator:
     """The evaluator `config.fitness` names, set up (data loaded, supernet built where it has one)."""
     return evaluator_class(config.fitness)(config, space, truth, ranks)
+
+
+def score_all(evaluator: Evaluator, ranks: Ranks, genotypes: Sequence[Genotype]) -> Iterator[float]:
+    """The scores of `genotypes`, in order. With one process each is scored as it is asked for (the search records
+    it before the next is scored). With several each scores its share and every process receives every value; an
+    evaluator that is not `shardable` (e.g. a table lookup) scores all on every process: it is cheap, and its noise
+    is drawn in order."""
+    if ranks.size == 1 or not evaluator.shardable:
+        yield from (evaluator.score(g) for g in genotypes)
+    else:
+        yield from ranks.gather([evaluator.score(g) for g in ranks.shard(genotypes)], len(genotypes))
 
 
 def random_state(state) -> tuple:

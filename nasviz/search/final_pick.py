@@ -113,3 +113,15 @@ def retrain(candidate: Candidate, data: ImageData, config: SearchConfig, space) 
         candidate.scores.append(retrain_score(genotype, seed, data, config))
     candidate.cpu_s += time.process_time() - start
     return candidate
+
+
+def pending(pool: list[Candidate] | None, config: SearchConfig) -> bool:
+    """Whether the final pick has retraining left: final_pick=retrain, and no candidates chosen yet (`pool` None)
+    or one of them short of its `final_seeds` scores."""
+    return config.final_pick == "retrain" and (pool is None or any(len(x.scores) < config.final_seeds for x in pool))
+
+
+def retrain_next(pool: list[Candidate], data: ImageData, config: SearchConfig, space) -> tuple[Candidate, int]:
+    """Retrain the next candidate of `pool` short of its seeds (`retrain`); returns it and its number (1-based)."""
+    todo = [x for x in pool if len(x.scores) < config.final_seeds]
+    return retrain(todo[0], data, config, space), len(pool) - len(todo) + 1

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasviz.runs.history_row import IndividualRow
 from nasviz.search import ga
 from nasviz.space.genotypes import Genotype
 
@@ -46,13 +47,14 @@ class Individual:
         return dataclasses.replace(self, role="parent", fitness_before=self.fitness, selected=False,
                                    story=list(self.story))
 
-    def to_json(self) -> dict[str, Any]:
-        """As a history.jsonl row lists it (with its lineage where known)."""
-        row = {"genotype": str(self.genotype), "role": self.role, "fitness": self.fitness,
-               "fitness_before": self.fitness_before, "params": self.params,
-               **({} if self.flops is None else {"flops": self.flops}),
-               **({} if self.latency_ms is None else {"latency_ms": self.latency_ms}), "selected": self.selected,
-               "evaluated_at_step": self.evaluated_at}
+    def to_json(self) -> IndividualRow:
+        """As a history.jsonl row lists it (`nasviz.runs.history_row.IndividualRow`; with its lineage where known)."""
+        row: IndividualRow = {
+            "genotype": str(self.genotype), "role": self.role, "fitness": self.fitness,
+            "fitness_before": self.fitness_before, "params": self.params,
+            **({} if self.flops is None else {"flops": self.flops}),
+            **({} if self.latency_ms is None else {"latency_ms": self.latency_ms}), "selected": self.selected,
+            "evaluated_at_step": self.evaluated_at}
         if self.id is not None:
             row |= {"id": self.id, **self.lineage, "story": [dict(e) for e in self.story]}
         return row if self.truth is None else {**row, "truth": self.truth}

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nasviz.search.fitness_sources import SOURCES
+
 if TYPE_CHECKING:
     from nasviz.search.config import SearchConfig
 
@@ -64,7 +66,7 @@ def project(config: SearchConfig, pixels: int, threads: int, cuda: bool = False)
     finetune = c.uses_finetune
     steps_per_generation = c.finetune_steps if finetune else 0
     evaluations_per_generation = c.population * (1 + (int(c.reevaluate_parents) + int(c.record_before)) * finetune)
-    if c.fitness == "table":
+    if SOURCES[c.fitness].needs_table:  # a lookup: no training
         step_s, evaluation_s = 0.0, TABLE_EVALUATION_S
     else:
         scale = (c.channels / ref["channels"]) ** 2 * c.layers / ref["layers"] * pixels / ref["pixels"]

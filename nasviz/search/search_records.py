@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from nasviz.runs.events import TrainLog
+from nasviz.runs.history_row import HistoryRow
 from nasviz.search import final_pick, ga
 from nasviz.search.budget import Size
 from nasviz.search.population import Individual, Population
@@ -21,9 +22,9 @@ if TYPE_CHECKING:
     from nasviz.table import Table
 
 
-def history_row(state: SearchState, region: Population, trained: TrainLog) -> dict[str, Any]:
-    """A generation's history.jsonl row: every individual of the region, the surviving population (best
-    first), the best, the mean fitness and the paths trained."""
+def history_row(state: SearchState, region: Population, trained: TrainLog) -> HistoryRow:
+    """A generation's history.jsonl row (`nasviz.runs.history_row.HistoryRow`): every individual of the region, the
+    surviving population (best first), the best, the mean fitness and the paths trained."""
     population = state.population
     return {
         "generation": state.generation,

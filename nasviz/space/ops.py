@@ -58,7 +58,25 @@ class FactorizedReduce(nn.Module):
             shifted = x[:, :, 1:, 1:]  # a stride-2 1x1 conv never reads the padding of an even size: skip the copy
         else:
             shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        return self.bn(torch.cat([strided_1x1(self.conv_1, x), strided_1x1(self.conv_2, shifted)], dim=1))
+
+
+def strided_1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """`conv(x)` for a stride-2 1x1 convolution, computed channels-first on the CPU: on copies of a channels_last
+    input (or a view of one, such as FactorizedReduce's shifted one) and of a channels_last weight.
+
+    oneDNN's 1x1 backward-weights kernel for channels_last (nhwc) inputs with fewer input channels than its
+    channel block (16 with AVX-512, 8 with AVX2) and a stride > 1 writes past its reduce-to-unit-stride workspace:
+    heap corruption ("double free or corruption", a segfault, a hang, or silently wrong weight gradients) from
+    about 48x48 images on (uxlfoundation/oneDNN#6035, open; torch 2.14.1 ships it). The channels-first kernel has no
+    such workspace; its output, weight and input gradients are bitwise those of the channels_last kernel where that
+    one works (tests/test_large_images.py), and the output goes back to channels_last for the ops after it."""
+    if x.device.type != "cpu" or x.stride(1) != 1 or x.shape[1] == 1:  # not on a CPU, or channels-first already
+        return conv(x)
+    # a 1x1 weight keeps its channels_last strides through .contiguous() (size-1 dims), and those alone select the
+    # nhwc kernel again: clone it with channels-first strides
+    weight = conv.weight.clone(memory_format=torch.contiguous_format)
+    return F.conv2d(x.contiguous(), weight, conv.bias, conv.stride).contiguous(memory_format=torch.channels_last)
 
 
 class Pool(nn.Sequential):

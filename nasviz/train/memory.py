@@ -138,6 +138,37 @@ def check_search(config, shape: tuple[int, int, int], num_classes: int, images: 
     refuse_if_too_big(max(train, evaluate) + params, f"{what} on {device}", allowed, on_device)
 
 
+def check_scoring(config, shape: tuple[int, int, int], num_classes: int, images: int, side: int,
+                  batches: dict[str, int], available: int | None = None) -> None:
+    """Refuse a search without a supernet (fitness from a zero-cost proxy or a table) whose data at `side` x `side`
+    (`images` in all) and the search-width networks it trains or scores one at a time cannot fit in memory (on the
+    CPU, where these run): `batches` names each batch setting that builds such a network (`proxy_batch_size`: a
+    proxy's backward pass; `batch_size`: the final pick's retraining) and its size."""
+    from nasviz.space.genotypes import get_space
+    from nasviz.space.network import SearchNetwork
+
+    c = config
+    space = get_space(c.space)
+    pixels = shape[0] * side * side
+    resized = images * pixels if (side, side) != tuple(shape[1:]) else 0
+    data = images * shape[0] * shape[1] * shape[2] + resized
+    named = f"image_size={side}" if c.image_size is not None else f"images of {side}x{side}"
+    allowed = f"a smaller image_size, {', '.join(batches) + ', ' if batches else ''}channels or layers"
+    if not batches:
+        refuse_if_too_big(data, f"{named} ({images:,} images in memory)", allowed, available)
+        return
+    rng = random.Random(0)
+    genotypes = [space.sample(rng) for _ in range(3)]
+    per_image = max((network_activations(lambda ch, g=g: SearchNetwork(g, shape[0], num_classes, ch, c.layers),
+                                         shape[0], c.channels, side) for g in genotypes), key=lambda a: a.saved)
+    params = 4 * parameter_bytes(lambda: SearchNetwork(genotypes[0], shape[0], num_classes, c.channels, c.layers))
+    name, batch = max(batches.items(), key=lambda item: item[1])
+    network = BACKWARD_FACTOR * per_image.saved * batch + params + 4 * pixels * batch  # + the float batch
+    what = (f"{named} with {name}={batch}, channels={c.channels}, layers={c.layers} ({images:,} images in memory, "
+            f"{gb(BACKWARD_FACTOR * per_image.saved * batch)} of activations)")
+    refuse_if_too_big(data + network, what, allowed, available)
+
+
 def check_training(make_net, in_channels: int, channels: int, side: int, batch: int, what: str,
                    extra_bytes: float = 0, available: int | None = None, device=None) -> None:
     """Refuse to train the network `make_net(channels)` on batches of `batch` images of `side` x `side` where its

@@ -7,13 +7,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any
 
 from nasviz.runs import lineage
+from nasviz.runs.history_row import HistoryRow
 from nasviz.space.genotypes import CELL_TYPES, DARTS, NODES, Genotype, SearchSpace, space_of
 
-Row = dict[str, Any]
-"""One history row (a history.jsonl line): see `nasviz.search.search_records.history_row`."""
+Row = HistoryRow
+"""One history row (a history.jsonl line): `nasviz.runs.history_row.HistoryRow`."""
 
 GenotypeLike = Genotype | str
 """A Genotype, its DARTS text, or a fixture name such as 'DARTS_V2'."""
@@ -120,6 +120,12 @@ def ranks(values: Sequence[float]) -> list[int]:
     return out
 
 
+def _wrapping_cell(genotype: GenotypeLike, cell_type: str) -> str:
+    """`cell_summary` as HTML that wraps between nodes, never inside one: a narrow page shows the table whole."""
+    nodes = cell_summary(genotype, cell_type).split(" | ")
+    return " | ".join(f"<span style='white-space:nowrap'>{html.escape(node)}</span>" for node in nodes)
+
+
 def population_table_html(row: Row | None, ids: dict[str, str] | None = None) -> str:
     """The population of one history row as an HTML table: rank, id, fitness, params, origin, both cells."""
     if not row:
@@ -136,9 +142,10 @@ def population_table_html(row: Row | None, ids: dict[str, str] | None = None) ->
         before = ind.get("fitness_before")
         values = (
             str(rank), ids.get(text, "?"), f"{fit:.4f}", "" if before is None else f"{before:.4f}",
-            f"{params:,}", ind.get("role", ""), cell_summary(text, "normal"), cell_summary(text, "reduce"),
+            f"{params:,}", ind.get("role", ""),
         )
         tds = "".join(f"<td style='padding:2px 6px;white-space:nowrap'>{html.escape(v)}</td>" for v in values)
+        tds += "".join(f"<td style='padding:2px 6px'>{_wrapping_cell(text, c)}</td>" for c in ("normal", "reduce"))
         lines.append(f"<tr title='{html.escape(text, quote=True)}'>{tds}</tr>")
     lines.append("</table></div>")
     return "\n".join(lines)

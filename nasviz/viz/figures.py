@@ -92,7 +92,7 @@ def fitness_figure(rows: Sequence[Row], highlight: int | None = None) -> go.Figu
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": highlight - 0.45, "x1": highlight + 0.45,
                        "y0": 0, "y1": 1, "fillcolor": "gold", "opacity": 0.25, "line": {"width": 0}, "layer": "below"})
     fig = make_figure(traces, grid, "Fitness per generation", shapes=shapes)
-    fig.update_layout(legend_title_text="filled = kept, open = discarded:")
+    fig.update_layout(legend_title_text="filled = kept, open = discarded:", legend_xanchor="left", legend_x=0.0)
     return fig
 
 
