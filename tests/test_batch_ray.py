@@ -300,3 +300,11 @@ def test_ctrl_c_cancels_the_running_point_and_keeps_the_finished_one(ray_address
     while alive(kernel):  # the cancelled task stopped its papermill process, which shut its kernel down
         assert time.monotonic() < deadline, f"kernel {kernel} still runs after Ctrl-C"
         time.sleep(0.5)
+
+
+def test_a_driver_stuck_after_ctrl_c_still_ends_as_interrupted():
+    """Ray's cancel or shutdown can hang after a Ctrl-C: the driver then ends on its own, one line, exit 130."""
+    code = ("import threading\nfrom nasviz.headless.ray_backend import _exit_if_stuck\n"
+            "_exit_if_stuck(0.5)\nthreading.Event().wait()  # stuck, as in a hung ray.shutdown()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130 and proc.stderr.strip() == "nasviz: interrupted", proc.stderr

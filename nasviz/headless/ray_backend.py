@@ -27,6 +27,7 @@ from nasviz.headless.execute import execute, one_line
 
 WAIT_S = 1.0  # how often the driver's wait loop wakes up (Ctrl-C is noticed between waits)
 CANCEL_GRACE_S = 20.0  # how long cancelled runs get to stop their kernels before Ray is shut down
+EXIT_DEADLINE_S = 60.0  # after a Ctrl-C the driver ends within this long, even if Ray's shutdown hangs
 CONNECT_TIMEOUT_S = 10.0  # for the first look at --address
 LOCAL_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_register_timeout_seconds": "300"}
 
@@ -107,6 +108,7 @@ class RayBackend:
                             _write_files(point["folder"], files)
                         finished(point["name"], outcome)
             except KeyboardInterrupt:
+                _exit_if_stuck(EXIT_DEADLINE_S)
                 for ref in pending:
                     ray.cancel(ref)  # a running task gets a KeyboardInterrupt and stops its papermill subprocess
                 ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
@@ -121,6 +123,19 @@ class RayBackend:
         ray.shutdown()
         if self.temp is not None:
             shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _exit_if_stuck(seconds: float) -> None:
+    """After a Ctrl-C: if the driver is still here in `seconds` (Ray's cancel or shutdown stuck), end it as an
+    interrupted command ends (one line, exit 130); the points already written are complete."""
+    def end() -> None:
+        print("nasviz: interrupted", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True
+    timer.start()
 
 
 def _connect(address: str | None) -> str | None:
