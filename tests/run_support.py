@@ -1,10 +1,11 @@
-"""A finished search without training (smoke preset, fitness from the shipped mini table): seconds, for the tests
-that need real run files."""
+"""Test helpers: a finished search without training (smoke preset, fitness from the shipped mini table; seconds,
+for the tests that need real run files), and a command run in-process with its exit code and error output."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from nasviz.cli import main
 from nasviz.search import Search
 from nasviz.search.config import SearchConfig
 
@@ -14,3 +15,12 @@ def table_smoke_run(run_dir: Path, **settings) -> Path:
     config = SearchConfig.from_preset("smoke", fitness="table", space="mini", **settings)
     Search(config, run_dir, progress=False).run()
     return run_dir
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """`python -m nasviz ARGV` in this process: its exit code and what it wrote to stderr."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err

@@ -8,8 +8,9 @@ import argparse
 from pathlib import Path
 
 import pytest
+from run_support import run_cli
 
-from nasviz.cli import EXIT_USAGE, build_parser, main
+from nasviz.cli import EXIT_USAGE, build_parser
 from nasviz.errors import CheckpointError, ConfigError
 from nasviz.runs import out_file
 
@@ -56,12 +57,7 @@ def test_the_parsers_are_enumerated():
     assert {"export", "render", "table assemble", "search", "train"} <= set(COMMANDS)
 
 
-def run(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+run = run_cli
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from run_support import table_smoke_run
+from run_support import run_cli, table_smoke_run
 
-from nasviz.cli import EXIT_USAGE, main
+from nasviz.cli import EXIT_USAGE
 from nasviz.runs import rundir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +29,7 @@ def run_copy(finished_run, tmp_path) -> Path:
     return copy
 
 
-def run(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+run = run_cli
 
 
 def test_report_refuses_a_figures_link_out_of_the_run_directory(run_copy, tmp_path, capsys):
