@@ -10,7 +10,6 @@ notebook should train with one thread while the other program runs (`nv.use_thre
 
 from __future__ import annotations
 
-import os
 import random
 from typing import Any
 
@@ -21,6 +20,7 @@ from benchmarks import common
 
 def run(quick: bool = False, *, tiny: bool = False, busy: int = 1, reps: int | None = None,
         block_steps: int | None = None, seed: int = 0) -> dict[str, Any]:
+    from nasviz.cores import usable_cores
     from nasviz.search.config import SearchConfig
     from nasviz.space.genotypes import sample_genotype
     from nasviz.space.supernet import Supernet
@@ -31,7 +31,7 @@ def run(quick: bool = False, *, tiny: bool = False, busy: int = 1, reps: int | N
     channels, layers, batch_size = common.network_size(tiny, None, None, None)
     reps = reps or (1 if tiny else 3 if quick else 5)
     block_steps = block_steps or (3 if tiny else 6 if quick else 11)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     thread_counts = sorted({1, cores})
     before = torch.get_num_threads()
 

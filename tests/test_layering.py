@@ -18,8 +18,8 @@ COMMAND_LINE = ("nasviz.cli", "nasviz.options", "nasviz.headless", "nasviz.viz.c
                 "nasviz.latency.cli")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("nasviz.errors", "nasviz.version", "nasviz.lazy", "nasviz.userpath", "nasviz.settings", "nasviz.options",
-     "nasviz.analysis"),
+    ("nasviz.errors", "nasviz.version", "nasviz.lazy", "nasviz.userpath", "nasviz.cores", "nasviz.settings",
+     "nasviz.options", "nasviz.analysis"),
     ("nasviz.space",),
     ("nasviz.data",),
     ("nasviz.train",),

@@ -27,6 +27,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 
+from nasviz.cores import usable_cores
 from nasviz.errors import ConfigError
 from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, LAUNCHER_ENV
 
@@ -146,7 +147,7 @@ def _environment(nproc: int) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in (LAUNCHER_ENV, "OMP_NUM_THREADS", "TORCHELASTIC_SIGNALS_TO_HANDLE")}
     os.environ[LAUNCHER_ENV] = "1"
     if "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, _cpus() // nproc))
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     try:
         yield
     finally:
@@ -155,13 +156,6 @@ def _environment(nproc: int) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from nasviz.cores import usable_cores
 from nasviz.errors import ConfigError, NasvizError
 from nasviz.headless.execute import execute, one_line
 
@@ -46,10 +47,7 @@ def check_options(args: argparse.Namespace) -> None:
 
 def local_cpus() -> int:
     """CPUs a local Ray instance offers: those this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 class RayBackend:

@@ -8,20 +8,12 @@ machine, same threads => same result), so the notebook says what it saw and how 
 
 from __future__ import annotations
 
-import os
+from nasviz.cores import usable_cores
 
 SAMPLE_S = 0.3
 """How long the machine's CPU use is sampled (the kernel itself is idle meanwhile)."""
 BUSY_CORE = 0.6
 """Other programs' use, in cores, from which a core counts as taken (rounded to whole cores above it)."""
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the system has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def busy_cores(sample_s: float = SAMPLE_S) -> float:
