@@ -97,8 +97,6 @@ def cmd_search(args: argparse.Namespace) -> int:
             record_error(error_line(exc, args.command))
             return getattr(exc, "exit_code", EXIT_USAGE)
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
-    finally:
-        distributed.shutdown()
 
 
 def _launch_search(args: argparse.Namespace, config) -> int:

@@ -102,14 +102,19 @@ def test_the_error_line_is_rank_0s_else_the_first_process_that_wrote_one():
 
 
 # --- found by the processes -------------------------------------------------------------------------------------
-def test_an_error_found_by_the_processes_is_printed_once_and_exits_2(tmp_path):
+def one_class_folder(tmp_path: Path) -> Path:
+    """An image folder with one class: an error that each process finds when it loads the data."""
     from PIL import Image
 
     folder = tmp_path / "one-class" / "cat"
     folder.mkdir(parents=True)
     for i in range(4):
         Image.new("L", (8, 8), color=10 * i).save(folder / f"{i}.png")
-    result = nasviz("search", "--nproc-per-node", "2", "--dataset", f"imagefolder:{tmp_path / 'one-class'}",
+    return folder.parent
+
+
+def test_an_error_found_by_the_processes_is_printed_once_and_exits_2(tmp_path):
+    result = nasviz("search", "--nproc-per-node", "2", "--dataset", f"imagefolder:{one_class_folder(tmp_path)}",
                     "--preset", "smoke", *SETS, "--set", "generations=1", "--set", "warmup_steps=4", "--out", "run",
                     cwd=tmp_path)
     only_line(result, 2, "at least 2 classes are needed")
@@ -135,6 +140,36 @@ def test_a_search_on_2_launched_processes_finishes_quietly_and_records_2_process
     assert json.loads((tmp_path / "run" / rundir.RESULT).read_text())["processes"] == 2
     assert sum("search finished" in line for line in result.stdout.splitlines()) == 0  # --quiet: no summary
 
+
+
+ABORTING_TEARDOWN = """import atexit, os
+if "LOCAL_RANK" in os.environ:  # a launched process, not the launcher
+    import torch.distributed as dist
+    dist.destroy_process_group = lambda *a, **k: os.abort()
+    atexit.register(os.abort)
+"""
+"""A sitecustomize that makes PyTorch's teardown abort in each launched process, as it did in CI ('terminate called
+without an active exception', SIGABRT in rank 1 after the search): destroying the group, or Python's exit, kills
+the process."""
+
+
+@pytest.mark.parametrize("case", ["finished", "error"])
+def test_a_process_ends_without_pytorchs_teardown_so_an_abort_there_changes_nothing(tmp_path, case):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(ABORTING_TEARDOWN)
+    data = []
+    if case == "error":  # found by the processes themselves (the launcher cannot check images): printed once
+        data = ["--dataset", f"imagefolder:{one_class_folder(tmp_path)}"]
+    result = subprocess.run([sys.executable, "-m", "nasviz", "search", "--nproc-per-node", "2", *data, "--preset",
+                             "smoke", *SETS, "--set", "generations=1", "--set", "warmup_steps=4", "--out", "run",
+                             "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+                            env={**env(), "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"})
+    if case == "finished":
+        assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+        assert json.loads((tmp_path / "run" / rundir.RESULT).read_text())["processes"] == 2
+    else:
+        only_line(result, 2, "at least 2 classes are needed")
 
 # --- Ctrl-C ---------------------------------------------------------------------------------------------------------
 def start(tmp_path: Path, *extra: str) -> subprocess.Popen:

@@ -9,8 +9,9 @@ its share of the population; only rank 0 writes the run's files. `detect` initia
 launched the process: gloo for CPU tensors and, where CUDA is present, NCCL for CUDA ones.
 
 Every helper of a `Ranks` of one process is a no-op, so the one-process search runs exactly the code it ran
-before. A collective that fails because another process is gone becomes a one-line `RankError`. A program that
-let `detect` create the group calls `shutdown()` before it exits (the command line does).
+before. A collective that fails because another process is gone becomes a one-line `RankError`. A process whose
+group `detect` created ends through `end_process` (the command line's `python -m nasviz` does), or calls
+`shutdown()` before it exits.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -29,7 +31,7 @@ from nasviz.errors import ConfigError, NasvizError, RankError, one_line
 
 T = TypeVar("T")
 _CREATED = False
-"""Whether `detect` initialised the default process group (then `shutdown` destroys it)."""
+"""Whether `detect` initialised the default process group (then `end_process` or `shutdown` ends it)."""
 
 
 def launched() -> bool:
@@ -94,12 +96,31 @@ def detect() -> Ranks:
     return Ranks(dist.get_rank(), dist.get_world_size())
 
 
+def created() -> bool:
+    """Whether `detect` initialised this process's default group (a process that torchrun or nasviz launched)."""
+    return _CREATED and initialised()
+
+
 def shutdown() -> None:
     """Destroy the default group if `detect` created it (a process that exits with its group alive may abort)."""
     global _CREATED
-    if _CREATED and initialised():
+    if created():
         dist.destroy_process_group()
     _CREATED = False
+
+
+def end_process(code: int) -> NoReturn:
+    """End this process now with exit `code`, its output flushed, without PyTorch's teardown of the group `detect`
+    created: destroying a gloo group, or exiting with it alive, can abort a process whose work is done
+    ("terminate called without an active exception", SIGABRT; CI saw it in rank 1 of two 2-process searches, and
+    the search then ended as a crash). Every run file is whole by then: written atomically, or appended and flushed
+    line by line. The processes run the same collectives, so none is left waiting for this one."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):  # closed or missing: nothing to lose
+            pass
+    os._exit(code)
 
 
 def silenced(exc: BaseException) -> bool:
