@@ -181,6 +181,26 @@ def test_the_supernet_vs_truth_figure_is_shown_and_a_click_on_it_inspects(run_di
     assert rundir.individual(run_dir, dots.customdata[0][0])["genotype"] == rows[1]["individuals"][0]["genotype"]
 
 
+
+def test_a_notebooks_own_truth_figure_is_clickable_live_and_static_headless(run_dir, monkeypatch):
+    """Notebook 07's `nv.clickable(fig, rows)`: in a front end the figure sits above an explorer (a click inspects,
+    also one relayed from the browser); run headless (papermill) it stays the plain figure, kept in the file."""
+    from nasviz import notebooks as nv
+
+    rows = rundir.load_history(run_dir)
+    fig = truth_figure(rows)
+    monkeypatch.setenv(nv.HEADLESS_ENV, "1")
+    assert nv.clickable(fig, rows) is fig
+    monkeypatch.setattr("nasviz.notebooks.session.headless", lambda: False)
+    view = nv.clickable(fig, rows)
+    assert "nasviz-view" in view.widget._dom_classes and view.explorer.widget in view.widget.children
+    dots = trace(view.figure, "population")
+    click(view.explorer, view.figure, "population", 1)
+    assert view.explorer.inspector.shown == dots.customdata[1][0] and not view.explorer.errors
+    assert "table truth" in view.explorer.inspector.facts.value
+    view.explorer.relay._handle_custom_msg({"event": "click", "customdata": list(dots.customdata[0])}, [])
+    assert view.explorer.inspector.shown == dots.customdata[0][0] and not view.explorer.errors
+
 def test_a_click_relayed_from_the_browser_inspects_that_individual(run_dir):
     """What `nasviz.viz.clicks.ClickRelay`'s view sends on a click (a custom message): it works while a cell awaits
     the search, when a FigureWidget's own click message is held back by the browser."""

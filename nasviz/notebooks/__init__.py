@@ -69,6 +69,7 @@ from nasviz.notebooks.seeds import (
 )
 from nasviz.notebooks.session import (
     HEADLESS_ENV,
+    clickable,
     config_table,
     describe_search,
     fresh_folder,
@@ -102,6 +103,7 @@ __all__ = [
     "headless",
     "use_live",
     "widget_fallback",
+    "clickable",
     "holds_run",
     "fresh_run_dir",
     "fresh_folder",

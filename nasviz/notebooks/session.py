@@ -61,16 +61,32 @@ WIDGET_GONE = ("(the live view ran here; it needs its running kernel — the sta
 """What a reopened notebook shows where a live widget was (instead of JupyterLab's "model not found")."""
 
 
-def widget_fallback():
+CLICKABLE_GONE = "(a figure to click ran here; it needs its running kernel: run the cell again)"
+"""What a reopened notebook shows where a `clickable` figure was."""
+
+
+def clickable(fig, rows: list[dict]):
+    """`fig`, whose points stand for individuals of `rows` (a run's history), with click-to-inspect in a front end
+    (`nasviz.viz.ExplorableFigure`: a click shows the individual's cells, fitness story and parents); `fig` itself
+    where the notebook runs headless (papermill, nbconvert), so that the figure stays in the file and its HTML."""
+    if headless():
+        return fig
+    from nasviz.viz.explorer import ExplorableFigure
+
+    widget_fallback(CLICKABLE_GONE)
+    return ExplorableFigure(fig, rows)
+
+
+def widget_fallback(text: str = WIDGET_GONE):
     """Display, under a live widget, a style that replaces JupyterLab's "Error displaying widget: model not found"
-    (what a saved notebook reopened without its kernel shows where the widget was) with `WIDGET_GONE`. JupyterLab
+    (what a saved notebook reopened without its kernel shows where the widget was) with `text`. JupyterLab
     marks only a widget output that failed to render with the class `jupyter-widgets` and gives it no child
     elements, so a live widget is never matched. Styles apply in trusted notebooks (the ones you saved yourself);
     in others the original line stays, and the notebook's text explains it."""
     from IPython.display import HTML, display
 
     selector = ".jp-OutputArea-output.jupyter-widgets:not(:has(*))"
-    text = WIDGET_GONE.replace('"', "'")
+    text = text.replace('"', "'")
     display(HTML(f'<style>{selector}{{font-size:0}}{selector}::after{{content:"{text}";font-size:13px;'
                  "font-style:italic;color:#555}</style>"))
 

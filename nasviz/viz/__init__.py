@@ -32,6 +32,7 @@ _EXPORTS = {
     "GraphvizMissing": "cells",
     "Dashboard": "dashboard",
     "Replay": "replay",
+    "ExplorableFigure": "explorer",
     "WarmupView": "warmup_view",
     "write_report": "report",
     "show_static": "report",

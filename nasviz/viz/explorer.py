@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from nasviz.runs import lineage
-from nasviz.viz.clicks import ClickRelay
+from nasviz.viz.clicks import SCOPE, ClickRelay
 from nasviz.viz.common import Row
 from nasviz.viz.genealogy import genealogy_figure
 from nasviz.viz.inspector import Inspector
@@ -89,3 +89,24 @@ class Explorer:
         """The individual a point's customdata names: its id (the first value), or None."""
         first = custom[0] if isinstance(custom, (list, tuple)) and len(custom) else custom
         return first if isinstance(first, str) and first != "?" else None
+
+
+class ExplorableFigure:
+    """A figure whose points stand for individuals (their `customdata[0]` is a lineage id), above an `Explorer` of
+    `rows`: a click on a point, or on a genealogy node, shows that individual in the inspector. For a notebook's
+    own figure, e.g. notebook 07's supernet fitness against the truth."""
+
+    def __init__(self, fig: go.Figure, rows: Sequence[Row], generation: int | None = None,
+                 figure_width: int | None = FIGURE_WIDTH) -> None:
+        self.explorer = Explorer(figure_width)
+        self.explorer.update(rows, generation)
+        self.figure = figure_widget(fig, figure_width)
+        self.explorer.connect([self.figure])
+        self.widget = widgets.VBox([boxed(self.figure, figure_width), self.explorer.widget])
+        self.widget.add_class(SCOPE)  # the explorer's relay listens to this figure too (`nasviz.viz.clicks`)
+
+    def inspect(self, individual: str) -> dict[str, Any]:
+        return self.explorer.inspect(individual)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
