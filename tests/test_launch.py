@@ -172,14 +172,14 @@ def test_a_process_ends_without_pytorchs_teardown_so_an_abort_there_changes_noth
         only_line(result, 2, "at least 2 classes are needed")
 
 # --- Ctrl-C ---------------------------------------------------------------------------------------------------------
-def start(tmp_path: Path, *extra: str) -> subprocess.Popen:
+def start(tmp_path: Path, *extra: str, environment: dict[str, str] | None = None) -> subprocess.Popen:
     given = {e.split("=")[0] for e in extra if "=" in e}
     sets = [a for k, v in zip(SETS[1::2], SETS[1::2], strict=True) if k.split("=")[0] not in given
             for a in ("--set", v)]
     return subprocess.Popen([sys.executable, "-m", "nasviz", "search", "--nproc-per-node", "2", "--preset", "smoke",
                              *sets, "--set", "generations=50", "--set", "warmup_steps=400", *extra, "--out", "run"],
-                            cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # as a terminal's Ctrl-C: SIGINT to the launcher only
+                            cwd=tmp_path, env=environment or env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # as a terminal's Ctrl-C: SIGINT to the launcher only
 
 
 def wait_for_checkpoint(proc: subprocess.Popen, run: Path, kind: str = "checkpoint") -> None:
@@ -237,6 +237,32 @@ def test_a_second_ctrl_c_stops_every_process_now_with_one_line_and_exit_130(tmp_
     assert ours == ["nasviz: stopping after the next checkpoint (Ctrl-C again to quit now)", "nasviz: interrupted"], err
     assert "Traceback" not in seen + err and "ChildFailedError" not in err
     assert not (tmp_path / "run" / rundir.CHECKPOINT).exists()  # stopped before its first checkpoint: none
+
+
+SLOW_START = """import os, time
+if "LOCAL_RANK" in os.environ:  # a launched process, still importing Python's site module
+    open(os.path.join(os.environ["STARTING_DIR"], str(os.getpid())), "w").close()
+    time.sleep(3)
+"""
+"""A sitecustomize that holds each launched process inside Python's start for 3 s (a SIGINT there is a "Fatal Python
+error: init_import_site" and a traceback, as CI saw once), after saying so with a file named by its PID."""
+
+
+def test_ctrl_c_while_pythons_of_the_processes_start_is_one_line_and_exit_130(tmp_path):
+    site, starting = tmp_path / "site", tmp_path / "starting"
+    site.mkdir()
+    starting.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_START)
+    proc = start(tmp_path, "--quiet", environment={**env(), "PYTHONPATH": f"{site}{os.pathsep}{ROOT}",
+                                                   "STARTING_DIR": str(starting)})
+    deadline = time.monotonic() + TIMEOUT
+    while len(list(starting.iterdir())) < 2:  # both processes are inside Python's start
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = finish(proc)
+    assert proc.returncode == 130 and err.strip().splitlines() == ["nasviz: interrupted"], err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

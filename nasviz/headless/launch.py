@@ -33,11 +33,15 @@ from nasviz.options import EXIT_INTERRUPTED, EXIT_USAGE, LAUNCHER_ENV
 
 MAX_PROCESSES = 256
 """Most processes per machine that --nproc-per-node accepts."""
-CHILD = ("import sys\ntry:\n    import runpy\n    runpy.run_module('nasviz', run_name='__main__', alter_sys=True)\n"
+READY_ENV = "NASVIZ_LAUNCHER_READY"
+"""The folder where each process marks, with an empty file named by its PID, that its Python has started."""
+CHILD = (f"import os, sys\ntry:\n    open(os.path.join(os.environ['{READY_ENV}'], str(os.getpid())), 'x').close()\n"
+         "    import runpy\n    runpy.run_module('nasviz', run_name='__main__', alter_sys=True)\n"
          "except KeyboardInterrupt:\n    try:\n        from nasviz.options import record_error\n"
          "        record_error('nasviz: interrupted')\n    finally:\n        sys.exit(130)\n")
-"""What each process runs: `python -m nasviz ARGV`, where a Ctrl-C while Python loads nasviz (before its own
-handling starts) ends the process with 130 and no traceback (the launcher prints the one line)."""
+"""What each process runs: `python -m nasviz ARGV`, after marking itself started (`READY_ENV`), where a Ctrl-C
+while Python loads nasviz (before its own handling starts) ends the process with 130 and no traceback (the
+launcher prints the one line)."""
 QUIET_LOGGERS = ("torch.distributed.elastic", "torch.distributed.launcher", "torch.distributed.run")
 
 
@@ -68,7 +72,7 @@ def run(argv: list[str], nproc: int) -> int:
 
     interrupts: list[int] = []
     with _quiet_launcher(), tempfile.TemporaryDirectory(prefix="nasviz-launch-") as logs, \
-            _environment(nproc), _passing_on_ctrl_c(interrupts):
+            _environment(nproc, _ready(logs)), _passing_on_ctrl_c(interrupts, _ready(logs)):
         config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
                               rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
                               logs_specs=DefaultLogsSpecs(log_dir=logs),
@@ -140,12 +144,20 @@ def _quiet_launcher() -> Iterator[None]:
             logger.setLevel(level)
 
 
+def _ready(logs: str) -> str:
+    """The folder where the processes mark themselves started (`READY_ENV`)."""
+    return os.path.join(logs, "ready")
+
+
 @contextlib.contextmanager
-def _environment(nproc: int) -> Iterator[None]:
-    """What the processes inherit: `LAUNCHER_ENV`, and (unless set) OMP_NUM_THREADS = this machine's CPUs / nproc,
-    at least 1 (torchrun sets 1)."""
-    saved = {k: os.environ.get(k) for k in (LAUNCHER_ENV, "OMP_NUM_THREADS", "TORCHELASTIC_SIGNALS_TO_HANDLE")}
+def _environment(nproc: int, ready: str) -> Iterator[None]:
+    """What the processes inherit: `LAUNCHER_ENV`, `READY_ENV` (the folder `ready`, made here) and (unless set)
+    OMP_NUM_THREADS = this machine's CPUs / nproc, at least 1 (torchrun sets 1)."""
+    saved = {k: os.environ.get(k) for k in (LAUNCHER_ENV, READY_ENV, "OMP_NUM_THREADS",
+                                            "TORCHELASTIC_SIGNALS_TO_HANDLE")}
+    os.makedirs(ready, exist_ok=True)
     os.environ[LAUNCHER_ENV] = "1"
+    os.environ[READY_ENV] = ready
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     try:
@@ -159,9 +171,11 @@ def _environment(nproc: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _passing_on_ctrl_c(interrupts: list[int]) -> Iterator[None]:
+def _passing_on_ctrl_c(interrupts: list[int], ready: str) -> Iterator[None]:
     """While the block runs, a SIGINT (Ctrl-C) here is sent on to every child process (recorded in `interrupts`),
-    which stop as a one-process search does: at the next checkpoint, or now at a second Ctrl-C."""
+    which stop as a one-process search does: at the next checkpoint, or now at a second Ctrl-C. A child whose
+    Python is still starting (no mark in the folder `ready`: a SIGINT there is a "Fatal Python error" and a
+    traceback) has done nothing yet, and is ended at once (SIGKILL)."""
     import psutil
     from torch.distributed.elastic.multiprocessing.api import SignalException
 
@@ -171,8 +185,9 @@ def _passing_on_ctrl_c(interrupts: list[int]) -> Iterator[None]:
         if not children:  # none started yet: the launcher stops (and ends any it starts meanwhile)
             raise SignalException("interrupted before the processes started", sigval=signal.SIGINT)
         for child in children:
+            started = os.path.exists(os.path.join(ready, str(child.pid)))
             with contextlib.suppress(psutil.Error, OSError):
-                os.kill(child.pid, signal.SIGINT)
+                os.kill(child.pid, signal.SIGINT if started else signal.SIGKILL)
 
     previous = signal.signal(signal.SIGINT, pass_on)
     try:
