@@ -117,6 +117,9 @@ def normalised(path: Path, out: Path) -> str:
                     previous["text"] = ["".join(previous["text"]) + "".join(output["text"])]
                 else:
                     joined.append(output)
+            for output in joined:  # one string each, split into lines or not
+                if output["output_type"] == "stream":
+                    output["text"] = ["".join(output["text"])]
             if "outputs" in cell:
                 cell["outputs"] = joined
         text = json.dumps(notebook, indent=1, ensure_ascii=False)
@@ -257,6 +260,13 @@ def sleepy_notebook(path: Path) -> Path:
     return path
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the driver's process before it starts: SIGINT as a terminal's foreground command has it. Where pytest runs
+    in the background of a shell (`nohup ... &`), SIGINT is ignored and a child inherits that, so Python would not
+    turn SIGINT into a KeyboardInterrupt (a background job is meant to survive Ctrl-C): the driver ran on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -275,7 +285,7 @@ def test_ctrl_c_cancels_the_running_point_and_keeps_the_finished_one(ray_address
         [sys.executable, "-m", "nasviz", "batch", str(notebook), "--grid", "delay=0,600", "-p", "pid_file",
          str(pid_file), "--out", str(out), "--backend", "ray", "--address", ray_address],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD},
-        start_new_session=True)
+        start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         for line in proc.stdout:  # the quick point finishes while the other sleeps
             if line.startswith("[1/2]"):
@@ -300,6 +310,26 @@ def test_ctrl_c_cancels_the_running_point_and_keeps_the_finished_one(ray_address
     while alive(kernel):  # the cancelled task stopped its papermill process, which shut its kernel down
         assert time.monotonic() < deadline, f"kernel {kernel} still runs after Ctrl-C"
         time.sleep(0.5)
+
+
+def test_a_driver_stuck_inside_a_c_call_at_ctrl_c_still_ends_as_interrupted():
+    """Where the driver's main thread is blocked in C code when Ctrl-C comes (inside Ray, where Python cannot raise
+    KeyboardInterrupt), the exit deadline still starts: here the main thread reads an empty pipe in C, the read
+    restarted after each signal (SA_RESTART), so Python's handler never runs."""
+    code = ("import ctypes, os, signal\nfrom nasviz.headless.ray_backend import _deadline_after_ctrl_c\n"
+            "signal.siginterrupt(signal.SIGINT, False)\nempty, keep = os.pipe()\n"
+            "with _deadline_after_ctrl_c(0.5):\n    print('ready', flush=True)\n"
+            "    ctypes.CDLL(None).read(empty, ctypes.create_string_buffer(1), 1)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and stderr.strip() == "nasviz: interrupted", stderr
 
 
 def test_a_driver_stuck_after_ctrl_c_still_ends_as_interrupted():

@@ -82,37 +82,37 @@ class RayBackend:
         where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
         print(f"batch: {len(points)} run(s) of {notebook.name} on {where} ({self.total} CPU(s), {self.cpus} per "
               f"run), into {out}", flush=True)
-        try:
-            source = ray.put(notebook.read_bytes())
-            task = ray.remote(_remote_point).options(num_cpus=self.cpus, max_retries=0)
-            cwd = os.getcwd()
-            queue = list(points)
-            pending: dict[Any, dict] = {}
+        with _deadline_after_ctrl_c(EXIT_DEADLINE_S):
             try:
-                while queue or pending:
-                    while queue and (self.jobs is None or len(pending) < self.jobs):
-                        point = queue.pop(0)
-                        ref = task.remote(str(notebook.resolve()), source, point["name"], point["parameters"],
-                                          str(point["folder"].resolve()), cwd, self.cpus)
-                        pending[ref] = point
-                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
-                    for ref in ready:
-                        point = pending.pop(ref)
-                        try:
-                            outcome, files = ray.get(ref)
-                        except Exception as exc:  # the worker died, the node was lost, ...
-                            outcome, files = _failed(exc), []
-                        with _interrupt_deferred():
-                            _write_files(point["folder"], files)
-                        finished(point["name"], outcome)
-            except KeyboardInterrupt:
-                _exit_if_stuck(EXIT_DEADLINE_S)
-                for ref in pending:
-                    ray.cancel(ref)  # a running task gets a KeyboardInterrupt and stops its papermill subprocess
-                ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
-                raise
-        finally:
-            self._stop()
+                source = ray.put(notebook.read_bytes())
+                task = ray.remote(_remote_point).options(num_cpus=self.cpus, max_retries=0)
+                cwd = os.getcwd()
+                queue = list(points)
+                pending: dict[Any, dict] = {}
+                try:
+                    while queue or pending:
+                        while queue and (self.jobs is None or len(pending) < self.jobs):
+                            point = queue.pop(0)
+                            ref = task.remote(str(notebook.resolve()), source, point["name"], point["parameters"],
+                                              str(point["folder"].resolve()), cwd, self.cpus)
+                            pending[ref] = point
+                        ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+                        for ref in ready:
+                            point = pending.pop(ref)
+                            try:
+                                outcome, files = ray.get(ref)
+                            except Exception as exc:  # the worker died, the node was lost, ...
+                                outcome, files = _failed(exc), []
+                            with _WRITING, _interrupt_deferred():
+                                _write_files(point["folder"], files)
+                            finished(point["name"], outcome)
+                except KeyboardInterrupt:  # the deadline runs since the Ctrl-C (`_deadline_after_ctrl_c`)
+                    for ref in pending:
+                        ray.cancel(ref)  # a running task gets a KeyboardInterrupt and stops its papermill subprocess
+                    ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
+                    raise
+            finally:
+                self._stop()
 
     def _stop(self) -> None:
         """Stop a local instance and remove its folder; from a cluster, only disconnect."""
@@ -123,13 +123,48 @@ class RayBackend:
             shutil.rmtree(self.temp, ignore_errors=True)
 
 
+_WRITING = threading.Lock()
+"""Held while a point's files are written: the exit deadline waits for it, so every folder written stays whole."""
+
+
+@contextmanager
+def _deadline_after_ctrl_c(seconds: float) -> Iterator[None]:
+    """While the block runs, a Ctrl-C starts `_exit_if_stuck(seconds)` at once, also where the main thread is
+    blocked inside Ray and Python cannot raise its KeyboardInterrupt yet: Python's own signal handler writes the
+    signal's number to a wakeup socket (`signal.set_wakeup_fd`), which a thread of this module watches. (CI once
+    saw a driver with no output 120 s after SIGINT.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def watch() -> None:
+        started = False
+        with reader:
+            while data := reader.recv(64):  # until `writer` closes
+                if signal.SIGINT in data and not started:
+                    _exit_if_stuck(seconds)
+                    started = True
+
+    threading.Thread(target=watch, name="nasviz-ctrl-c-deadline", daemon=True).start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        writer.close()  # the watching thread's recv returns b"" and it ends
+
+
 def _exit_if_stuck(seconds: float) -> None:
     """After a Ctrl-C: if the driver is still here in `seconds` (Ray's cancel or shutdown stuck), end it as an
-    interrupted command ends (one line, exit 130); the points already written are complete."""
+    interrupted command ends (one line, exit 130); the points already written are complete (a point being
+    written is finished first)."""
     def end() -> None:
-        print("nasviz: interrupted", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130)
+        with _WRITING:
+            print("nasviz: interrupted", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(130)
 
     timer = threading.Timer(seconds, end)
     timer.daemon = True
@@ -264,7 +299,7 @@ def _subprocess(command: list[str], cwd: str, env: dict[str, str]) -> dict:
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            code = proc.wait()
+            code = _wait(proc)
         except KeyboardInterrupt:
             proc.send_signal(signal.SIGINT)
             try:
@@ -283,6 +318,17 @@ def _subprocess(command: list[str], cwd: str, env: dict[str, str]) -> dict:
     tail = lines[-1] if lines else "no output"
     return {"status": "failed", "error": f"papermill process exited with code {code}: {one_line(tail)}",
             "seconds": None}
+
+
+def _wait(proc: subprocess.Popen) -> int:
+    """`proc`'s exit code, waiting in short steps: ray.cancel interrupts a task as a signal that Python handles
+    between bytecodes (it sends no real signal), which a plain `proc.wait()` (one blocking waitpid) never reaches,
+    so a cancelled point ran on until the driver gave up waiting."""
+    while True:
+        try:
+            return proc.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _main(spec_path: str) -> int:
