@@ -5,6 +5,7 @@ and the other completes; without Ray, `--backend ray` is a one-line error naming
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -330,6 +332,20 @@ def test_a_driver_stuck_inside_a_c_call_at_ctrl_c_still_ends_as_interrupted():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130 and stderr.strip() == "nasviz: interrupted", stderr
+
+
+def test_a_cancelled_point_stops_its_papermill_process_at_once(tmp_path):
+    """ray.cancel interrupts a running task as `_thread.interrupt_main` does (no real signal is sent): the task's wait
+    for its papermill process notices within a second, stops the process (SIGINT) and re-raises. A plain
+    `proc.wait()` noticed only when the process ended by itself (here after 60 s)."""
+    from nasviz.headless.ray_backend import _subprocess
+
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _subprocess([sys.executable, "-c", "import time; time.sleep(60)"], cwd=str(tmp_path), env=dict(os.environ))
+    assert time.monotonic() - start < 15
 
 
 def test_a_driver_stuck_after_ctrl_c_still_ends_as_interrupted():

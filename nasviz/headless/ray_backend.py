@@ -131,8 +131,7 @@ _WRITING = threading.Lock()
 def _deadline_after_ctrl_c(seconds: float) -> Iterator[None]:
     """While the block runs, a Ctrl-C starts `_exit_if_stuck(seconds)` at once, also where the main thread is
     blocked inside Ray and Python cannot raise its KeyboardInterrupt yet: Python's own signal handler writes the
-    signal's number to a wakeup socket (`signal.set_wakeup_fd`), which a thread of this module watches. (CI once
-    saw a driver with no output 120 s after SIGINT.)"""
+    signal's number to a wakeup socket (`signal.set_wakeup_fd`), which a thread of this module watches."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
