@@ -1,8 +1,10 @@
 """Test helpers: a finished search without training (smoke preset, fitness from the shipped mini table; seconds,
-for the tests that need real run files), and a command run in-process with its exit code and error output."""
+for the tests that need real run files), a command run in-process with its exit code and error output, and SIGINT
+for a process that a test stops with Ctrl-C."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from nasviz.cli import main
@@ -24,3 +26,11 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     except SystemExit as exc:
         code = exc.code
     return code, capsys.readouterr().err
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """`preexec_fn` of a process that a test stops with SIGINT: SIGINT as a terminal's foreground command has it.
+    Where pytest runs in the background of a shell (`nohup ... &`), SIGINT is ignored and a child inherits that:
+    Python then turns SIGINT into no KeyboardInterrupt (a background job is meant to survive Ctrl-C), and the
+    process ran on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_support import ctrl_c_as_in_a_terminal
 
 from nasviz.cli import main
 from nasviz.headless.ray_backend import LOCAL_ENV
@@ -260,13 +261,6 @@ def sleepy_notebook(path: Path) -> Path:
     ]
     nbformat.write(notebook, str(path))
     return path
-
-
-def ctrl_c_as_in_a_terminal() -> None:
-    """In the driver's process before it starts: SIGINT as a terminal's foreground command has it. Where pytest runs
-    in the background of a shell (`nohup ... &`), SIGINT is ignored and a child inherits that, so Python would not
-    turn SIGINT into a KeyboardInterrupt (a background job is meant to survive Ctrl-C): the driver ran on."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from distributed_support import TINY
+from run_support import ctrl_c_as_in_a_terminal
 
 from nasviz.headless import launch
 from nasviz.runs import rundir
@@ -179,7 +180,8 @@ def start(tmp_path: Path, *extra: str, environment: dict[str, str] | None = None
     return subprocess.Popen([sys.executable, "-m", "nasviz", "search", "--nproc-per-node", "2", "--preset", "smoke",
                              *sets, "--set", "generations=50", "--set", "warmup_steps=400", *extra, "--out", "run"],
                             cwd=tmp_path, env=environment or env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # as a terminal's Ctrl-C: SIGINT to the launcher only
+                            text=True, start_new_session=True,  # as a terminal's Ctrl-C: SIGINT to the launcher only
+                            preexec_fn=ctrl_c_as_in_a_terminal)
 
 
 def wait_for_checkpoint(proc: subprocess.Popen, run: Path, kind: str = "checkpoint") -> None:
