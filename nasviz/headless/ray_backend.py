@@ -77,42 +77,48 @@ class RayBackend:
         folder as soon as they are back, then call `finished(name, outcome)`. Ctrl-C cancels the tasks still
         pending or running and re-raises; the points already written stay complete. Ray is shut down (or left,
         for a cluster) at the end."""
-        import ray
 
         where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
         print(f"batch: {len(points)} run(s) of {notebook.name} on {where} ({self.total} CPU(s), {self.cpus} per "
               f"run), into {out}", flush=True)
         with _deadline_after_ctrl_c(EXIT_DEADLINE_S):
             try:
-                source = ray.put(notebook.read_bytes())
-                task = ray.remote(_remote_point).options(num_cpus=self.cpus, max_retries=0)
-                cwd = os.getcwd()
-                queue = list(points)
-                pending: dict[Any, dict] = {}
-                try:
-                    while queue or pending:
-                        while queue and (self.jobs is None or len(pending) < self.jobs):
-                            point = queue.pop(0)
-                            ref = task.remote(str(notebook.resolve()), source, point["name"], point["parameters"],
-                                              str(point["folder"].resolve()), cwd, self.cpus)
-                            pending[ref] = point
-                        ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
-                        for ref in ready:
-                            point = pending.pop(ref)
-                            try:
-                                outcome, files = ray.get(ref)
-                            except Exception as exc:  # the worker died, the node was lost, ...
-                                outcome, files = _failed(exc), []
-                            with _WRITING, _interrupt_deferred():
-                                _write_files(point["folder"], files)
-                            finished(point["name"], outcome)
-                except KeyboardInterrupt:  # the deadline runs since the Ctrl-C (`_deadline_after_ctrl_c`)
-                    for ref in pending:
-                        ray.cancel(ref)  # a running task gets a KeyboardInterrupt and stops its papermill subprocess
-                    ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
-                    raise
+                self._run_tasks(notebook, points, finished)
             finally:
                 self._stop()
+
+    def _run_tasks(self, notebook: Path, points: list[dict], finished: Callable[[str, dict], None]) -> None:
+        """Submit the points, keep at most --jobs in flight, and write each one back as it finishes; on Ctrl-C,
+        cancel the rest (their papermill processes stop) and re-raise."""
+        import ray
+
+        source = ray.put(notebook.read_bytes())
+        task = ray.remote(_remote_point).options(num_cpus=self.cpus, max_retries=0)
+        cwd = os.getcwd()
+        queue = list(points)
+        pending: dict[Any, dict] = {}
+        try:
+            while queue or pending:
+                while queue and (self.jobs is None or len(pending) < self.jobs):
+                    point = queue.pop(0)
+                    ref = task.remote(str(notebook.resolve()), source, point["name"], point["parameters"],
+                                      str(point["folder"].resolve()), cwd, self.cpus)
+                    pending[ref] = point
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+                for ref in ready:
+                    point = pending.pop(ref)
+                    try:
+                        outcome, files = ray.get(ref)
+                    except Exception as exc:  # the worker died, the node was lost, ...
+                        outcome, files = _failed(exc), []
+                    with _WRITING, _interrupt_deferred():
+                        _write_files(point["folder"], files)
+                    finished(point["name"], outcome)
+        except KeyboardInterrupt:  # the exit deadline runs since the Ctrl-C (`_deadline_after_ctrl_c`)
+            for ref in pending:
+                ray.cancel(ref)  # a running task gets a KeyboardInterrupt and stops its papermill subprocess
+            ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
+            raise
 
     def _stop(self) -> None:
         """Stop a local instance and remove its folder; from a cluster, only disconnect."""
