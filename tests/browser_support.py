@@ -310,11 +310,15 @@ PROBE_JS = r"""
       && w.content.widgets && w.context && /\.ipynb$/.test(w.context.path)).length;
     out.dialog = !!document.querySelector('.jp-Dialog');
     out.running = 0;
+    out.runningCells = [];  // which code cells (1 = the first) show [*]
     for (const cell of p.content.widgets) {
       if (cell.model.type !== 'code') continue;
       out.codeCells += 1;
       if (cell.model.executionCount !== null) out.executed += 1;
-      if (cell.model.executionState === 'running') out.running += 1;  // queued or running: the [*] prompt
+      if (cell.model.executionState === 'running') {  // queued or running: the [*] prompt
+        out.running += 1;
+        out.runningCells.push(out.codeCells);
+      }
       const outputs = cell.model.outputs;
       for (let i = 0; i < outputs.length; i++) {
         if (outputs.get(i).type !== 'error') continue;  // cheap: never serialise big (e.g. plotly.js) outputs

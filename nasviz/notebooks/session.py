@@ -23,6 +23,9 @@ def setup() -> None:
     no 4 MB of plotly.js saved into the notebook)."""
     import plotly.io as pio
 
+    from nasviz.viz.cell_parents import keep_cell_parents
+
+    keep_cell_parents()  # widgets' messages between queued cells must not leave a cell at [*] (ipykernel 7.4)
     if headless():
         pio.renderers.default = "plotly_mimetype+notebook"
     if (advice := advise_threads()) is not None:

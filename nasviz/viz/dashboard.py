@@ -8,9 +8,10 @@
 `await dash.call(...)` keeps the kernel's event loop running while the search works in its thread, so the kernel
 handles the Stop button's click even when later cells are queued (Run All). A blocking wait (`wait()`,
 `thread.join()`, `time.sleep`) cannot: the click would wait in the kernel's queue behind those cells. (This needs
-ipykernel >= 7.4, which dispatches widget messages while a cell awaits.) After Stop, `call` and `run` start
-nothing more unless asked with `resume=True`, so the rest of a Run All shows the run as it stopped: `await
-dash.call(search.run)` then returns the run's result as it stopped (`finished: False`), never None.
+ipykernel >= 7.4, which dispatches widget messages while a cell awaits; `cell_parents` mends a race in that.)
+After Stop, `call` and `run` start nothing more unless asked with `resume=True`, so the rest of a Run All shows
+the run as it stopped: `await dash.call(search.run)` then returns the run's result as it stopped (`finished:
+False`), never None.
 
 How long Stop takes: a warm-up stops after its current training step (then writes a checkpoint); a generation
 stops when it ends (its fine-tuning, fair re-evaluation and selection complete), since a checkpoint holds whole
@@ -55,6 +56,7 @@ from nasviz.runs.events import (
     from_json,
 )
 from nasviz.viz import figures
+from nasviz.viz.cell_parents import keep_cell_parents
 from nasviz.viz.common import Row
 from nasviz.viz.controls import RunControls
 from nasviz.viz.explorer import Explorer
@@ -76,6 +78,7 @@ class Dashboard(RunView):
     """Progress bars, live figures, the best cells and the population table of one search."""
 
     def __init__(self, min_interval: float = 0.5, figure_width: int | None = FIGURE_WIDTH) -> None:
+        keep_cell_parents()  # its widgets' messages between queued cells must not leave a cell at [*]
         self.min_interval = min_interval
         self.rows: list[Row] = []
         """History rows received so far (as in history.jsonl), plain Python."""
