@@ -10,14 +10,11 @@ order, afterwards. (The same in JupyterLab and Chromium: tests/test_browser.py.)
 from __future__ import annotations
 
 import json
-import os
-import queue
-import time
 from pathlib import Path
 
 import pytest
+from kernel_support import Kernel
 
-REPO = Path(__file__).resolve().parents[1]
 GENERATIONS = 40
 """Far more than the smoke search can run before the click is handled: a Stop that does nothing fails the test."""
 
@@ -29,60 +26,6 @@ search = Search(SearchConfig.from_preset("smoke", generations={generations}), {r
 dash = Dashboard().attach(search)
 print("STOP-BUTTON", dash.stop_button.model_id)
 """
-
-
-class Kernel:
-    """A python3 kernel and its client; `run(code)` queues a cell and returns its msg_id."""
-
-    def __init__(self, cwd: Path) -> None:
-        from jupyter_client.manager import start_new_kernel
-
-        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))  # this checkout's nasviz
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": path}
-        self.km, self.kc = start_new_kernel(kernel_name="python3", cwd=str(cwd), env=env)
-        self.stdout: list[tuple[str, str]] = []  # (parent msg_id, text)
-        self.replies: dict[str, dict] = {}
-        self.idle: set[str] = set()  # cells whose outputs have all arrived (iopub status idle)
-
-    def run(self, code: str) -> str:
-        return self.kc.execute(code)
-
-    def pump(self, until, timeout: float, what: str) -> None:
-        """Read iopub and shell messages until `until()` holds."""
-        deadline = time.monotonic() + timeout
-        while not until():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; stdout: {self.stdout}")
-            try:
-                msg = self.kc.get_iopub_msg(timeout=0.2)
-                if msg["msg_type"] == "stream":
-                    self.stdout.append((msg["parent_header"].get("msg_id"), msg["content"]["text"]))
-                elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                    self.idle.add(msg["parent_header"].get("msg_id"))
-                elif msg["msg_type"] == "error":
-                    raise AssertionError("\n".join(msg["content"]["traceback"]))
-            except queue.Empty:
-                pass
-            while True:
-                try:
-                    reply = self.kc.get_shell_msg(timeout=0)
-                except queue.Empty:
-                    break
-                self.replies[reply["parent_header"].get("msg_id")] = reply
-
-    def done(self, msg_id: str) -> bool:
-        return msg_id in self.replies and msg_id in self.idle
-
-    def text(self, msg_id: str) -> str:
-        return "".join(t for parent, t in self.stdout if parent == msg_id)
-
-    def click(self, model_id: str) -> None:
-        data = {"method": "custom", "content": {"event": "click"}}
-        self.kc.shell_channel.send(self.kc.session.msg("comm_msg", {"comm_id": model_id, "data": data}))
-
-    def close(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -107,7 +50,7 @@ def test_stop_works_while_later_cells_are_queued(tmp_path):
                            "'status': dash.status.value}))")
         later = kernel.run("row2 = await dash.call(search.step)\nprint('LATER', row2 is None, search.generation)")
         kernel.pump(lambda: len(_history(run_dir)) >= 2, 300, "generation 1 to be written")
-        kernel.click(button)
+        kernel.comm_msg(button, {"method": "custom", "content": {"event": "click"}})  # as @jupyter-widgets
         kernel.pump(lambda: kernel.done(later), 300, "the queued cells to run")
     finally:
         kernel.close()
