@@ -114,15 +114,14 @@ def normalised(path: Path, out: Path) -> str:
         for cell in notebook["cells"]:
             joined: list[dict] = []
             for output in cell.get("outputs", []):
+                if output["output_type"] == "stream":  # one string, stored split into lines or not
+                    output = {**output, "text": "".join(output["text"])}
                 previous = joined[-1] if joined else {}
                 if output["output_type"] == previous.get("output_type") == "stream" and \
                         output["name"] == previous["name"]:
-                    previous["text"] = ["".join(previous["text"]) + "".join(output["text"])]
+                    previous["text"] += output["text"]
                 else:
                     joined.append(output)
-            for output in joined:  # one string each, split into lines or not
-                if output["output_type"] == "stream":
-                    output["text"] = ["".join(output["text"])]
             if "outputs" in cell:
                 cell["outputs"] = joined
         text = json.dumps(notebook, indent=1, ensure_ascii=False)
